@@ -1,0 +1,24 @@
+// Deterministic random-weight models in HF format: Qwen3-0.6B's exact configuration, and small presets
+// for tests. Weights are bf16, drawn from a seeded generator with scales that keep logits meaningful
+// (neither all-equal nor saturated).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace gqa {
+
+// Presets: "qwen3-0.6b" (the real config), "tiny" (Qwen3-0.6B's head layout: 16 q heads, 8 kv heads,
+// head_dim 128, tied; few layers and a narrow MLP), "tiny-gqa4" (4:1 GQA, head_dim 64, untied lm_head,
+// rope theta 10000). Throws "[make-model] unknown preset 'x' (known: ...)".
+ModelConfig preset_config(const std::string& preset);
+std::vector<std::string> preset_names();
+
+// Writes config.json, generation_config.json and model.safetensors into out_dir (created if needed),
+// and copies tokenizer.json / tokenizer_config.json from tokenizer_dir when it is non-empty.
+// The same (preset, seed) gives byte-identical files on every machine.
+void make_random_model(const ModelConfig& config, uint64_t seed, const std::string& out_dir,
+                       const std::string& tokenizer_dir);
+
+}  // namespace gqa
