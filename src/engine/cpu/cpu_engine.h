@@ -24,6 +24,7 @@ class CpuEngine final : public Engine {
  private:
   void forward_chunk(const int32_t* tokens, int64_t T, float* logits, bool all_logits);
   void ensure_scratch(int64_t T);
+  void prefault_weights() const;
 
   ModelConfig cfg_;
   WeightStore store_;

@@ -27,6 +27,30 @@ inline float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
   return acc;
 }
 
+// Four tokens against one weight row: the row is loaded once for four dot products.
+inline void dot4(const float* w, const float* x, int64_t ldx, int64_t n, float* o, int64_t ldo) {
+  float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
+  const float *x0 = x, *x1 = x + ldx, *x2 = x + 2 * ldx, *x3 = x + 3 * ldx;
+#pragma omp simd reduction(+ : a0, a1, a2, a3)
+  for (int64_t i = 0; i < n; ++i) {
+    a0 += w[i] * x0[i];
+    a1 += w[i] * x1[i];
+    a2 += w[i] * x2[i];
+    a3 += w[i] * x3[i];
+  }
+  o[0] = a0;
+  o[ldo] = a1;
+  o[2 * ldo] = a2;
+  o[3 * ldo] = a3;
+}
+
+// out[t][n] for all t against a float row w (length K).
+inline void row_times_tokens(const float* w, const float* x, int64_t T, int64_t K, float* out, int64_t N) {
+  int64_t t = 0;
+  for (; t + 4 <= T; t += 4) dot4(w, x + t * K, K, K, out + t * N, N);
+  for (; t < T; ++t) out[t * N] = dot(w, x + t * K, K);
+}
+
 }  // namespace
 
 void tensor_row_to_f32(const Tensor& t, int64_t row, int64_t n, float* out) {
@@ -45,8 +69,7 @@ void matmul(float* out, const float* x, const Tensor& w, int64_t T, int64_t N, i
   if (w.dtype == DType::F32) {
     const auto* wd = static_cast<const float*>(w.data);
 #pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t t = 0; t < T; ++t) out[t * N + n] = dot(wd + n * K, x + t * K, K);
+    for (int64_t n = 0; n < N; ++n) row_times_tokens(wd + n * K, x, T, K, out + n, N);
     return;
   }
 #pragma omp parallel
@@ -55,7 +78,7 @@ void matmul(float* out, const float* x, const Tensor& w, int64_t T, int64_t N, i
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < N; ++n) {
       tensor_row_to_f32(w, n, K, row.data());
-      for (int64_t t = 0; t < T; ++t) out[t * N + n] = dot(row.data(), x + t * K, K);
+      row_times_tokens(row.data(), x, T, K, out + n, N);
     }
   }
 }
