@@ -13,12 +13,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Run {
+struct CmdResult {
   int code;
   std::string out;
 };
 
-Run run(const std::string& args) {
+CmdResult run(const std::string& args) {
   std::string cmd = std::string(GQA_BINARY) + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
@@ -37,7 +37,7 @@ class Cli : public ::testing::Test {
     dir_ = fs::temp_directory_path() / ("gqa-cli-" + std::to_string(getpid()));
     fs::create_directories(dir_);
     std::string tok = have_tokenizer() ? GQA_TOKENIZER_DIR : "";
-    Run r = run("make-model --preset tiny --seed 3 --out " + (dir_ / "tiny").string() + " --tokenizer-dir '" + tok + "'");
+    CmdResult r = run("make-model --preset tiny --seed 3 --out " + (dir_ / "tiny").string() + " --tokenizer-dir '" + tok + "'");
     ASSERT_EQ(r.code, 0) << r.out;
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
@@ -48,18 +48,18 @@ fs::path Cli::dir_;
 
 TEST_F(Cli, EverySubcommandHasHelp) {
   for (const char* sub : {"make-model", "tokenize", "generate"}) {
-    Run r = run(std::string(sub) + " --help");
+    CmdResult r = run(std::string(sub) + " --help");
     EXPECT_EQ(r.code, 0) << sub;
     EXPECT_NE(r.out.find("--"), std::string::npos) << r.out;
   }
-  Run r = run("--help");
+  CmdResult r = run("--help");
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.out.find("generate"), std::string::npos);
 }
 
 TEST_F(Cli, GenerateFromIdsAsJsonIsDeterministic) {
   std::string args = "generate --model " + model() + " --prompt-ids 9707,1879,11 --max-tokens 7 --ignore-eos --json";
-  Run a = run(args), b = run(args);
+  CmdResult a = run(args), b = run(args);
   ASSERT_EQ(a.code, 0) << a.out;
   auto ja = nlohmann::json::parse(a.out), jb = nlohmann::json::parse(b.out);
   EXPECT_EQ(ja["prompt_ids"], nlohmann::json({9707, 1879, 11}));
@@ -69,20 +69,20 @@ TEST_F(Cli, GenerateFromIdsAsJsonIsDeterministic) {
   EXPECT_GT(ja["decode_tokens_per_second"].get<double>(), 0);
   EXPECT_GT(ja["peak_memory_bytes"].get<double>(), 1e6);
   // Sampling with a seed is reproducible and differs from greedy in general.
-  Run s1 = run("generate --model " + model() + " --prompt-ids 1,2,3 --max-tokens 10 --temperature 1.5 --seed 5 --ignore-eos --json");
-  Run s2 = run("generate --model " + model() + " --prompt-ids 1,2,3 --max-tokens 10 --temperature 1.5 --seed 5 --ignore-eos --json");
+  CmdResult s1 = run("generate --model " + model() + " --prompt-ids 1,2,3 --max-tokens 10 --temperature 1.5 --seed 5 --ignore-eos --json");
+  CmdResult s2 = run("generate --model " + model() + " --prompt-ids 1,2,3 --max-tokens 10 --temperature 1.5 --seed 5 --ignore-eos --json");
   ASSERT_EQ(s1.code, 0) << s1.out;
   EXPECT_EQ(nlohmann::json::parse(s1.out)["token_ids"], nlohmann::json::parse(s2.out)["token_ids"]);
 }
 
 TEST_F(Cli, GenerateTextStreamsAndReportsSpeed) {
   if (!have_tokenizer()) GTEST_SKIP() << "tokenizer files missing: run scripts/setup.sh";
-  Run r = run("generate --model " + model() + " --prompt 'Hello there' --chat --max-tokens 5 --ignore-eos");
+  CmdResult r = run("generate --model " + model() + " --prompt 'Hello there' --chat --max-tokens 5 --ignore-eos");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("prompt:"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("tok/s"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("peak memory"), std::string::npos) << r.out;
-  Run j = run("generate --model " + model() + " --prompt 'Hello there' --max-tokens 3 --ignore-eos --json");
+  CmdResult j = run("generate --model " + model() + " --prompt 'Hello there' --max-tokens 3 --ignore-eos --json");
   ASSERT_EQ(j.code, 0) << j.out;
   auto js = nlohmann::json::parse(j.out);
   EXPECT_TRUE(js["text"].is_string());
@@ -91,7 +91,7 @@ TEST_F(Cli, GenerateTextStreamsAndReportsSpeed) {
 
 TEST_F(Cli, Tokenize) {
   if (!have_tokenizer()) GTEST_SKIP() << "tokenizer files missing: run scripts/setup.sh";
-  Run r = run("tokenize --model " + model() + " --text 'Hello world' --json");
+  CmdResult r = run("tokenize --model " + model() + " --text 'Hello world' --json");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(nlohmann::json::parse(r.out)["ids"], nlohmann::json({9707, 1879}));
   fs::path lines = dir_ / "lines.jsonl";
@@ -109,7 +109,7 @@ TEST_F(Cli, Tokenize) {
 }
 
 TEST_F(Cli, BadInputGivesOneClearError) {
-  Run r = run("generate --model /nonexistent/model --prompt-ids 1");
+  CmdResult r = run("generate --model /nonexistent/model --prompt-ids 1");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("/nonexistent/model"), std::string::npos) << r.out;
   r = run("generate --model " + model() + " --prompt-ids 1,x,3");
