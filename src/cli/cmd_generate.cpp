@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "engine/cpu/cpu_engine.h"
+#include "engine/cuda/cuda_engine.h"
 #include "engine/generate.h"
 #include "tokenizer/tokenizer.h"
 
@@ -42,7 +43,7 @@ std::vector<int32_t> parse_ids(const std::string& s) {
 
 Runner add_generate(CLI::App& app) {
   struct Opts {
-    std::string model, prompt, prompt_ids, device = "cpu";
+    std::string model, prompt, prompt_ids, device = "auto";
     bool chat = false, json = false, ignore_eos = false, enable_thinking = true;
     int64_t max_tokens = 128;
     SamplingParams sampling;
@@ -59,13 +60,14 @@ Runner add_generate(CLI::App& app) {
   app.add_option("--top-k", o->sampling.top_k, "keep the k most likely tokens (0: all)")->capture_default_str();
   app.add_option("--top-p", o->sampling.top_p, "keep the smallest set with this probability mass")->capture_default_str();
   app.add_option("--seed", o->sampling.seed, "sampling seed")->capture_default_str();
-  app.add_option("--device", o->device, "cpu or cuda")->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--device", o->device, "cpu, cuda, or auto (cuda when this build has it and a GPU is present)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   app.add_flag("--ignore-eos", o->ignore_eos, "keep generating past end tokens (benchmarks)");
   app.add_flag("--json", o->json, "print one JSON object: prompt_ids, token_ids, text and statistics");
   return [o, prompt, ids]() {
     if (!*prompt && !*ids) fail("generate", "give --prompt TEXT or --prompt-ids 1,2,3");
     if (o->chat && !*prompt) fail("generate", "--chat needs --prompt");
-    if (o->device == "cuda") fail("generate", "--device cuda: this build has no CUDA engine yet; use --device cpu");
     std::string dir = o->model.empty() ? ensure_default_model() : o->model;
 
     std::optional<Tokenizer> tok;
@@ -84,7 +86,12 @@ Runner add_generate(CLI::App& app) {
       prompt_ids = tok->encode(text);
     }
 
-    auto engine = CpuEngine::open(dir);
+    const bool cuda = o->device == "cuda" || (o->device == "auto" && cuda_device_count() > 0);
+    std::unique_ptr<Engine> engine;
+    if (cuda)
+      engine = open_cuda_engine(dir);
+    else
+      engine = CpuEngine::open(dir);
     GenerateOptions gopts;
     gopts.max_tokens = o->max_tokens;
     gopts.sampling = o->sampling;
@@ -120,6 +127,8 @@ Runner add_generate(CLI::App& app) {
                        {"prefill_tokens_per_second", s.prefill_tokens_per_second()},
                        {"decode_tokens_per_second", s.decode_tokens_per_second()},
                        {"peak_memory_bytes", peak},
+                       {"peak_device_memory_bytes", s.peak_device_memory_bytes},
+                       {"decode_path", s.decode_path},
                        {"stop_reason", s.stop_reason}};
       j["text"] = tok ? nlohmann::json(tok->decode(r.tokens)) : nlohmann::json(nullptr);
       std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
@@ -129,10 +138,12 @@ Runner add_generate(CLI::App& app) {
       std::string rest = stream->flush();
       std::fwrite(rest.data(), 1, rest.size(), stdout);
     }
-    std::printf("\n\n[%s] prompt: %lld tokens, %.1f tok/s | generated: %lld tokens, %.2f tok/s (%s) | peak memory %.2f GiB\n",
+    std::string gpu_mem;
+    if (s.peak_device_memory_bytes > 0) gpu_mem = fmt::format(", GPU {:.2f} GiB", s.peak_device_memory_bytes / 1073741824.0);
+    std::printf("\n\n[%s] prompt: %lld tokens, %.1f tok/s | generated: %lld tokens, %.2f tok/s (%s) | peak memory %.2f GiB%s\n",
                 engine->device_name().c_str(), static_cast<long long>(s.prompt_tokens), s.prefill_tokens_per_second(),
                 static_cast<long long>(s.generated_tokens), s.decode_tokens_per_second(), s.stop_reason.c_str(),
-                peak / 1073741824.0);
+                peak / 1073741824.0, gpu_mem.c_str());
     return 0;
   };
 }

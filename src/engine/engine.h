@@ -2,9 +2,11 @@
 // Implemented by the CPU reference engine (and the CUDA engine where built).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 
+#include "engine/sampler.h"
 #include "model/config.h"
 
 namespace gqa {
@@ -20,6 +22,19 @@ class Engine {
   // all_logits, [tokens.size()][vocab]. The pointer stays valid until the next call.
   virtual const float* forward(std::span<const int32_t> tokens, bool all_logits = false) = 0;
   virtual int64_t position() const = 0;
+
+  // Decoding without logits crossing to the host (the CUDA engine): feeds `first` at the current position,
+  // samples the next token on the device with `sampling` (the uniform generator continuing from
+  // `rng_state`, the host Sampler's state), feeds that back, and so on for up to `count` tokens. on_token
+  // receives each token in order and returns false to stop. Returns the number of tokens produced (the
+  // position advances by as many), or -1, having done nothing, when the engine has no device path for
+  // these parameters; generate() then samples on the host.
+  virtual int64_t decode_on_device(int32_t first, int64_t count, const SamplingParams& sampling, uint64_t rng_state,
+                                   const std::function<bool(int32_t)>& on_token) {
+    return -1;
+  }
+  // Most device memory the engine held at once since the last reset() (0 for engines without a device).
+  virtual size_t peak_device_memory_bytes() const { return 0; }
 };
 
 }  // namespace gqa

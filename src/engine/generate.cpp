@@ -40,19 +40,32 @@ GenerateResult generate(Engine& engine, std::span<const int32_t> prompt, const G
   r.stats.stop_reason = "max_tokens";
 
   auto t1 = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < opts.max_tokens; ++i) {
-    if (i > 0) logits = engine.forward(std::span<const int32_t>(&r.tokens.back(), 1));
-    int32_t tok = sampler.sample(logits, vocab);
+  // Records a token; false once it is a stop token.
+  auto emit = [&](int32_t tok) {
     r.tokens.push_back(tok);
     if (on_token) on_token(tok);
     if (!opts.ignore_stop_tokens &&
         std::find(opts.stop_tokens.begin(), opts.stop_tokens.end(), tok) != opts.stop_tokens.end()) {
       r.stats.stop_reason = "stop_token";
-      break;
+      return false;
+    }
+    return true;
+  };
+  if (opts.max_tokens > 0 && emit(sampler.sample(logits, vocab)) && opts.max_tokens > 1) {
+    const int64_t left = opts.max_tokens - 1;
+    const int64_t n = engine.decode_on_device(r.tokens.back(), left, opts.sampling, sampler.rng_state(), emit);
+    if (n >= 0) {
+      r.stats.decode_path = "device";
+    } else {
+      for (int64_t i = 0; i < left; ++i) {
+        logits = engine.forward(std::span<const int32_t>(&r.tokens.back(), 1));
+        if (!emit(sampler.sample(logits, vocab))) break;
+      }
     }
   }
   r.stats.decode_seconds = seconds_since(t1);
   r.stats.generated_tokens = static_cast<int64_t>(r.tokens.size());
+  r.stats.peak_device_memory_bytes = engine.peak_device_memory_bytes();
   return r;
 }
 

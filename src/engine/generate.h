@@ -24,6 +24,8 @@ struct GenerateStats {
   double prefill_seconds = 0;  // prompt forward, including the first token's logits
   double decode_seconds = 0;   // every later forward (generated_tokens - 1 of them) and the sampling
   std::string stop_reason;     // "stop_token" | "max_tokens"
+  std::string decode_path = "host";     // "device": tokens sampled on the device (Engine::decode_on_device)
+  size_t peak_device_memory_bytes = 0;  // Engine::peak_device_memory_bytes() after generation
   double prefill_tokens_per_second() const { return prefill_seconds > 0 ? prompt_tokens / prefill_seconds : 0; }
   double decode_tokens_per_second() const {
     return decode_seconds > 0 && generated_tokens > 1 ? (generated_tokens - 1) / decode_seconds : 0;

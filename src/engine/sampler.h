@@ -18,6 +18,8 @@ class Sampler {
   // Throws gqa::Error naming the parameter when a value is out of range.
   explicit Sampler(const SamplingParams& p);
   int32_t sample(const float* logits, int64_t vocab);
+  // The generator's state: a device sampler started from it continues the same sequence of draws.
+  uint64_t rng_state() const { return state_; }
 
  private:
   double next_uniform();  // [0, 1)

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The CUDA engine's check on a GPU machine: tests, benchmark, HF transformers baseline, summary table.
+#   scripts/gpu_check.sh build   # here (dev machine, which has the libraries): build-gpu/ for x86-64-v3 + sm_90a,
+#                                # then the three binaries the GPU machine needs, stripped, into .gpu-bin/
+#   scripts/gpu_check.sh run     # there (Ubuntu 24.04, CUDA 13, PyTorch; .gpu-bin carried): everything else
+# Logs and JSON go to $OUT (default out/gpu-check); the summary table is printed last.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=.gpu-bin
+
+if [[ "${1:-run}" == build ]]; then
+  set -e
+  cmake -S . -B build-gpu -G Ninja -DGQA_CPU_ARCH=x86-64-v3 -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build-gpu -j2 --target gqa-evolve test_engine_cuda cuda_bench
+  mkdir -p "$BIN"
+  cp build-gpu/gqa-evolve build-gpu/tests/engine_cuda/test_engine_cuda build-gpu/tests/engine_cuda/cuda_bench "$BIN/"
+  strip "$BIN"/*
+  ls -la "$BIN"
+  exit 0
+fi
+
+OUT=${OUT:-out/gpu-check}
+MODEL=${GQA_BENCH_MODEL:-/tmp/m}
+mkdir -p "$OUT"
+# At most 8 files come back from the device machine: env.log gathers the small ones.
+ENV="$OUT/env.log"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv | tee "$ENV"
+ldd "$BIN/gqa-evolve" | tee -a "$ENV"
+if grep -q "not found" "$ENV"; then echo "missing shared libraries"; exit 1; fi
+
+echo "== tests"
+GQA_FIXTURES_DIR="$PWD/tests/fixtures" "$BIN/test_engine_cuda" --gtest_output="xml:$OUT/tests.xml" 2>&1 | tee "$OUT/tests.log"
+tests_rc=${PIPESTATUS[0]}
+
+echo "== model"
+if [[ ! -f "$MODEL/model.safetensors" ]]; then
+  "$BIN/gqa-evolve" make-model --preset qwen3-0.6b --seed 0 --out "$MODEL" --tokenizer-dir "" 2>&1 | tee -a "$ENV"
+fi
+
+echo "== benchmark"
+"$BIN/cuda_bench" --model "$MODEL" --contexts 128,2048,8192 --tokens 256 --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log"
+
+echo "== gqa-evolve generate --device cuda"
+ids=$(python3 -c "print(','.join(str((i * 7919 + 13) % 151000) for i in range(128)))")
+"$BIN/gqa-evolve" generate --model "$MODEL" --device cuda --prompt-ids "$ids" --max-tokens 256 --ignore-eos --json \
+  > "$OUT/generate.json" 2> >(tee -a "$ENV" >&2)
+
+echo "== HF transformers"
+PYTHONUNBUFFERED=1 python3 scripts/bench_hf.py --model "$MODEL" --prompt-tokens 128 --new-tokens 64 \
+  --json "$OUT/hf.json" 2>&1 | grep -v -i warn | tee "$OUT/hf.log"
+
+python3 - "$OUT" "$tests_rc" <<'PY'
+import json, os, sys, xml.etree.ElementTree as ET
+out, tests_rc = sys.argv[1], int(sys.argv[2])
+def load(name):
+    try:
+        with open(os.path.join(out, name)) as f:
+            return json.load(f)
+    except Exception as e:
+        return None
+rows = []
+try:
+    t = ET.parse(os.path.join(out, "tests.xml")).getroot()
+    rows.append(("GPU tests", f"{int(t.get('tests')) - int(t.get('failures')) - int(t.get('disabled', 0))} run, "
+                 f"{t.get('failures')} failed, {t.get('skipped', '?')} skipped (exit {tests_rc})"))
+except Exception:
+    rows.append(("GPU tests", f"no report (exit {tests_rc})"))
+b = load("bench.json")
+if b:
+    rows.append(("GPU", b["device"]))
+    rows.append(("read bandwidth", f"{b['read_bandwidth_bytes_per_second'] / 1e9:.0f} GB/s"))
+    for r in b["runs"]:
+        ok = "ok" if r["peak_device_memory_bytes"] <= r["memory_budget_bytes"] else "OVER"
+        rows.append((f"decode {r['variant']} ctx {r['context']}",
+                     f"{r['decode_tokens_per_second']:.0f} tok/s = {r['percent_of_roofline']:.1f}% of roofline "
+                     f"{r['roofline_tokens_per_second']:.0f} | prefill {r['prefill_tokens_per_second']:.0f} tok/s | "
+                     f"peak {r['peak_device_memory_bytes'] / 1e9:.3f} GB <= {r['memory_budget_bytes'] / 1e9:.3f} {ok}"))
+    for g in b["gemv"]:
+        rows.append((f"gemv {g['matrix']} {g['n']}x{g['k']}",
+                     f"own+pdl {g['own_pdl_us']:.2f} us, own {g['own_us']:.2f} us, cuBLAS {g['cublas_us']:.2f} us"))
+g = load("generate.json")
+if g:
+    rows.append(("generate --device cuda", f"{g['decode_tokens_per_second']:.0f} tok/s decode ({g['decode_path']}), "
+                 f"prefill {g['prefill_tokens_per_second']:.0f} tok/s, peak GPU {g['peak_device_memory_bytes'] / 1e9:.3f} GB"))
+h = load("hf.json")
+if h:
+    for r in h["runs"]:
+        rows.append((f"HF transformers {r['attn_implementation']}", f"{r['decode_tokens_per_second']:.1f} tok/s "
+                     f"(bf16, {r['prompt_tokens']}-token prompt, {r['new_tokens']} new)"))
+w = max(len(k) for k, _ in rows)
+print("\n== summary")
+for k, v in rows:
+    print(f"{k:<{w}} | {v}")
+PY
+exit "$tests_rc"

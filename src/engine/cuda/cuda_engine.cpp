@@ -1,0 +1,444 @@
+// The CUDA engine: Qwen3 forward on the GPU. Prefill runs in chunks of up to kPrefillChunk tokens with
+// cuBLAS tensor-core GEMMs; a decode step is 170 bandwidth-bound kernels captured once into a CUDA graph
+// (the position lives in device memory, so the same graph serves every step), and decode_on_device keeps
+// several steps in flight, sampling on the GPU. Memory is allocated in reset(), never while decoding.
+//
+// KV cache layout (bf16): k and v each [layer][kv_head][capacity][head_dim]; position p of a head is one
+// contiguous head_dim row, and a head's positions are contiguous, so a split of the decode attention
+// streams one contiguous range per KV head.
+#include "engine/cuda/cuda_engine.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/error.h"
+#include "engine/cuda/cuda_check.h"
+#include "engine/cuda/device_weights.h"
+#include "engine/cuda/ops.h"
+
+namespace gqa {
+
+namespace {
+
+using cuda::bf16;
+
+constexpr int64_t kPrefillChunk = 512;   // rows of prefill activations (bounds scratch memory)
+constexpr int64_t kLogitRows = 64;       // rows of the all-logits lm_head GEMM at a time
+constexpr int kInFlight = 4;             // decode steps queued ahead of the token the host reads
+constexpr size_t kCublasWorkspace = 16u << 20;
+
+size_t align_up(size_t n) { return (n + 255) / 256 * 256; }
+
+class CudaEngine final : public Engine {
+ public:
+  CudaEngine(const std::string& dir, const CudaEngineOptions& opts);
+  ~CudaEngine() override;
+
+  const ModelConfig& config() const override { return cfg_; }
+  std::string device_name() const override { return device_name_; }
+  void reset(int64_t capacity) override;
+  const float* forward(std::span<const int32_t> tokens, bool all_logits) override;
+  int64_t position() const override { return pos_; }
+  int64_t decode_on_device(int32_t first, int64_t count, const SamplingParams& sampling, uint64_t rng_state,
+                           const std::function<bool(int32_t)>& on_token) override;
+  size_t peak_device_memory_bytes() const override { return cuda::device_bytes_peak(); }
+
+ private:
+  void check_room(int64_t n) const;
+  void upload_position(int64_t pos);
+  void prefill_chunk(const int32_t* tokens, int64_t T, bool last_chunk, bool all_logits, float* host_rows);
+  void enqueue_decode_step();
+  void run_decode_step();  // graph replay, or the kernels one by one
+  void ensure_logit_rows(int64_t rows);
+  void gemm(const bf16* a, int64_t rows, const bf16* w, int64_t n, int64_t k, float* c, bool accumulate);
+  int64_t capacity_ = 0, pos_ = 0;
+
+  CudaEngineOptions opts_;
+  int device_;  // selected before any member below touches CUDA
+  ModelConfig cfg_;
+  std::string device_name_;
+  cuda::Stream stream_;
+  cuda::Exec ex_;
+  cuda::CublasHandle cublas_;
+  cuda::DeviceBuffer cublas_ws_;
+  cuda::DeviceWeights w_;
+  cuda::DeviceBuffer inv_freq_;  // [head_dim / 2] float
+
+  // Per reset(): cache, activations, attention partials, logits, decode state.
+  cuda::DeviceBuffer kv_, act_, logits_, state_;
+  bf16 *k_cache_ = nullptr, *v_cache_ = nullptr;
+  float *x_ = nullptr, *qkv_ = nullptr, *q_ = nullptr, *att_ = nullptr, *gu_ = nullptr;
+  bf16 *hb_ = nullptr, *attb_ = nullptr, *actb_ = nullptr;
+  float *part_o_ = nullptr, *part_ml_ = nullptr;
+  int32_t *tokens_ = nullptr, *token_ = nullptr;
+  int* dpos_ = nullptr;
+  unsigned* counters_ = nullptr;  // decode attention: splits finished per KV head
+  unsigned long long* rng_ = nullptr;
+  void* sample_scratch_ = nullptr;
+  int64_t logit_rows_ = 0;
+  int n_splits_ = 1;
+  std::vector<float> host_logits_;
+  cuda::PinnedBuffer ring_;  // kInFlight + 1 token slots read back by decode_on_device
+  std::vector<cuda::Event> ring_events_;
+
+  cuda::Graph step_graph_, sample_graph_;
+  SamplingParams sample_graph_params_{};
+};
+
+int select_device(int device) {
+  GQA_CUDA_CHECK(cudaSetDevice(device));
+  return device;
+}
+
+CudaEngine::CudaEngine(const std::string& dir, const CudaEngineOptions& opts)
+    : opts_(opts), device_(select_device(opts.device)) {
+  cfg_ = ModelConfig::load(dir + "/config.json");
+  cudaDeviceProp prop{};
+  GQA_CUDA_CHECK(cudaGetDeviceProperties(&prop, opts.device));
+  device_name_ = fmt::format("cuda ({}, sm_{}{})", prop.name, prop.major, prop.minor);
+  ex_ = cuda::Exec{stream_.get(), opts.programmatic_launch && prop.major >= 9, prop.multiProcessorCount};
+
+  const int64_t G = cfg_.num_key_value_heads > 0 ? cfg_.num_attention_heads / cfg_.num_key_value_heads : 0;
+  if (cfg_.num_key_value_heads <= 0 || cfg_.num_attention_heads % cfg_.num_key_value_heads != 0 ||
+      !cuda::attention_decode_supported(static_cast<int>(cfg_.head_dim), static_cast<int>(G)) ||
+      !cuda::attention_prefill_supported(static_cast<int>(cfg_.head_dim)))
+    fail("cuda", "{}: head_dim {} with {} query heads per KV head is not supported by the CUDA attention kernels "
+         "(head_dim 64 or 128, group 1, 2, 4 or 8)", dir, cfg_.head_dim, G);
+  if (cfg_.hidden_size % 8 != 0 || cfg_.intermediate_size % 8 != 0 || cfg_.q_dim() % 8 != 0 ||
+      2 * cfg_.intermediate_size > cuda::kGemvMaxInput || cfg_.q_dim() > cuda::kGemvMaxInput)
+    fail("cuda", "{}: hidden {} / intermediate {} / q_dim {} outside what the decode GEMV supports (multiples of 8; "
+         "inputs up to {})", dir, cfg_.hidden_size, cfg_.intermediate_size, cfg_.q_dim(), cuda::kGemvMaxInput);
+
+  WeightStore store = WeightStore::open(dir);
+  Qwen3Weights hw = load_qwen3_weights(store, cfg_);
+  w_ = cuda::upload_weights(hw, stream_.get());
+
+  // RoPE inverse frequencies exactly as the CPU engine (and transformers) compute them.
+  const int64_t half = cfg_.head_dim / 2;
+  std::vector<float> inv(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i)
+    inv[i] = static_cast<float>(1.0 / std::pow(cfg_.rope_theta, static_cast<double>(2 * i) / cfg_.head_dim));
+  inv_freq_ = cuda::DeviceBuffer(inv.size() * sizeof(float));
+  GQA_CUDA_CHECK(cudaMemcpyAsync(inv_freq_.get(), inv.data(), inv.size() * sizeof(float), cudaMemcpyHostToDevice,
+                                 stream_.get()));
+  GQA_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+
+  cublas_ws_ = cuda::DeviceBuffer(kCublasWorkspace);
+  GQA_CUBLAS_CHECK(cublasSetStream(cublas_.get(), stream_.get()));
+  GQA_CUBLAS_CHECK(cublasSetWorkspace(cublas_.get(), cublas_ws_.get(), kCublasWorkspace));
+  GQA_CUBLAS_CHECK(cublasSetMathMode(cublas_.get(), CUBLAS_DEFAULT_MATH));
+  cuda::configure_kernels();
+  ring_ = cuda::PinnedBuffer((kInFlight + 1) * sizeof(int32_t));
+  for (int i = 0; i <= kInFlight; ++i) ring_events_.emplace_back(false);
+}
+
+CudaEngine::~CudaEngine() { cudaStreamSynchronize(stream_.get()); }
+
+void CudaEngine::reset(int64_t capacity) {
+  if (capacity <= 0) fail("engine", "cache capacity must be positive, got {}", capacity);
+  if (capacity > cfg_.max_position_embeddings)
+    fail("engine", "{} positions requested, but the model supports at most {} (max_position_embeddings)", capacity,
+         cfg_.max_position_embeddings);
+  GQA_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+  pos_ = 0;
+  if (capacity == capacity_) {
+    cuda::reset_device_bytes_peak();
+    return;
+  }
+  step_graph_ = cuda::Graph();
+  sample_graph_ = cuda::Graph();
+  kv_.release();
+  act_.release();
+  logits_.release();
+  state_.release();
+  logit_rows_ = 0;
+  cuda::reset_device_bytes_peak();
+
+  const int64_t L = cfg_.num_hidden_layers, H = cfg_.hidden_size, I = cfg_.intermediate_size;
+  const int64_t qd = cfg_.q_dim(), kvd = cfg_.kv_dim(), nh = cfg_.num_attention_heads;
+  const size_t kv_elems = static_cast<size_t>(L * capacity * kvd);
+  kv_ = cuda::DeviceBuffer(2 * kv_elems * sizeof(bf16));
+  k_cache_ = kv_.as<bf16>();
+  v_cache_ = k_cache_ + kv_elems;
+
+  // Splits of the decode attention: about 32 keys each at short contexts, at most ~4 blocks per SM.
+  const int max_splits = std::clamp<int>(4 * ex_.sms / static_cast<int>(cfg_.num_key_value_heads), 1,
+                                         cuda::kMaxDecodeSplits);
+  n_splits_ = static_cast<int>(std::clamp<int64_t>((capacity + 31) / 32, 1, max_splits));
+
+  const int64_t R = std::min(capacity, kPrefillChunk);
+  size_t off = 0;
+  auto take = [&](size_t bytes) {
+    size_t o = off;
+    off += align_up(bytes);
+    return o;
+  };
+  const size_t o_x = take(R * H * 4), o_qkv = take(R * (qd + 2 * kvd) * 4), o_q = take(R * qd * 4),
+               o_att = take(qd * 4), o_gu = take(R * 2 * I * 4), o_hb = take(R * H * 2), o_attb = take(R * qd * 2),
+               o_actb = take(R * I * 2), o_po = take(static_cast<size_t>(n_splits_) * nh * cfg_.head_dim * 4),
+               o_pml = take(static_cast<size_t>(n_splits_) * nh * 2 * 4), o_tok = take(R * 4),
+               o_cnt = take(static_cast<size_t>(cfg_.num_key_value_heads) * 4),
+               o_ss = take(cuda::sample_scratch_bytes(static_cast<int>(cfg_.vocab_size)));
+  act_ = cuda::DeviceBuffer(off);
+  char* base = static_cast<char*>(act_.get());
+  x_ = reinterpret_cast<float*>(base + o_x);
+  qkv_ = reinterpret_cast<float*>(base + o_qkv);
+  q_ = reinterpret_cast<float*>(base + o_q);
+  att_ = reinterpret_cast<float*>(base + o_att);
+  gu_ = reinterpret_cast<float*>(base + o_gu);
+  hb_ = reinterpret_cast<bf16*>(base + o_hb);
+  attb_ = reinterpret_cast<bf16*>(base + o_attb);
+  actb_ = reinterpret_cast<bf16*>(base + o_actb);
+  part_o_ = reinterpret_cast<float*>(base + o_po);
+  part_ml_ = reinterpret_cast<float*>(base + o_pml);
+  tokens_ = reinterpret_cast<int32_t*>(base + o_tok);
+  counters_ = reinterpret_cast<unsigned*>(base + o_cnt);
+  GQA_CUDA_CHECK(cudaMemsetAsync(counters_, 0, cfg_.num_key_value_heads * 4, stream_.get()));
+  sample_scratch_ = base + o_ss;
+
+  state_ = cuda::DeviceBuffer(256);  // token, position, generator state
+  token_ = state_.as<int32_t>();
+  dpos_ = reinterpret_cast<int*>(state_.as<char>() + 16);
+  rng_ = reinterpret_cast<unsigned long long*>(state_.as<char>() + 32);
+  GQA_CUDA_CHECK(cudaMemsetAsync(state_.get(), 0, 256, stream_.get()));
+  ensure_logit_rows(1);
+  capacity_ = capacity;
+}
+
+void CudaEngine::ensure_logit_rows(int64_t rows) {
+  if (rows <= logit_rows_) return;
+  GQA_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+  step_graph_ = cuda::Graph();  // it wrote into the old buffer
+  sample_graph_ = cuda::Graph();
+  logits_ = cuda::DeviceBuffer(static_cast<size_t>(rows * cfg_.vocab_size) * sizeof(float));
+  logit_rows_ = rows;
+}
+
+void CudaEngine::check_room(int64_t n) const {
+  if (capacity_ == 0) fail("engine", "reset(capacity) must be called before forward");
+  if (pos_ + n > capacity_)
+    fail("engine", "KV cache full: {} positions + {} new tokens exceed its capacity {}", pos_, n, capacity_);
+}
+
+void CudaEngine::upload_position(int64_t pos) {
+  const int p = static_cast<int>(pos);
+  // Pageable source: the copy has taken the value when the call returns.
+  GQA_CUDA_CHECK(cudaMemcpyAsync(dpos_, &p, sizeof(int), cudaMemcpyHostToDevice, stream_.get()));
+}
+
+// C[rows][n] (+)= A[rows][k] · W[n][k]^T in cuBLAS's column-major terms: C^T = W^T' · A^T.
+void CudaEngine::gemm(const bf16* a, int64_t rows, const bf16* w, int64_t n, int64_t k, float* c, bool accumulate) {
+  const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+  GQA_CUBLAS_CHECK(cublasGemmEx(cublas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(rows),
+                                static_cast<int>(k), &alpha, w, CUDA_R_16BF, static_cast<int>(k), a, CUDA_R_16BF,
+                                static_cast<int>(k), &beta, c, CUDA_R_32F, static_cast<int>(n), CUBLAS_COMPUTE_32F,
+                                CUBLAS_GEMM_DEFAULT));
+}
+
+const float* CudaEngine::forward(std::span<const int32_t> tokens, bool all_logits) {
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n == 0) fail("engine", "forward called with no tokens");
+  check_room(n);
+  for (int32_t t : tokens)
+    if (t < 0 || t >= cfg_.vocab_size) fail("engine", "token id {} is outside the vocabulary [0, {})", t, cfg_.vocab_size);
+  const int64_t V = cfg_.vocab_size;
+  host_logits_.resize(static_cast<size_t>((all_logits ? n : 1) * V));
+
+  if (n == 1) {  // the decode step: same graph as decode_on_device
+    GQA_CUDA_CHECK(cudaMemcpyAsync(token_, tokens.data(), sizeof(int32_t), cudaMemcpyHostToDevice, stream_.get()));
+    upload_position(pos_);
+    run_decode_step();
+    GQA_CUDA_CHECK(cudaMemcpyAsync(host_logits_.data(), logits_.get(), V * sizeof(float), cudaMemcpyDeviceToHost,
+                                   stream_.get()));
+    GQA_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+    pos_ += 1;
+    return host_logits_.data();
+  }
+  const int64_t R = std::min(capacity_, kPrefillChunk);
+  for (int64_t start = 0; start < n; start += R) {
+    const int64_t T = std::min(R, n - start);
+    prefill_chunk(tokens.data() + start, T, start + T == n, all_logits,
+                  all_logits ? host_logits_.data() + start * V : host_logits_.data());
+  }
+  GQA_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+  return host_logits_.data();
+}
+
+void CudaEngine::prefill_chunk(const int32_t* tokens, int64_t T, bool last_chunk, bool all_logits, float* host_rows) {
+  const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size, D = cfg_.head_dim;
+  const int64_t qd = cfg_.q_dim(), kvd = cfg_.kv_dim(), V = cfg_.vocab_size;
+  const int nh = static_cast<int>(cfg_.num_attention_heads), nkv = static_cast<int>(cfg_.num_key_value_heads);
+  const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  const int t = static_cast<int>(T);
+  GQA_CUDA_CHECK(cudaMemcpyAsync(tokens_, tokens, T * sizeof(int32_t), cudaMemcpyHostToDevice, stream_.get()));
+  upload_position(pos_);
+  cuda::embed(ex_, tokens_, t, w_.embed, static_cast<int>(H), x_);
+  for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
+    const auto& lw = w_.layers[static_cast<size_t>(l)];
+    const size_t layer_kv = static_cast<size_t>(l) * capacity_ * kvd;
+    cuda::rmsnorm_rows(ex_, x_, lw.attn_norm, t, static_cast<int>(H), eps, hb_);
+    gemm(hb_, T, lw.wqkv, qd + 2 * kvd, H, qkv_, false);
+    cuda::QkNormRopeArgs qa;
+    qa.qkv = qkv_, qa.T = t, qa.n_heads = nh, qa.n_kv = nkv, qa.head_dim = static_cast<int>(D);
+    qa.q_norm = lw.q_norm, qa.k_norm = lw.k_norm, qa.eps = eps, qa.inv_freq = inv_freq_.as<float>(), qa.pos = dpos_;
+    qa.q_out = q_, qa.k_cache = k_cache_ + layer_kv, qa.v_cache = v_cache_ + layer_kv;
+    qa.capacity = static_cast<int>(capacity_);
+    cuda::qk_norm_rope(ex_, qa);
+    cuda::PrefillAttentionArgs pa;
+    pa.q = q_, pa.T = t, pa.k_cache = qa.k_cache, pa.v_cache = qa.v_cache, pa.capacity = qa.capacity, pa.pos = dpos_;
+    pa.n_heads = nh, pa.n_kv = nkv, pa.head_dim = static_cast<int>(D);
+    pa.scale = 1.0f / std::sqrt(static_cast<float>(D)), pa.out = attb_;
+    cuda::attention_prefill(ex_, pa);
+    gemm(attb_, T, lw.wo, H, qd, x_, true);
+    cuda::rmsnorm_rows(ex_, x_, lw.mlp_norm, t, static_cast<int>(H), eps, hb_);
+    gemm(hb_, T, lw.wgu, 2 * I, H, gu_, false);
+    cuda::silu_mul_rows(ex_, gu_, t, static_cast<int>(I), actb_);
+    gemm(actb_, T, lw.wdown, H, I, x_, true);
+  }
+  pos_ += T;
+  if (all_logits) {
+    ensure_logit_rows(std::min<int64_t>(kLogitRows, T));
+    for (int64_t r0 = 0; r0 < T; r0 += kLogitRows) {
+      const int64_t rows = std::min(kLogitRows, T - r0);
+      cuda::rmsnorm_rows(ex_, x_ + r0 * H, w_.final_norm, static_cast<int>(rows), static_cast<int>(H), eps, hb_);
+      gemm(hb_, rows, w_.lm_head, V, H, logits_.as<float>(), false);
+      GQA_CUDA_CHECK(cudaMemcpyAsync(host_rows + r0 * V, logits_.get(), rows * V * sizeof(float),
+                                     cudaMemcpyDeviceToHost, stream_.get()));
+      GQA_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));  // logits_ is reused by the next rows
+    }
+  } else if (last_chunk) {
+    cuda::GemvArgs g;
+    g.w = w_.lm_head, g.n = static_cast<int>(V), g.k = static_cast<int>(H), g.x = x_ + (T - 1) * H;
+    g.norm_w = w_.final_norm, g.eps = eps, g.y = logits_.as<float>();
+    cuda::gemv(ex_, cuda::GemvInput::RmsNorm, g);
+    GQA_CUDA_CHECK(cudaMemcpyAsync(host_rows, logits_.get(), V * sizeof(float), cudaMemcpyDeviceToHost, stream_.get()));
+  }
+}
+
+// One decode step for the token in token_ at position *dpos_: logits into logits_, *dpos_ advanced.
+void CudaEngine::enqueue_decode_step() {
+  const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size, D = cfg_.head_dim;
+  const int64_t qd = cfg_.q_dim(), kvd = cfg_.kv_dim();
+  const int nh = static_cast<int>(cfg_.num_attention_heads), nkv = static_cast<int>(cfg_.num_key_value_heads);
+  const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  cuda::embed(ex_, token_, 1, w_.embed, static_cast<int>(H), x_);
+  for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
+    const auto& lw = w_.layers[static_cast<size_t>(l)];
+    const size_t layer_kv = static_cast<size_t>(l) * capacity_ * kvd;
+    cuda::GemvArgs g;
+    g.w = lw.wqkv, g.n = static_cast<int>(qd + 2 * kvd), g.k = static_cast<int>(H), g.x = x_;
+    g.norm_w = lw.attn_norm, g.eps = eps, g.y = qkv_;
+    cuda::gemv(ex_, cuda::GemvInput::RmsNorm, g);
+
+    cuda::QkNormRopeArgs qa;
+    qa.qkv = qkv_, qa.T = 1, qa.n_heads = nh, qa.n_kv = nkv, qa.head_dim = static_cast<int>(D);
+    qa.q_norm = lw.q_norm, qa.k_norm = lw.k_norm, qa.eps = eps, qa.inv_freq = inv_freq_.as<float>(), qa.pos = dpos_;
+    qa.q_out = q_, qa.k_cache = k_cache_ + layer_kv, qa.v_cache = v_cache_ + layer_kv;
+    qa.capacity = static_cast<int>(capacity_);
+    cuda::qk_norm_rope(ex_, qa);
+
+    cuda::DecodeAttentionArgs da;
+    da.q = q_, da.k_cache = qa.k_cache, da.v_cache = qa.v_cache, da.capacity = qa.capacity, da.pos = dpos_;
+    da.n_heads = nh, da.n_kv = nkv, da.head_dim = static_cast<int>(D), da.n_splits = n_splits_;
+    da.scale = 1.0f / std::sqrt(static_cast<float>(D));
+    da.part_o = part_o_, da.part_ml = part_ml_, da.counters = counters_, da.out = att_;
+    cuda::attention_decode(ex_, da);
+
+    g = cuda::GemvArgs{};
+    g.w = lw.wo, g.n = static_cast<int>(H), g.k = static_cast<int>(qd), g.x = att_, g.y = x_, g.accumulate = true;
+    cuda::gemv(ex_, cuda::GemvInput::Plain, g);
+
+    g = cuda::GemvArgs{};
+    g.w = lw.wgu, g.n = static_cast<int>(2 * I), g.k = static_cast<int>(H), g.x = x_;
+    g.norm_w = lw.mlp_norm, g.eps = eps, g.y = gu_;
+    cuda::gemv(ex_, cuda::GemvInput::RmsNorm, g);
+
+    g = cuda::GemvArgs{};
+    g.w = lw.wdown, g.n = static_cast<int>(H), g.k = static_cast<int>(I), g.x = gu_, g.y = x_, g.accumulate = true;
+    cuda::gemv(ex_, cuda::GemvInput::SiluMul, g);
+  }
+  cuda::GemvArgs g;
+  g.w = w_.lm_head, g.n = static_cast<int>(cfg_.vocab_size), g.k = static_cast<int>(H), g.x = x_;
+  g.norm_w = w_.final_norm, g.eps = eps, g.y = logits_.as<float>(), g.advance_pos = dpos_;
+  cuda::gemv(ex_, cuda::GemvInput::RmsNorm, g);
+}
+
+void CudaEngine::run_decode_step() {
+  if (!opts_.cuda_graph) {
+    enqueue_decode_step();
+    return;
+  }
+  if (!step_graph_) step_graph_ = cuda::Graph::capture(stream_.get(), [&] { enqueue_decode_step(); });
+  step_graph_.launch(stream_.get());
+}
+
+int64_t CudaEngine::decode_on_device(int32_t first, int64_t count, const SamplingParams& sampling, uint64_t rng_state,
+                                     const std::function<bool(int32_t)>& on_token) {
+  if (!cuda::device_sampling_supported(sampling.temperature, sampling.top_k, sampling.top_p)) return -1;
+  if (count <= 0) return 0;
+  if (first < 0 || first >= cfg_.vocab_size)
+    fail("engine", "token id {} is outside the vocabulary [0, {})", first, cfg_.vocab_size);
+  check_room(count);
+
+  cuda::SampleArgs sa;
+  sa.logits = logits_.as<float>(), sa.vocab = static_cast<int>(cfg_.vocab_size);
+  sa.temperature = sampling.temperature, sa.top_k = sampling.top_k, sa.top_p = sampling.top_p;
+  sa.rng_state = rng_, sa.token = token_, sa.scratch = sample_scratch_;
+  const bool same_params = sample_graph_params_.temperature == sampling.temperature &&
+                           sample_graph_params_.top_k == sampling.top_k && sample_graph_params_.top_p == sampling.top_p;
+  if (opts_.cuda_graph && (!sample_graph_ || !same_params)) {
+    sample_graph_ = cuda::Graph::capture(stream_.get(), [&] { cuda::sample(ex_, sa); });
+    sample_graph_params_ = sampling;
+  }
+  if (opts_.cuda_graph && !step_graph_)
+    step_graph_ = cuda::Graph::capture(stream_.get(), [&] { enqueue_decode_step(); });
+
+  const unsigned long long rng = rng_state;
+  GQA_CUDA_CHECK(cudaMemcpyAsync(token_, &first, sizeof(int32_t), cudaMemcpyHostToDevice, stream_.get()));
+  GQA_CUDA_CHECK(cudaMemcpyAsync(rng_, &rng, sizeof(rng), cudaMemcpyHostToDevice, stream_.get()));
+  upload_position(pos_);
+
+  // Steps are queued up to kInFlight ahead of the token the host reads: the GPU never waits for the host.
+  int32_t* ring = ring_.as<int32_t>();
+  const int slots = kInFlight + 1;
+  int64_t launched = 0, emitted = 0;
+  bool stop = false;
+  while (emitted < count && !stop) {
+    while (launched < count && launched - emitted < kInFlight) {
+      run_decode_step();
+      if (opts_.cuda_graph)
+        sample_graph_.launch(stream_.get());
+      else
+        cuda::sample(ex_, sa);
+      const int slot = static_cast<int>(launched % slots);
+      GQA_CUDA_CHECK(cudaMemcpyAsync(ring + slot, token_, sizeof(int32_t), cudaMemcpyDeviceToHost, stream_.get()));
+      GQA_CUDA_CHECK(cudaEventRecord(ring_events_[slot].get(), stream_.get()));
+      ++launched;
+    }
+    const int slot = static_cast<int>(emitted % slots);
+    GQA_CUDA_CHECK(cudaEventSynchronize(ring_events_[slot].get()));
+    const int32_t tok = ring[slot];
+    ++emitted;
+    stop = !on_token(tok);
+  }
+  // Steps queued past a stop ran ahead on the cache; they sit beyond the position and are overwritten later.
+  GQA_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+  pos_ += emitted;
+  return emitted;
+}
+
+}  // namespace
+
+bool cuda_engine_built() { return true; }
+
+int cuda_device_count() { return cuda::device_count(); }
+
+std::unique_ptr<Engine> open_cuda_engine(const std::string& model_dir, const CudaEngineOptions& options) {
+  const int n = cuda::device_count();
+  if (n == 0) fail("cuda", "no CUDA device is available (cudaGetDeviceCount found none); use --device cpu");
+  if (options.device < 0 || options.device >= n)
+    fail("cuda", "device {} requested but only {} CUDA device(s) are present", options.device, n);
+  return std::make_unique<CudaEngine>(model_dir, options);
+}
+
+}  // namespace gqa

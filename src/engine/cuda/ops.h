@@ -1,0 +1,133 @@
+// Host-callable launchers of the CUDA engine's kernels, one family per .cu file. Pointers are device
+// pointers; every launcher enqueues on ex.stream, allocates nothing and never synchronises, so that the
+// decode step can be captured into a CUDA graph. Positions come from device memory (`pos`) so that one
+// captured graph serves every decode step.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace gqa::cuda {
+
+using bf16 = __nv_bfloat16;
+
+// Where and how kernels are launched: the stream, programmatic dependent launch on/off, SM count.
+struct Exec {
+  cudaStream_t stream = nullptr;
+  bool pdl = false;
+  int sms = 1;
+};
+
+// ---- gemv.cu: y[n] (=|+=) W[n][k] · in(x), W bf16 row-major, float accumulation. Batch-1 decode.
+enum class GemvInput {
+  Plain,    // in = x[k]
+  RmsNorm,  // in = rmsnorm(x[k]) * norm_w (every block normalises the vector itself)
+  SiluMul,  // in = silu(x[0..k)) * x[k..2k)  (gate then up halves of the fused MLP projection)
+};
+struct GemvArgs {
+  const bf16* w = nullptr;
+  int n = 0, k = 0;
+  const float* x = nullptr;
+  const bf16* norm_w = nullptr;
+  float eps = 0;
+  float* y = nullptr;
+  bool accumulate = false;     // y += W·in (residual add) instead of y = W·in
+  int* advance_pos = nullptr;  // when set, one thread increments *advance_pos (end of a decode step)
+};
+void gemv(const Exec& ex, GemvInput input, const GemvArgs& a);
+// Largest k (or 2k for SiluMul input) the GEMV accepts: its input vector lives in shared memory.
+constexpr int kGemvMaxInput = 12288;
+
+// ---- elementwise.cu
+// x[t][:] = float(table[tokens[t]][:]) for t < T.
+void embed(const Exec& ex, const int32_t* tokens, int T, const bf16* table, int hidden, float* x);
+// out[t] = bf16(x[t] / rms(x[t]) * w), rows of n.
+void rmsnorm_rows(const Exec& ex, const float* x, const bf16* w, int T, int n, float eps, bf16* out);
+// out[t][i] = bf16(silu(gu[t][i]) * gu[t][inter + i]).
+void silu_mul_rows(const Exec& ex, const float* gu, int T, int inter, bf16* out);
+// Per-head RMSNorm of q and k, RoPE (rotate-half) at positions *pos + t, q to q_out (float), k and v into
+// the layer's cache at those positions. qkv rows are [q heads | k heads | v heads].
+struct QkNormRopeArgs {
+  const float* qkv = nullptr;
+  int T = 0, n_heads = 0, n_kv = 0, head_dim = 0;
+  const bf16* q_norm = nullptr;
+  const bf16* k_norm = nullptr;
+  float eps = 0;
+  const float* inv_freq = nullptr;  // [head_dim / 2], computed on the host as transformers does
+  const int* pos = nullptr;
+  float* q_out = nullptr;  // [T][n_heads][head_dim]
+  bf16* k_cache = nullptr;  // this layer: [n_kv][capacity][head_dim]
+  bf16* v_cache = nullptr;
+  int capacity = 0;
+};
+void qk_norm_rope(const Exec& ex, const QkNormRopeArgs& a);
+
+// ---- attention_decode.cu: one query token against keys 0..*pos of the cache. Split-KV: grid
+// (n_kv, n_splits), each block reads its range of K/V once for all query heads of its KV head and writes
+// its (max, sum, unnormalised output); the last block of a KV head to finish merges the splits (one
+// kernel, no separate combine launch).
+struct DecodeAttentionArgs {
+  const float* q = nullptr;  // [n_heads][head_dim]
+  const bf16* k_cache = nullptr;  // this layer: [n_kv][capacity][head_dim]
+  const bf16* v_cache = nullptr;
+  int capacity = 0;
+  const int* pos = nullptr;  // the query's position; keys 0..*pos are attended
+  int n_heads = 0, n_kv = 0, head_dim = 0, n_splits = 1;
+  float scale = 0;
+  float* part_o = nullptr;   // [n_splits][n_heads][head_dim]
+  float* part_ml = nullptr;  // [n_splits][n_heads][2]
+  unsigned* counters = nullptr;  // [n_kv], zero before the first call; the merging block re-zeroes its own
+  float* out = nullptr;      // [n_heads][head_dim]
+};
+bool attention_decode_supported(int head_dim, int group);
+constexpr int kMaxDecodeSplits = 128;
+void attention_decode(const Exec& ex, const DecodeAttentionArgs& a);
+
+// ---- attention_prefill.cu: causal attention of T new tokens at positions *pos .. *pos+T-1 over the
+// cache (which already holds their keys and values).
+struct PrefillAttentionArgs {
+  const float* q = nullptr;  // [T][n_heads][head_dim]
+  int T = 0;
+  const bf16* k_cache = nullptr;
+  const bf16* v_cache = nullptr;
+  int capacity = 0;
+  const int* pos = nullptr;
+  int n_heads = 0, n_kv = 0, head_dim = 0;
+  float scale = 0;
+  bf16* out = nullptr;  // [T][n_heads][head_dim]
+};
+bool attention_prefill_supported(int head_dim);
+void attention_prefill(const Exec& ex, const PrefillAttentionArgs& a);
+
+// Shared-memory opt-ins of the kernels that need more than 48 KiB. Not allowed during graph capture, so
+// engines call this once before capturing; the launchers call it too (it runs once per process).
+void configure_kernels();
+
+// ---- sampling.cu: the next token from logits on the device, written to *token. Same rules and the same
+// splitmix64 draws as the host Sampler (engine/sampler.h), so a seed gives the same tokens.
+struct SampleArgs {
+  const float* logits = nullptr;
+  int vocab = 0;
+  float temperature = 0;  // 0: greedy
+  int top_k = 0;          // 0 or 1..kMaxDeviceTopK
+  float top_p = 1;
+  unsigned long long* rng_state = nullptr;  // advanced once per draw (temperature > 0)
+  int32_t* token = nullptr;
+  void* scratch = nullptr;  // sample_scratch_bytes(vocab)
+};
+constexpr int kMaxDeviceTopK = 64;
+size_t sample_scratch_bytes(int vocab);
+// False for parameters the device sampler does not implement (top-p without a top-k of at most
+// kMaxDeviceTopK): the engine then samples on the host.
+bool device_sampling_supported(float temperature, int top_k, float top_p);
+void sample(const Exec& ex, const SampleArgs& a);
+
+// ---- bandwidth.cu: read bandwidth of device memory in bytes/s, from a streaming reduction over `bytes`
+// (median of `reps` timed passes after a warm-up). Allocates and frees its own buffer; synchronises.
+double measure_read_bandwidth(size_t bytes, int reps);
+// Fills n bf16 with deterministic values in about [-scale, scale) (benchmarks, tests).
+void fill_random_bf16(const Exec& ex, bf16* p, size_t n, uint64_t seed, float scale);
+
+}  // namespace gqa::cuda

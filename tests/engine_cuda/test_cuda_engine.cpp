@@ -1,0 +1,225 @@
+// The CUDA engine against the CPU reference engine on the tiny random models (Qwen3-0.6B's head layout, and
+// 4:1 GQA with head_dim 64 and an untied lm_head). Tolerance, per logits row: relative L2 error <= 3e-2
+// and the same top-1 token unless the CPU's gap to the GPU's choice is within twice the row's largest
+// difference. The GPU keeps K/V in bf16 and feeds the prefill GEMMs bf16 activations; the CPU computes in
+// float32 from the same bf16 weights. Greedy continuations must agree for at least 32 of 48 tokens.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <vector>
+
+#include "common/error.h"
+#include "engine/cpu/cpu_engine.h"
+#include "engine/generate.h"
+#include "gpu_test_util.h"
+#include "tiny_model.h"
+
+namespace gqa {
+namespace {
+
+constexpr double kMaxRelL2 = 3e-2;
+
+std::vector<int32_t> test_prompt(int n, int salt = 0) {
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) ids[i] = (i * 7919 + 13 + salt * 104729) % 151000;
+  return ids;
+}
+
+struct Preset {
+  const char* name;
+  uint64_t seed;
+};
+const Preset kPresets[] = {{"tiny", 1}, {"tiny-gqa4", 2}};
+
+void expect_close(const float* got, const float* want, int64_t V, const std::string& where, double* worst) {
+  auto d = testing::compare_rows(got, want, V);
+  *worst = std::max(*worst, d.rel_l2);
+  EXPECT_LE(d.rel_l2, kMaxRelL2) << where;
+  EXPECT_TRUE(d.top1_explained) << where << ": top-1 differs beyond the measured error (max |diff| " << d.max_abs << ")";
+}
+
+TEST(CudaEngineNoGpu, OpeningWithoutADeviceIsAClearError) {
+  if (cuda_device_count() > 0) GTEST_SKIP() << "a CUDA device is present";
+  try {
+    open_cuda_engine(testing::tiny_model_dir("tiny", 1));
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no CUDA device"), std::string::npos) << e.what();
+  }
+}
+
+TEST(CudaEngine, PrefillLogitsMatchCpu) {
+  GQA_REQUIRE_GPU();
+  for (const auto& p : kPresets) {
+    const auto dir = testing::tiny_model_dir(p.name, p.seed);
+    auto gpu = open_cuda_engine(dir);
+    auto cpu = CpuEngine::open(dir);
+    const int64_t V = cpu->config().vocab_size;
+    auto ids = test_prompt(40);
+    gpu->reset(64);
+    cpu->reset(64);
+    const float* g = gpu->forward(ids, true);
+    std::vector<float> gv(g, g + 40 * V);
+    const float* c = cpu->forward(ids, true);
+    double worst = 0;
+    for (int t = 0; t < 40; ++t)
+      expect_close(gv.data() + t * V, c + t * V, V, std::string(p.name) + " row " + std::to_string(t), &worst);
+    std::printf("%s prefill: worst relative L2 %.2e\n", p.name, worst);
+    EXPECT_EQ(gpu->position(), 40);
+  }
+}
+
+TEST(CudaEngine, DecodeStepLogitsMatchCpu) {
+  GQA_REQUIRE_GPU();
+  for (const auto& p : kPresets) {
+    const auto dir = testing::tiny_model_dir(p.name, p.seed);
+    auto gpu = open_cuda_engine(dir);
+    auto cpu = CpuEngine::open(dir);
+    const int64_t V = cpu->config().vocab_size;
+    auto ids = test_prompt(60, 1);
+    gpu->reset(80);
+    cpu->reset(80);
+    gpu->forward(std::span<const int32_t>(ids.data(), 20));
+    cpu->forward(std::span<const int32_t>(ids.data(), 20));
+    double worst = 0;
+    for (int t = 20; t < 60; ++t) {  // one token at a time: the captured decode graph
+      const float* g = gpu->forward(std::span<const int32_t>(&ids[t], 1));
+      std::vector<float> gv(g, g + V);
+      const float* c = cpu->forward(std::span<const int32_t>(&ids[t], 1));
+      expect_close(gv.data(), c, V, std::string(p.name) + " position " + std::to_string(t), &worst);
+    }
+    std::printf("%s decode: worst relative L2 %.2e\n", p.name, worst);
+    EXPECT_EQ(gpu->position(), 60);
+  }
+}
+
+TEST(CudaEngine, LongPromptCrossesPrefillChunks) {
+  GQA_REQUIRE_GPU();
+  // 1100 tokens: three prefill chunks of the GPU engine and five of the CPU's.
+  const auto dir = testing::tiny_model_dir("tiny-gqa4", 2);
+  auto gpu = open_cuda_engine(dir);
+  auto cpu = CpuEngine::open(dir);
+  const int64_t V = cpu->config().vocab_size;
+  auto ids = test_prompt(1100, 2);
+  gpu->reset(1110);
+  cpu->reset(1110);
+  const float* g = gpu->forward(ids);
+  std::vector<float> gv(g, g + V);
+  double worst = 0;
+  expect_close(gv.data(), cpu->forward(ids), V, "last prompt token", &worst);
+  for (int i = 0; i < 8; ++i) {
+    const int32_t tok = ids[i];
+    g = gpu->forward(std::span<const int32_t>(&tok, 1));
+    gv.assign(g, g + V);
+    expect_close(gv.data(), cpu->forward(std::span<const int32_t>(&tok, 1)), V, "decode after long prompt", &worst);
+  }
+  std::printf("long prompt: worst relative L2 %.2e\n", worst);
+}
+
+TEST(CudaEngine, GreedyGenerationAgreesWithCpu) {
+  GQA_REQUIRE_GPU();
+  for (const auto& p : kPresets) {
+    const auto dir = testing::tiny_model_dir(p.name, p.seed);
+    auto gpu = open_cuda_engine(dir);
+    auto cpu = CpuEngine::open(dir);
+    GenerateOptions o;
+    o.max_tokens = 48;
+    o.ignore_stop_tokens = true;
+    auto ids = test_prompt(12, 3);
+    auto rg = generate(*gpu, ids, o);
+    auto rc = generate(*cpu, ids, o);
+    EXPECT_EQ(rg.stats.decode_path, "device");
+    ASSERT_EQ(rg.tokens.size(), 48u);
+    size_t agree = 0;
+    while (agree < rc.tokens.size() && rg.tokens[agree] == rc.tokens[agree]) ++agree;
+    std::printf("%s greedy: GPU and CPU agree on %zu of 48 tokens\n", p.name, agree);
+    EXPECT_GE(agree, 32u) << p.name;
+    EXPECT_EQ(gpu->position(), 12 + 47);
+  }
+}
+
+// The device sampler follows the host Sampler's rules and draws: same logits (the GPU engine's own), same
+// tokens, whether sampled on the device (generate's device path) or on the host from forward()'s logits.
+TEST(CudaEngine, DeviceSamplingEqualsHostSamplingOnTheSameLogits) {
+  GQA_REQUIRE_GPU();
+  const auto dir = testing::tiny_model_dir("tiny", 1);
+  auto gpu = open_cuda_engine(dir);
+  const int64_t V = gpu->config().vocab_size;
+  const SamplingParams cases[] = {{0.8f, 0, 1.0f, 7}, {0.7f, 20, 0.9f, 11}, {1.3f, 64, 1.0f, 5}, {1.0f, 5, 0.5f, 3}};
+  for (const auto& sp : cases) {
+    GenerateOptions o;
+    o.max_tokens = 32;
+    o.ignore_stop_tokens = true;
+    o.sampling = sp;
+    auto ids = test_prompt(10, 4);
+    auto dev = generate(*gpu, ids, o);
+    EXPECT_EQ(dev.stats.decode_path, "device");
+
+    gpu->reset(static_cast<int64_t>(ids.size()) + 32);
+    Sampler s(sp);
+    std::vector<int32_t> host;
+    const float* l = gpu->forward(ids);
+    for (int i = 0; i < 32; ++i) {
+      if (i > 0) l = gpu->forward(std::span<const int32_t>(&host.back(), 1));
+      host.push_back(s.sample(l, V));
+    }
+    EXPECT_EQ(dev.tokens, host) << "temperature " << sp.temperature << " top_k " << sp.top_k << " top_p " << sp.top_p;
+  }
+}
+
+TEST(CudaEngine, GraphsAndProgrammaticLaunchDoNotChangeResults) {
+  GQA_REQUIRE_GPU();
+  const auto dir = testing::tiny_model_dir("tiny", 1);
+  GenerateOptions o;
+  o.max_tokens = 24;
+  o.ignore_stop_tokens = true;
+  auto ids = test_prompt(16, 5);
+  std::vector<std::vector<int32_t>> runs;
+  for (int variant = 0; variant < 3; ++variant) {
+    CudaEngineOptions eo;
+    eo.cuda_graph = variant != 1;
+    eo.programmatic_launch = variant != 2;
+    auto gpu = open_cuda_engine(dir, eo);
+    runs.push_back(generate(*gpu, ids, o).tokens);
+  }
+  EXPECT_EQ(runs[0], runs[1]) << "without graphs";
+  EXPECT_EQ(runs[0], runs[2]) << "without programmatic dependent launch";
+}
+
+TEST(CudaEngine, StopTokensEndGenerationAndPositionFollows) {
+  GQA_REQUIRE_GPU();
+  const auto dir = testing::tiny_model_dir("tiny", 1);
+  auto gpu = open_cuda_engine(dir);
+  GenerateOptions o;
+  o.max_tokens = 40;
+  o.ignore_stop_tokens = true;
+  auto ids = test_prompt(8, 6);
+  auto full = generate(*gpu, ids, o).tokens;
+  o.ignore_stop_tokens = false;
+  o.stop_tokens = {full[9]};  // the 10th token (or an earlier occurrence) ends the run
+  auto cut = generate(*gpu, ids, o);
+  EXPECT_EQ(cut.stats.stop_reason, "stop_token");
+  ASSERT_LE(cut.tokens.size(), 10u);
+  EXPECT_EQ(cut.tokens.back(), full[9]);
+  EXPECT_TRUE(std::equal(cut.tokens.begin(), cut.tokens.end(), full.begin()));
+  EXPECT_EQ(gpu->position(), static_cast<int64_t>(ids.size() + cut.tokens.size() - 1));
+  // Decoding continues correctly from there although steps ran ahead of the stop.
+  const float* l = gpu->forward(std::span<const int32_t>(&cut.tokens.back(), 1));
+  EXPECT_EQ(argmax(l, gpu->config().vocab_size), full[cut.tokens.size()]);
+}
+
+TEST(CudaEngine, MisuseIsAClearError) {
+  GQA_REQUIRE_GPU();
+  auto gpu = open_cuda_engine(testing::tiny_model_dir("tiny", 1));
+  EXPECT_THROW(gpu->reset(0), Error);
+  EXPECT_THROW(gpu->reset(gpu->config().max_position_embeddings + 1), Error);
+  gpu->reset(4);
+  auto ids = test_prompt(5);
+  EXPECT_THROW(gpu->forward(ids), Error);
+  const int32_t bad = static_cast<int32_t>(gpu->config().vocab_size);
+  EXPECT_THROW(gpu->forward(std::span<const int32_t>(&bad, 1)), Error);
+  EXPECT_EQ(gpu->position(), 0);
+}
+
+}  // namespace
+}  // namespace gqa
