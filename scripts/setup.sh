@@ -55,6 +55,6 @@ if ! tok_ok; then
 fi
 
 BUILD_DIR=${GQA_BUILD_DIR:-build}
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGQA_BUILD_TESTS=ON >/dev/null
 cmake --build "$BUILD_DIR"
 echo "setup: built $BUILD_DIR/gqa-evolve"
