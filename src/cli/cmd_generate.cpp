@@ -11,6 +11,7 @@
 #include "engine/cpu/cpu_engine.h"
 #include "engine/cuda/cuda_engine.h"
 #include "engine/generate.h"
+#include "programs/loader.h"
 #include "tokenizer/tokenizer.h"
 
 namespace gqa::cli {
@@ -43,7 +44,7 @@ std::vector<int32_t> parse_ids(const std::string& s) {
 
 Runner add_generate(CLI::App& app) {
   struct Opts {
-    std::string model, prompt, prompt_ids, device = "auto";
+    std::string model, prompt, prompt_ids, device = "auto", attention, cuda_arch;
     bool chat = false, json = false, ignore_eos = false, enable_thinking = true;
     int64_t max_tokens = 128;
     SamplingParams sampling;
@@ -65,6 +66,11 @@ Runner add_generate(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   app.add_flag("--ignore-eos", o->ignore_eos, "keep generating past end tokens (benchmarks)");
   app.add_flag("--json", o->json, "print one JSON object: prompt_ids, token_ids, text and statistics");
+  app.add_option("--attention", o->attention,
+                 "attention program (.cpp for --device cpu, .cu for cuda), compiled with the cache and run for every "
+                 "attention call; its call count is reported")
+      ->check(CLI::ExistingFile);
+  app.add_option("--cuda-arch", o->cuda_arch, "with --attention on cuda: sm_XY to compile for (default: the GPU's)");
   return [o, prompt, ids]() {
     if (!*prompt && !*ids) fail("generate", "give --prompt TEXT or --prompt-ids 1,2,3");
     if (o->chat && !*prompt) fail("generate", "--chat needs --prompt");
@@ -92,6 +98,17 @@ Runner add_generate(CLI::App& app) {
       engine = open_cuda_engine(dir);
     else
       engine = CpuEngine::open(dir);
+    std::optional<ProgramHandle> program;
+    if (!o->attention.empty()) {
+      CompileOptions co;
+      co.target = cuda ? Target::Cuda : Target::Cpu;
+      co.cuda_arch = o->cuda_arch;
+      if (target_of_path(o->attention) != co.target)
+        fail("generate", "--attention {}: a {} program cannot run on the {} engine (.cpp is cpu, .cu is cuda)",
+             o->attention, target_name(target_of_path(o->attention)), target_name(co.target));
+      program = compile_and_load(o->attention, co);
+      engine->set_attention_program(program->program->entry());
+    }
     GenerateOptions gopts;
     gopts.max_tokens = o->max_tokens;
     gopts.sampling = o->sampling;
@@ -131,6 +148,9 @@ Runner add_generate(CLI::App& app) {
                        {"decode_path", s.decode_path},
                        {"stop_reason", s.stop_reason}};
       j["text"] = tok ? nlohmann::json(tok->decode(r.tokens)) : nlohmann::json(nullptr);
+      if (program)
+        j["attention_program"] = {{"path", o->attention}, {"calls", engine->attention_program_calls()},
+                                  {"compile_cached", program->compile.cached}, {"key", program->compile.key}};
       std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       return 0;
     }
@@ -144,6 +164,10 @@ Runner add_generate(CLI::App& app) {
                 engine->device_name().c_str(), static_cast<long long>(s.prompt_tokens), s.prefill_tokens_per_second(),
                 static_cast<long long>(s.generated_tokens), s.decode_tokens_per_second(), s.stop_reason.c_str(),
                 peak / 1073741824.0, gpu_mem.c_str());
+    if (program)
+      std::printf("[attention program] %s: %llu calls (compile %s)\n", o->attention.c_str(),
+                  static_cast<unsigned long long>(engine->attention_program_calls()),
+                  program->compile.cached ? "cached" : "fresh");
     return 0;
   };
 }

@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   add("make-model", "write a deterministic random-weight Qwen3 model in HF format", gqa::cli::add_make_model);
   add("tokenize", "print the token ids of a text, a JSON-lines file or a chat", gqa::cli::add_tokenize);
   add("generate", "generate text with a Qwen3 model and report its speed", gqa::cli::add_generate);
+  add("evaluate", "check, time and score an attention program against the stock kernel", gqa::cli::add_evaluate);
+  add("eval-worker", "", gqa::cli::add_eval_worker);  // hidden: the evaluator's sandboxed child
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

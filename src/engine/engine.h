@@ -6,7 +6,9 @@
 #include <span>
 #include <string>
 
+#include "common/error.h"
 #include "engine/sampler.h"
+#include "gqa/abi.h"
 #include "model/config.h"
 
 namespace gqa {
@@ -35,6 +37,15 @@ class Engine {
   }
   // Most device memory the engine held at once since the last reset() (0 for engines without a device).
   virtual size_t peak_device_memory_bytes() const { return 0; }
+
+  // Routes every attention call through `fn`, an attention program (include/gqa/abi.h) of this engine's
+  // target, from the next reset() on; nullptr restores the engine's own attention. The engine counts the
+  // calls, so that a run can prove its program ran. Engines without the hook throw.
+  virtual void set_attention_program(gqa_attention_fn fn) {
+    fail("engine", "{} cannot run attention programs", device_name());
+  }
+  // Calls of the attention program since it was set.
+  virtual uint64_t attention_program_calls() const { return 0; }
 };
 
 }  // namespace gqa

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <thread>
 
+#include "common/dtype.h"
 #include "common/error.h"
 #include "engine/cpu/attention.h"
 #include "engine/cpu/ops.h"
@@ -66,6 +67,49 @@ void CpuEngine::reset(int64_t capacity) {
          capacity, cfg_.max_position_embeddings);
   if (cache_.capacity() != capacity) cache_ = KVCache(cfg_.num_hidden_layers, capacity, cfg_.kv_dim());
   cache_.length = 0;
+  if (program_ && bf16_capacity_ != capacity) {
+    const size_t n = static_cast<size_t>(cfg_.num_hidden_layers * capacity * cfg_.kv_dim());
+    k_bf16_.assign(n, 0);
+    v_bf16_.assign(n, 0);
+    gqa_attention_args a{};
+    a.num_seqs = 1, a.num_q_heads = static_cast<int32_t>(cfg_.num_attention_heads);
+    a.head_dim = static_cast<int32_t>(cfg_.head_dim), a.total_q = static_cast<int32_t>(kPrefillChunk);
+    a.max_q_len = a.total_q;
+    a.max_kv_len = static_cast<int32_t>(capacity);
+    workspace_.assign(gqa_workspace_min_bytes(&a) / 8 + 1, 0);
+    bf16_capacity_ = capacity;
+  }
+}
+
+// Attention of this chunk through the attention program: bf16 cache and q in, bf16 out, counted.
+void CpuEngine::program_attention(int64_t layer, int64_t T, int64_t pos0) {
+  if (bf16_capacity_ != cache_.capacity())
+    fail("engine", "an attention program was set after reset(): call reset() again before forward");
+  const int64_t D = cfg_.head_dim, nh = cfg_.num_attention_heads, kvd = cfg_.kv_dim();
+  const int64_t layer_off = layer * bf16_capacity_ * kvd;
+  for (int64_t i = 0; i < T * kvd; ++i) {
+    k_bf16_[layer_off + pos0 * kvd + i] = f32_to_bf16(k_[i]);
+    v_bf16_[layer_off + pos0 * kvd + i] = f32_to_bf16(v_[i]);
+  }
+  q_bf16_.resize(static_cast<size_t>(T * nh * D));
+  out_bf16_.resize(q_bf16_.size());
+  for (size_t i = 0; i < q_bf16_.size(); ++i) q_bf16_[i] = f32_to_bf16(q_[i]);
+  const int32_t cu[2] = {0, static_cast<int32_t>(T)};
+  const int32_t kv_len = static_cast<int32_t>(pos0 + T);
+  gqa_attention_args a{};
+  a.abi_version = GQA_ABI_VERSION;
+  a.num_seqs = 1, a.num_q_heads = static_cast<int32_t>(nh), a.num_kv_heads = static_cast<int32_t>(cfg_.num_key_value_heads);
+  a.head_dim = static_cast<int32_t>(D), a.total_q = static_cast<int32_t>(T), a.max_q_len = a.total_q;
+  a.max_kv_len = kv_len, a.cu_q_lens = cu, a.kv_lens = &kv_len;
+  a.q = q_bf16_.data(), a.k = k_bf16_.data() + layer_off, a.v = v_bf16_.data() + layer_off;
+  a.k_stride_seq = a.v_stride_seq = 0, a.k_stride_pos = a.v_stride_pos = kvd, a.k_stride_head = a.v_stride_head = D;
+  a.out = out_bf16_.data(), a.scale = 1.0f / std::sqrt(static_cast<float>(D));
+  a.num_threads = omp_get_max_threads();
+  a.workspace = workspace_.data(), a.workspace_bytes = workspace_.size() * 8;
+  ++program_calls_;
+  if (int rc = program_(&a); rc != GQA_OK)
+    fail("engine", "the attention program returned error {} at layer {} (positions {}..{})", rc, layer, pos0, pos0 + T - 1);
+  for (size_t i = 0; i < out_bf16_.size(); ++i) att_[i] = bf16_to_f32(out_bf16_[i]);
 }
 
 void CpuEngine::ensure_scratch(int64_t T) {
@@ -122,9 +166,13 @@ void CpuEngine::forward_chunk(const int32_t* tokens, int64_t T, float* logits, b
     cpu::rmsnorm(k_.data(), k_.data(), ln.k.data(), T * nkv, D, eps);
     cpu::rope(q_.data(), T, nh, D, pos0, cfg_.rope_theta);
     cpu::rope(k_.data(), T, nkv, D, pos0, cfg_.rope_theta);
-    std::copy(k_.begin(), k_.begin() + T * kvd, cache_.k(l) + pos0 * kvd);
-    std::copy(v_.begin(), v_.begin() + T * kvd, cache_.v(l) + pos0 * kvd);
-    cpu::attention(att_.data(), q_.data(), cache_.k(l), cache_.v(l), T, pos0, nh, nkv, D, scale);
+    if (program_) {
+      program_attention(l, T, pos0);
+    } else {
+      std::copy(k_.begin(), k_.begin() + T * kvd, cache_.k(l) + pos0 * kvd);
+      std::copy(v_.begin(), v_.begin() + T * kvd, cache_.v(l) + pos0 * kvd);
+      cpu::attention(att_.data(), q_.data(), cache_.k(l), cache_.v(l), T, pos0, nh, nkv, D, scale);
+    }
     cpu::matmul(h_.data(), att_.data(), lw.o_proj, T, H, qd);
     for (int64_t i = 0; i < T * H; ++i) x_[i] += h_[i];
 

@@ -20,11 +20,19 @@ class CpuEngine final : public Engine {
   void reset(int64_t capacity) override;
   const float* forward(std::span<const int32_t> tokens, bool all_logits = false) override;
   int64_t position() const override { return cache_.length; }
+  // Program mode: bf16 KV cache, q and out cross the ABI as bf16; the float32 path stays untouched.
+  void set_attention_program(gqa_attention_fn fn) override {
+    program_ = fn;
+    program_calls_ = 0;
+    bf16_capacity_ = 0;  // the next reset() allocates the bf16 cache
+  }
+  uint64_t attention_program_calls() const override { return program_calls_; }
 
  private:
   void forward_chunk(const int32_t* tokens, int64_t T, float* logits, bool all_logits);
   void ensure_scratch(int64_t T);
   void prefault_weights() const;
+  void program_attention(int64_t layer, int64_t T, int64_t pos0);
 
   ModelConfig cfg_;
   WeightStore store_;
@@ -36,6 +44,14 @@ class CpuEngine final : public Engine {
   KVCache cache_;
   int64_t scratch_T_ = 0;
   std::vector<float> x_, h_, q_, k_, v_, att_, gate_, up_, logits_;
+
+  gqa_attention_fn program_ = nullptr;
+  uint64_t program_calls_ = 0;
+  // Program mode, allocated by reset(): bf16 cache [layer][pos][kv_head][head_dim], bf16 q/out rows, and
+  // the workspace the ABI promises (as uint64 for alignment).
+  int64_t bf16_capacity_ = 0;
+  std::vector<uint16_t> k_bf16_, v_bf16_, q_bf16_, out_bf16_;
+  std::vector<uint64_t> workspace_;
 };
 
 }  // namespace gqa

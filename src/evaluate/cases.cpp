@@ -1,0 +1,78 @@
+// Shape lists and weights. Weights follow where Qwen3 generation spends attention time: batch-1 decode at
+// short and medium contexts dominates chat use; long-context decode, batched decode and prefill follow.
+// docs/evaluator.md restates the tables; change both together.
+#include "evaluate/cases.h"
+
+#include <algorithm>
+#include <numeric>
+
+namespace gqa::eval {
+
+int Case::total_q() const { return std::accumulate(q_lens.begin(), q_lens.end(), 0); }
+int Case::max_q_len() const { return *std::max_element(q_lens.begin(), q_lens.end()); }
+int Case::max_kv_len() const { return *std::max_element(kv_lens.begin(), kv_lens.end()); }
+
+double Case::min_bytes() const {
+  double b = 0;
+  for (size_t s = 0; s < kv_lens.size(); ++s) b += 2.0 * kv_lens[s] * num_kv_heads * head_dim * 2;
+  return b + 2.0 * total_q() * num_q_heads * head_dim * 2;
+}
+
+double Case::flops() const {
+  double f = 0;
+  for (size_t s = 0; s < kv_lens.size(); ++s)
+    for (int i = 0; i < q_lens[s]; ++i) f += 4.0 * num_q_heads * head_dim * (kv_lens[s] - q_lens[s] + i + 1);
+  return f;
+}
+
+namespace {
+
+Case decode(std::string name, std::vector<int> kv, double w = 0) {
+  return Case{std::move(name), std::vector<int>(kv.size(), 1), std::move(kv), 16, 8, 128, w};
+}
+Case prefill(std::string name, std::vector<int> q, std::vector<int> kv, double w = 0) {
+  return Case{std::move(name), std::move(q), std::move(kv), 16, 8, 128, w};
+}
+
+// Ragged batch-8 decode around 2K context (the serving shape).
+const std::vector<int> kBatch8Kv = {1800, 2048, 2301, 1555, 2100, 1999, 2222, 1713};
+
+}  // namespace
+
+std::vector<Case> benchmark_cases(Target t) {
+  if (t == Target::Cpu)
+    return {decode("decode_b1_kv512", {512}, 0.20),        decode("decode_b1_kv2048", {2048}, 0.25),
+            decode("decode_b1_kv8192", {8192}, 0.15),      decode("decode_b8_kv~2k", kBatch8Kv, 0.15),
+            prefill("prefill_q256", {256}, {256}, 0.10),   prefill("chunk_q256_on_1024", {256}, {1280}, 0.15)};
+  return {decode("decode_b1_kv512", {512}, 0.15),         decode("decode_b1_kv2048", {2048}, 0.20),
+          decode("decode_b1_kv8192", {8192}, 0.15),       decode("decode_b1_kv32768", {32768}, 0.10),
+          decode("decode_b8_kv~2k", kBatch8Kv, 0.15),     prefill("prefill_q2048", {2048}, {2048}, 0.10),
+          prefill("chunk_q512_on_4096", {512}, {4608}, 0.15)};
+}
+
+std::vector<Case> correctness_cases(Target t) {
+  std::vector<Case> c = {
+      decode("decode_kv1", {1}),
+      decode("decode_kv17", {17}),
+      decode("decode_kv100", {100}),
+      decode("decode_kv1000", {1000}),
+      decode("decode_kv4099", {4099}),
+      decode("decode_kv32768", {32768}),
+      decode("decode_b3_ragged", {1, 77, 300}),
+      prefill("prefill_q1_kv1", {1}, {1}),
+      prefill("prefill_q37", {37}, {37}),
+      prefill("prefill_q200", {200}, {200}),
+      prefill("chunk_q100_on_300", {100}, {400}),
+      prefill("chunk_q63_on_129", {63}, {192}),
+      prefill("prefill_b3_ragged", {5, 64, 130}, {5, 200, 130}),
+      prefill("mixed_b8_ragged", {1, 1, 3, 16, 1, 70, 1, 2}, {1, 50, 3, 300, 129, 70, 1000, 65}),
+  };
+  for (const Case& b : benchmark_cases(t)) {  // the timed shapes, checked with their own fresh inputs
+    Case x = b;
+    x.weight = 0;
+    c.push_back(x);
+  }
+  return c;
+}
+
+}  // namespace gqa::eval

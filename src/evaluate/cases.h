@@ -1,0 +1,30 @@
+// The shapes the evaluator checks and times: Qwen3-0.6B's attention geometry (16 query heads, 8 KV heads,
+// head_dim 128) at decode, prefill and chunked-prefill shapes, ragged batches of 1, 3 and 8. Every
+// benchmark shape is also a correctness shape, so a program that special-cases a timed shape is checked
+// on exactly that shape with fresh inputs.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "programs/compiler.h"
+
+namespace gqa::eval {
+
+struct Case {
+  std::string name;
+  std::vector<int> q_lens, kv_lens;  // per sequence
+  int num_q_heads = 16, num_kv_heads = 8, head_dim = 128;
+  double weight = 0;                 // share of combined_score (benchmark cases; weights sum to 1)
+  int total_q() const;
+  int max_q_len() const;
+  int max_kv_len() const;
+  // Bytes a kernel must read at least: K and V rows attended (each once) plus q, and write (out).
+  double min_bytes() const;
+  // Multiply-adds of q.k and p.v over the causal region.
+  double flops() const;
+};
+
+std::vector<Case> correctness_cases(Target t);
+std::vector<Case> benchmark_cases(Target t);
+
+}  // namespace gqa::eval

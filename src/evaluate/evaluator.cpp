@@ -1,0 +1,143 @@
+// Orchestration in the trusted parent. The candidate only ever runs in the worker child: its results
+// arrive as nonce-tagged lines, and whatever it does (crash, hang, exit, runaway memory) ends only the
+// child, reported with the stage it reached and its stderr.
+#include "evaluate/evaluator.h"
+
+#include <omp.h>
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/process.h"
+#include "evaluate/static_check.h"
+#include "evaluate/worker.h"
+#include "model/make_model.h"
+
+namespace fs = std::filesystem;
+
+namespace gqa::eval {
+
+namespace {
+
+std::string tail(const std::string& s, size_t n) { return s.size() > n ? "..." + s.substr(s.size() - n) : s; }
+
+}  // namespace
+
+std::string ensure_e2e_model(const std::string& cache_dir, Target target) {
+  const std::string preset = target == Target::Cpu ? "tiny" : "qwen3-0.6b";
+  const std::string dir = fmt::format("{}/models/{}-seed0", cache_dir, preset);
+  if (fs::exists(dir + "/model.safetensors")) return dir;
+  const std::string tmp = fmt::format("{}.tmp-{}", dir, getpid());
+  make_random_model(preset_config(preset), 0, tmp, "");
+  std::error_code ec;
+  fs::rename(tmp, dir, ec);
+  if (ec) fs::remove_all(tmp, ec);  // made by another evaluator meanwhile
+  return dir;
+}
+
+nlohmann::json evaluate(const EvaluateOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  nlohmann::json metrics = nlohmann::json::object(), artifacts = nlohmann::json::object();
+  metrics["target"] = target_name(o.target);
+  metrics["correct"] = false;
+  metrics["combined_score"] = 0.0;
+  auto finish = [&](const std::string& failed_stage, const std::string& failure) {
+    metrics["failed_stage"] = failed_stage.empty() ? nlohmann::json(nullptr) : nlohmann::json(failed_stage);
+    if (!failure.empty()) metrics["failure"] = failure;
+    metrics["evaluation_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return nlohmann::json{{"metrics", metrics}, {"artifacts", artifacts}};
+  };
+
+  // 1. Static checks.
+  const std::string source = read_file(o.program_path, "evaluate");
+  std::optional<std::string> parent;
+  if (o.parent_path) parent = read_file(*o.parent_path, "evaluate");
+  StaticCheck sc = static_check(source, o.target, parent);
+  artifacts["static_check"] = sc.ok ? "ok" : fmt::format("{}", fmt::join(sc.problems, "\n"));
+  if (!sc.ok && !o.skip_static) return finish("static", sc.problems.front());
+
+  // 2. Compile (cached).
+  const std::string cache = o.cache_dir.empty() ? default_cache_dir() : o.cache_dir;
+  CompileOptions co;
+  co.target = o.target;
+  co.cache_dir = cache;
+  co.cuda_arch = o.cuda_arch;
+  CompileResult cr = compile_program(source, o.program_path, co);
+  metrics["compile_cached"] = cr.cached;
+  metrics["compile_seconds"] = cr.seconds;
+  metrics["program_key"] = cr.key;
+  artifacts["compile_log"] = tail(cr.log, 20000);
+  artifacts["compile_command"] = cr.command;
+  if (!cr.ok) return finish("compile", "compile failed (see compile_log)");
+
+  // 3. The worker: a fresh process running the candidate, killed at the deadline.
+  const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
+  uint64_t seed = o.seed;
+  if (seed == 0) seed = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+  std::string nonce;
+  for (int i = 0; i < 4; ++i) nonce += fmt::format("{:08x}", std::random_device{}());
+  std::string model_dir;
+  if (o.end_to_end) model_dir = ensure_e2e_model(cache, o.target);
+  ProcessOptions po;
+  po.argv = {o.worker_executable.empty() ? self_executable() : o.worker_executable,
+             "eval-worker", "--so", cr.so_path, "--target", std::string(target_name(o.target)),
+             "--seed", std::to_string(seed), "--threads", std::to_string(threads),
+             "--min-reps", std::to_string(o.min_reps), "--bench-seconds", fmt::format("{}", o.bench_seconds)};
+  if (!o.bench) po.argv.push_back("--no-bench");
+  if (o.end_to_end)
+    po.argv.insert(po.argv.end(), {"--model", model_dir});
+  else
+    po.argv.push_back("--no-e2e");
+  po.timeout_seconds = o.timeout_seconds;
+  po.env = {{kNonceEnv, nonce}};
+  if (o.target == Target::Cpu) po.address_space_limit_bytes = o.memory_limit_bytes;
+  ProcessResult pr = run_process(po);
+  metrics["worker_seconds"] = pr.seconds;
+  artifacts["worker_stderr"] = tail(pr.err, 20000);
+
+  // 4. Results: only lines carrying this evaluation's nonce count.
+  std::map<std::string, nlohmann::json> stages;
+  std::istringstream lines(pr.out);
+  std::string line;
+  const std::string prefix = fmt::format("{} {} ", kResultPrefix, nonce);
+  while (std::getline(lines, line)) {
+    if (line.rfind(prefix, 0) != 0) continue;
+    try {
+      auto j = nlohmann::json::parse(line.substr(prefix.size()));
+      stages[j.at("stage").get<std::string>()] = j;
+    } catch (const std::exception&) {
+    }
+  }
+  std::string failed, failure;
+  const std::vector<std::string> order = {"loaded", "correctness", "benchmark", "end_to_end", "done"};
+  for (const std::string& name : order) {
+    if ((name == "benchmark" && !o.bench) || (name == "end_to_end" && !o.end_to_end)) continue;
+    auto it = stages.find(name);
+    if (it == stages.end()) {
+      failed = name == "loaded" ? "load" : name == "done" ? "worker" : name;
+      failure = fmt::format("the worker {} before finishing stage '{}'", pr.ok() ? "stopped" : pr.describe(), failed);
+      if (pr.timed_out) failure += fmt::format(" (limit {:.0f} s)", o.timeout_seconds);
+      break;
+    }
+    const nlohmann::json& j = it->second;
+    if (j.contains("metrics"))
+      for (auto& [k, v] : j["metrics"].items()) metrics[k] = v;
+    if (j.contains("artifacts"))
+      for (auto& [k, v] : j["artifacts"].items()) artifacts[k] = v;
+    if (j.contains("passed") && !j["passed"].get<bool>()) {
+      failed = name;
+      failure = j.value("failure", "failed");
+      break;
+    }
+  }
+  if (!failed.empty()) return finish(failed, failure);
+  metrics["correct"] = true;
+  // The score: the weighted geometric-mean speedup over the stock kernel (1.0 when not benchmarked).
+  metrics["combined_score"] = o.bench ? metrics.value("speedup_geomean", 0.0) : 1.0;
+  return finish("", "");
+}
+
+}  // namespace gqa::eval

@@ -1,0 +1,75 @@
+// One attention problem on the host: guarded inputs (q, KV cache with padding past each sequence's
+// length, ragged lengths), poisoned output and workspace, ABI arguments, and a float64 reference with a
+// row-by-row comparison. The CPU target runs programs on these buffers directly; the CUDA target copies
+// them to the device.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "evaluate/cases.h"
+#include "evaluate/guarded_buffer.h"
+#include "gqa/abi.h"
+
+namespace gqa::eval {
+
+// splitmix64: fast, seedable, identical everywhere.
+struct Rng {
+  uint64_t state;
+  uint64_t next();
+  float uniform();  // [-1, 1)
+};
+
+// Where the KV cache's strides put things: the CPU engine's [pos][kv_head][dim] or the CUDA engine's
+// [kv_head][capacity][dim]. Both are legal under the ABI; programs must honour the strides.
+enum class KvLayout { PosMajor, HeadMajor };
+
+// Bound on every (query, head) row: ||out - ref|| <= kRowTolerance * ||ref|| (+ a tiny absolute floor).
+// 2^-6: eight times what rounding the output to bf16 costs (2^-9), room for bf16 probabilities and any
+// summation order, far below what a wrong key, a missing mask or a skipped block produces (~1).
+constexpr double kRowTolerance = 1.0 / 64;
+
+struct Comparison {
+  bool ok = false;
+  double max_row_error = 0;     // max over rows of ||out - ref|| / ||ref||
+  double global_error = 0;      // ||out - ref|| / ||ref|| over everything
+  int64_t non_finite = 0;       // NaN/Inf elements in out
+  int64_t bad_rows = 0;         // rows over the bound
+  std::string worst;            // "seq 2 query 5 (position 301) head 7: ..." with a few elements
+};
+
+class Problem {
+ public:
+  Problem(const Case& c, KvLayout layout, int threads);
+  // Fresh random inputs (q with std 3 so that softmax is peaked, k and v std 1); K/V positions past a
+  // sequence's length hold NaN, so reading them shows up. Drops the reference.
+  void fill(Rng& rng);
+  // New random queries only (cheap: benchmarks refresh them before every call so that no result can be
+  // remembered). Drops the reference.
+  void refill_queries(Rng& rng);
+  // Output and workspace (and the second pair, if made) filled with NaN bytes; inputs made read-only
+  // (writes into them fault).
+  void poison();
+  // The same inputs with a separate output and workspace: the benchmark's stock kernel writes there, so
+  // the candidate can never pick up the stock kernel's results or partials.
+  const gqa_attention_args& second_args();
+  void set_inputs_read_only(bool ro);
+  const gqa_attention_args& args() const { return args_; }
+  const Case& spec() const { return case_; }
+  bool canaries_intact() const;
+  // float64 reference of the current inputs (computed once per fill, OpenMP).
+  const std::vector<double>& reference();
+  Comparison compare();
+  size_t kv_bytes() const { return k_.size() + v_.size(); }
+
+ private:
+  Case case_;
+  KvLayout layout_;
+  int64_t capacity_ = 0;  // positions per sequence in the buffers (max kv_len + padding)
+  GuardedBuffer q_, k_, v_, cu_, kvl_, out_, ws_;
+  GuardedBuffer out2_, ws2_;
+  gqa_attention_args args_{}, args2_{};
+  std::vector<double> ref_;
+};
+
+}  // namespace gqa::eval
