@@ -3,6 +3,7 @@
 #   scripts/gpu_check.sh build   # here (dev machine, which has the libraries): build-gpu/ for x86-64-v3 + sm_90a,
 #                                # then the three binaries the GPU machine needs, stripped, into .gpu-bin/
 #   scripts/gpu_check.sh run     # there (Ubuntu 24.04, CUDA 13, PyTorch; .gpu-bin carried): everything else
+#                                # (GQA_SKIP_HF=1: without the HF transformers baseline)
 # Logs and JSON go to $OUT (default out/gpu-check); the summary table is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +30,8 @@ ldd "$BIN/gqa-evolve" | tee -a "$ENV"
 if grep -q "not found" "$ENV"; then echo "missing shared libraries"; exit 1; fi
 
 echo "== tests"
-GQA_FIXTURES_DIR="$PWD/tests/fixtures" "$BIN/test_engine_cuda" --gtest_output="xml:$OUT/tests.xml" 2>&1 | tee "$OUT/tests.log"
+# Bounded: a kernel that hangs (a grid barrier whose blocks are not all resident) must not eat the lease.
+GQA_FIXTURES_DIR="$PWD/tests/fixtures" timeout "${GQA_TEST_TIMEOUT:-300}" "$BIN/test_engine_cuda" --gtest_output="xml:$OUT/tests.xml" 2>&1 | tee "$OUT/tests.log"
 tests_rc=${PIPESTATUS[0]}
 
 echo "== model"
@@ -38,16 +40,18 @@ if [[ ! -f "$MODEL/model.safetensors" ]]; then
 fi
 
 echo "== benchmark"
-"$BIN/cuda_bench" --model "$MODEL" --contexts 128,2048,8192 --tokens 256 --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log"
+timeout "${GQA_BENCH_TIMEOUT:-300}" "$BIN/cuda_bench" --model "$MODEL" --contexts 128,2048,8192 --tokens 256 --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log"
 
 echo "== gqa-evolve generate --device cuda"
 ids=$(python3 -c "print(','.join(str((i * 7919 + 13) % 151000) for i in range(128)))")
 "$BIN/gqa-evolve" generate --model "$MODEL" --device cuda --prompt-ids "$ids" --max-tokens 256 --ignore-eos --json \
   > "$OUT/generate.json" 2> >(tee -a "$ENV" >&2)
 
-echo "== HF transformers"
-PYTHONUNBUFFERED=1 python3 scripts/bench_hf.py --model "$MODEL" --prompt-tokens 128 --new-tokens 64 \
-  --json "$OUT/hf.json" 2>&1 | grep -v -i warn | tee "$OUT/hf.log"
+if [[ -z "${GQA_SKIP_HF:-}" ]]; then  # GQA_SKIP_HF=1 saves ~1 min of device time when only the engine changed
+  echo "== HF transformers"
+  PYTHONUNBUFFERED=1 python3 scripts/bench_hf.py --model "$MODEL" --prompt-tokens 128 --new-tokens 64 \
+    --json "$OUT/hf.json" 2>&1 | grep -v -i warn | tee "$OUT/hf.log"
+fi
 
 python3 - "$OUT" "$tests_rc" <<'PY'
 import json, os, sys, xml.etree.ElementTree as ET
@@ -69,12 +73,16 @@ b = load("bench.json")
 if b:
     rows.append(("GPU", b["device"]))
     rows.append(("read bandwidth", f"{b['read_bandwidth_bytes_per_second'] / 1e9:.0f} GB/s"))
-    for r in b["runs"]:
+    for r in b["runs"] + b.get("sweep", []):
         ok = "ok" if r["peak_device_memory_bytes"] <= r["memory_budget_bytes"] else "OVER"
         rows.append((f"decode {r['variant']} ctx {r['context']}",
                      f"{r['decode_tokens_per_second']:.0f} tok/s = {r['percent_of_roofline']:.1f}% of roofline "
                      f"{r['roofline_tokens_per_second']:.0f} | prefill {r['prefill_tokens_per_second']:.0f} tok/s | "
                      f"peak {r['peak_device_memory_bytes'] / 1e9:.3f} GB <= {r['memory_budget_bytes'] / 1e9:.3f} {ok}"))
+    lk = b.get("layer_kernel")
+    if lk:
+        rows.append(("fused layer kernel", f"{lk['us_per_layer']:.2f} us/layer for {lk['bytes_per_layer'] / 1e6:.1f} MB "
+                     f"({lk['bytes_per_layer'] / lk['us_per_layer'] / 1e3:.0f} GB/s)"))
     for g in b["gemv"]:
         rows.append((f"gemv {g['matrix']} {g['n']}x{g['k']}",
                      f"own+pdl {g['own_pdl_us']:.2f} us, own {g['own_us']:.2f} us, cuBLAS {g['cublas_us']:.2f} us"))

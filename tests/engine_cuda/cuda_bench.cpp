@@ -6,7 +6,9 @@
 // 3. batch-1 generation (greedy, device sampling) at each prompt length: prefill and decode tokens/s, the
 //    roofline time/token >= (weight bytes + context x KV bytes/token) / bandwidth at the mean decode
 //    context, % of roofline, peak device memory against weights + KV cache + 10%;
-// 4. the same at the first context without programmatic dependent launch, and without CUDA graphs.
+//    for both decode-step layouts (fused per-layer kernels, unfused original kernels) in the same run;
+// 4. the fused layout at the first context without programmatic dependent launch, and without CUDA graphs;
+// 5. the fused per-layer kernel alone (28 launches on distinct weights), against its bytes.
 #include <cuda_runtime.h>
 
 #include <nlohmann/json.hpp>
@@ -32,6 +34,7 @@ struct Args {
   std::string model, json_out;
   std::vector<int64_t> contexts{128, 2048, 8192};
   int64_t tokens = 256;
+  bool only_layer = false;  // --only-layer: just the fused layer kernel's breakdown (for profiling it)
 };
 
 Args parse(int argc, char** argv) {
@@ -46,6 +49,8 @@ Args parse(int argc, char** argv) {
       a.model = val();
     } else if (k == "--tokens") {
       a.tokens = std::stoll(val());
+    } else if (k == "--only-layer") {
+      a.only_layer = true;
     } else if (k == "--json") {
       a.json_out = val();
     } else if (k == "--contexts") {
@@ -53,7 +58,7 @@ Args parse(int argc, char** argv) {
       std::stringstream ss(val());
       for (std::string item; std::getline(ss, item, ',');) a.contexts.push_back(std::stoll(item));
     } else {
-      fail("bench", "unknown argument '{}' (known: --model --contexts --tokens --json)", k);
+      fail("bench", "unknown argument '{}' (known: --model --contexts --tokens --json --only-layer)", k);
     }
   }
   if (a.model.empty()) fail("bench", "--model DIR is required");
@@ -204,6 +209,61 @@ nlohmann::json op_breakdown() {
   return out;
 }
 
+// The fused layout's per-layer kernel without attention: 28 launches, each on its own layer's weights (the
+// whole Qwen3-0.6B layer stack), so its time per layer compares with the layer's bytes over the bandwidth.
+nlohmann::json layer_kernel(double bw) {
+  int sms = 0;
+  GQA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  cuda::Stream stream;
+  const cuda::Exec ex{stream.get(), true, sms};
+  const int L = 28, H = 1024, I = 3072, nh = 16, nkv = 8, D = 128, cap = 512, qd = nh * D, kvd = nkv * D;
+  const size_t per_layer = static_cast<size_t>(H) * qd + 2ull * I * H + static_cast<size_t>(H) * I +
+                           static_cast<size_t>(qd + 2 * kvd) * H;
+  cuda::DeviceBuffer w(per_layer * L * 2), norms(4 * H * 2), x(H * 4), att(qd * 4), gu(2 * I * 4), qkv((qd + 2 * kvd) * 4),
+      q(qd * 4), kv(2ull * nkv * cap * D * 2), pos(4), inv(D * 2), sync(cuda::decode_layer_sync_words(nh, nkv) * 4);
+  cuda::fill_random_bf16(ex, w.as<cuda::bf16>(), per_layer * L, 9, 0.05f);
+  cuda::fill_random_bf16(ex, norms.as<cuda::bf16>(), 4 * H, 10, 1.0f);
+  for (auto* b : {&x, &att, &inv, &sync}) GQA_CUDA_CHECK(cudaMemsetAsync(b->get(), 0, b->bytes(), stream.get()));
+  const int p = 100;
+  GQA_CUDA_CHECK(cudaMemcpyAsync(pos.get(), &p, 4, cudaMemcpyHostToDevice, stream.get()));
+  GQA_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
+  const double bytes = per_layer * 2.0;
+  struct Variant { const char* name; unsigned skip; bool pdl; int early; };
+  const Variant variants[] = {
+      {"full", 0, true, -1},
+      {"full, L2 prefetch before wait", 0, true, 4},
+      {"full, L2 prefetch after wait", 0, true, 0},
+      {"full, no PDL", 0, false, -1},
+      {"no grid barriers", cuda::kLayerSkipBarriers, true, 4},
+      {"no math (barriers+fills)", cuda::kLayerSkipMath | cuda::kLayerSkipPrefetch, true, 4},
+      {"no math, no barriers", cuda::kLayerSkipMath | cuda::kLayerSkipPrefetch | cuda::kLayerSkipBarriers, true, 4},
+      {"empty (launch + wait)", cuda::kLayerSkipAll | cuda::kLayerSkipPrefetch, true, 4},
+  };
+  nlohmann::json out = nlohmann::json::object();
+  for (const Variant& v : variants) {
+  const cuda::Exec exv{stream.get(), v.pdl, sms};
+  const double us = time_graph(stream.get(), L, [&](int l) {
+    const cuda::bf16* base = w.as<cuda::bf16>() + per_layer * l;
+    cuda::DecodeLayerArgs a;
+    a.hidden = H, a.inter = I, a.n_heads = nh, a.n_kv = nkv, a.head_dim = D, a.eps = 1e-6f;
+    a.wo = base, a.wgu = a.wo + static_cast<size_t>(H) * qd, a.wdown = a.wgu + 2ull * I * H;
+    a.wqkv = a.wdown + static_cast<size_t>(H) * I;
+    a.mlp_norm = norms.as<cuda::bf16>(), a.attn_norm = a.mlp_norm + H, a.q_norm = a.mlp_norm + 2 * H;
+    a.k_norm = a.mlp_norm + 3 * H, a.att = att.as<float>(), a.gu = gu.as<float>(), a.inv_freq = inv.as<float>();
+    a.qkv = qkv.as<float>(), a.q_out = q.as<float>(), a.k_cache = kv.as<cuda::bf16>();
+    a.v_cache = a.k_cache + static_cast<size_t>(nkv) * cap * D, a.capacity = cap, a.pos = pos.as<int>();
+    a.x = x.as<float>(), a.sync = sync.as<unsigned>(), a.bench_skip = v.skip, a.early_prefetch = v.early;
+    cuda::decode_layer(exv, a);
+  });
+  std::printf("%-34s %10.2f %10.1f   (%.1f MB/layer: %.0f GB/s = %.0f%% of read bandwidth; bytes alone %.2f us)\n",
+              fmt::format("layer kernel: {}", v.name).c_str(), us, us * L, bytes / 1e6, bytes / (us * 1e-6) / 1e9,
+              100.0 * bytes / (us * 1e-6) / bw, bytes / bw * 1e6);
+  out[v.name] = us;
+  }
+  // Leave x and the barrier in a sane state for later users of the buffers (none; they are freed here).
+  return {{"us_per_layer", out["full"]}, {"bytes_per_layer", bytes}, {"variants", out}};
+}
+
 nlohmann::json bench_context(const std::string& model, const CudaEngineOptions& eo, const char* variant, int64_t ctx,
                              int64_t tokens, double bw, Engine* reuse) {
   std::unique_ptr<Engine> owned;
@@ -250,25 +310,46 @@ int run(int argc, char** argv) {
   if (cuda_device_count() == 0) fail("bench", "no CUDA device");
   cudaDeviceProp prop{};
   GQA_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-  std::printf("device: %s, %d SMs, L2 %.0f MB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize / 1e6);
+  std::printf("\ndevice: %s, %d SMs, L2 %.0f MB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize / 1e6);
   const double bw = cuda::measure_read_bandwidth(size_t(4) << 30, 10);
   std::printf("measured read bandwidth: %.0f GB/s (streaming reduction over 4 GiB, median of 10)\n", bw / 1e9);
   nlohmann::json j{{"device", prop.name}, {"read_bandwidth_bytes_per_second", bw}};
+  if (a.only_layer) {
+    j["layer_kernel"] = layer_kernel(bw);
+    if (!a.json_out.empty()) std::ofstream(a.json_out) << j.dump(2) << "\n";
+    return 0;
+  }
   j["gemv"] = gemv_vs_cublas(bw);
   j["ops"] = op_breakdown();
+  j["layer_kernel"] = layer_kernel(bw);
 
   std::printf("\n");
   nlohmann::json runs = nlohmann::json::array();
-  {
-    auto engine = open_cuda_engine(a.model, {});
-    for (int64_t ctx : a.contexts) runs.push_back(bench_context(a.model, {}, "graph+pdl", ctx, a.tokens, bw, engine.get()));
+  for (auto dec : {CudaEngineOptions::Decode::Fused, CudaEngineOptions::Decode::Unfused}) {
+    CudaEngineOptions eo;
+    eo.decode = dec;
+    auto engine = open_cuda_engine(a.model, eo);
+    const char* name = dec == CudaEngineOptions::Decode::Fused ? "fused" : "unfused";
+    for (int64_t ctx : a.contexts) runs.push_back(bench_context(a.model, eo, name, ctx, a.tokens, bw, engine.get()));
   }
   CudaEngineOptions no_pdl;
   no_pdl.programmatic_launch = false;
-  runs.push_back(bench_context(a.model, no_pdl, "graph", a.contexts.front(), a.tokens, bw, nullptr));
+  runs.push_back(bench_context(a.model, no_pdl, "fused-nopdl", a.contexts.front(), a.tokens, bw, nullptr));
   CudaEngineOptions no_graph;
   no_graph.cuda_graph = false;
-  runs.push_back(bench_context(a.model, no_graph, "no-graph", a.contexts.front(), a.tokens, bw, nullptr));
+  runs.push_back(bench_context(a.model, no_graph, "fused-nograph", a.contexts.front(), a.tokens, bw, nullptr));
+  // Tuning knobs of the fused layout at the shortest and longest context (same results, other speed).
+  nlohmann::json sweep = nlohmann::json::array();
+  for (int64_t ctx : {a.contexts.front(), a.contexts.back()}) {
+    struct Knob { const char* name; int prefetch, split_keys; };
+    for (const Knob& k : {Knob{"prefetch4", 4, 32}, Knob{"prefetch0", 0, 32}, Knob{"split128", -1, 128},
+                          Knob{"split256", -1, 256}}) {
+      CudaEngineOptions eo;
+      eo.layer_prefetch = k.prefetch, eo.split_keys = k.split_keys;
+      sweep.push_back(bench_context(a.model, eo, k.name, ctx, a.tokens, bw, nullptr));
+    }
+  }
+  j["sweep"] = sweep;
   j["runs"] = runs;
   if (!a.json_out.empty()) std::ofstream(a.json_out) << j.dump(2) << "\n";
   return 0;

@@ -112,6 +112,153 @@ TEST(CudaOps, GemvMatchesReferenceForEveryInputMode) {
   }
 }
 
+// The fused decode step's per-layer kernel against a float64 host reference of the same layer math:
+// (previous layer) x += wo·att, gu = wgu·rmsnorm(x), x += wdown·silu(g)·u; (this layer) qkv = wqkv·rmsnorm(x),
+// q/k RMSNorm + RoPE, k/v into the cache at *pos. Float outputs (x, gu, q) <= 1e-5 / 1e-4 relative L2,
+// bf16 cache rows <= 1e-2; every other cache row must stay untouched (poisoned). Called twice (L2 prefetch
+// off, then on) to check that the grid barrier and the per-head counters are re-armed.
+struct LayerShape {
+  int H, I, nh, nkv, D;
+  bool prev, next;
+};
+
+double rmsnorm_ref(const std::vector<double>& x, const std::vector<uint16_t>& w, std::vector<double>& out) {
+  double ss = 0;
+  for (double v : x) ss += v * v;
+  const double inv = 1.0 / std::sqrt(ss / x.size() + 1e-6);
+  out.resize(x.size());
+  for (size_t i = 0; i < x.size(); ++i) out[i] = x[i] * inv * bf16_to_f32(w[i]);
+  return inv;
+}
+
+std::vector<double> matvec_ref(const std::vector<uint16_t>& W, int n, int k, const std::vector<double>& in) {
+  std::vector<double> y(n, 0.0);
+  for (int r = 0; r < n; ++r) {
+    double acc = 0;
+    for (int c = 0; c < k; ++c) acc += double(bf16_to_f32(W[static_cast<size_t>(r) * k + c])) * in[c];
+    y[r] = acc;
+  }
+  return y;
+}
+
+std::vector<float> as_f32(const std::vector<uint16_t>& v) {
+  std::vector<float> f(v.size());
+  for (size_t i = 0; i < v.size(); ++i) f[i] = bf16_to_f32(v[i]);
+  return f;
+}
+
+TEST(CudaOps, DecodeLayerMatchesReference) {
+  GQA_REQUIRE_GPU();
+  Rng r(5);
+  const LayerShape shapes[] = {{1024, 3072, 16, 8, 128, true, true}, {96, 192, 8, 2, 64, true, true},
+                               {1024, 3072, 16, 8, 128, false, true}, {64, 128, 16, 8, 128, true, false},
+                               {96, 192, 8, 2, 64, false, true}};
+  for (const auto& s : shapes) {
+    const int qd = s.nh * s.D, kvd = s.nkv * s.D, nqkv = qd + 2 * kvd, cap = 40, pos = 17, vocab = 50, token = 33;
+    auto wo = random_bf16(r, static_cast<size_t>(s.H) * qd, 0.05f);
+    auto wgu = random_bf16(r, static_cast<size_t>(2 * s.I) * s.H, 0.05f);
+    auto wdown = random_bf16(r, static_cast<size_t>(s.H) * s.I, 0.05f);
+    auto wqkv = random_bf16(r, static_cast<size_t>(nqkv) * s.H, 0.05f);
+    auto mlp_norm = random_bf16(r, s.H, 1.5f), attn_norm = random_bf16(r, s.H, 1.5f);
+    auto q_norm = random_bf16(r, s.D, 1.5f), k_norm = random_bf16(r, s.D, 1.5f);
+    auto embed = random_bf16(r, static_cast<size_t>(vocab) * s.H, 1.0f);
+    auto x0 = random_f32(r, s.H, 2.0f), att = random_f32(r, qd, 1.0f);
+    std::vector<float> inv_freq(s.D / 2);
+    for (int i = 0; i < s.D / 2; ++i) inv_freq[i] = static_cast<float>(1.0 / std::pow(1e6, 2.0 * i / s.D));
+
+    // Reference.
+    std::vector<double> x(s.H), h, gu, qkv;
+    for (int i = 0; i < s.H; ++i) x[i] = s.prev ? x0[i] : bf16_to_f32(embed[static_cast<size_t>(token) * s.H + i]);
+    if (s.prev) {
+      std::vector<double> a(att.begin(), att.end());
+      auto o = matvec_ref(wo, s.H, qd, a);
+      for (int i = 0; i < s.H; ++i) x[i] += o[i];
+      rmsnorm_ref(x, mlp_norm, h);
+      gu = matvec_ref(wgu, 2 * s.I, s.H, h);
+      std::vector<double> act(s.I);
+      for (int i = 0; i < s.I; ++i) act[i] = gu[i] / (1.0 + std::exp(-gu[i])) * gu[s.I + i];
+      auto d = matvec_ref(wdown, s.H, s.I, act);
+      for (int i = 0; i < s.H; ++i) x[i] += d[i];
+    }
+    std::vector<double> q_want, k_want, v_want;
+    if (s.next) {
+      rmsnorm_ref(x, attn_norm, h);
+      qkv = matvec_ref(wqkv, nqkv, s.H, h);
+      for (int head = 0; head < s.nh + s.nkv; ++head) {
+        std::vector<double> v(qkv.begin() + head * s.D, qkv.begin() + (head + 1) * s.D), n;
+        rmsnorm_ref(v, head < s.nh ? q_norm : k_norm, n);
+        std::vector<double> rot(s.D);
+        for (int i = 0; i < s.D / 2; ++i) {
+          const double ang = double(pos) * inv_freq[i], c = std::cos(ang), sn = std::sin(ang);
+          rot[i] = n[i] * c - n[i + s.D / 2] * sn;
+          rot[i + s.D / 2] = n[i + s.D / 2] * c + n[i] * sn;
+        }
+        (head < s.nh ? q_want : k_want).insert((head < s.nh ? q_want : k_want).end(), rot.begin(), rot.end());
+      }
+      v_want.assign(qkv.begin() + qd + kvd, qkv.end());
+    }
+
+    auto d_wo = upload(wo), d_wgu = upload(wgu), d_wdown = upload(wdown), d_wqkv = upload(wqkv);
+    auto d_mn = upload(mlp_norm), d_an = upload(attn_norm), d_qn = upload(q_norm), d_kn = upload(k_norm);
+    auto d_emb = upload(embed), d_att = upload(att), d_inv = upload(inv_freq);
+    auto d_pos = upload(std::vector<int>{pos}), d_tok = upload(std::vector<int32_t>{token});
+    DeviceBuffer d_x(s.H * 4), d_gu(2 * s.I * 4), d_qkv(nqkv * 4), d_q(qd * 4);
+    DeviceBuffer d_k(static_cast<size_t>(s.nkv) * cap * s.D * 2), d_v(d_k.bytes());
+    DeviceBuffer d_sync(cuda::decode_layer_sync_words(s.nh, s.nkv) * 4);
+    GQA_CUDA_CHECK(cudaMemset(d_sync.get(), 0, d_sync.bytes()));
+    cuda::DecodeLayerArgs a;
+    a.hidden = s.H, a.inter = s.I, a.n_heads = s.nh, a.n_kv = s.nkv, a.head_dim = s.D, a.eps = 1e-6f;
+    if (s.prev) {
+      a.wo = d_wo.as<cuda::bf16>(), a.mlp_norm = d_mn.as<cuda::bf16>(), a.wgu = d_wgu.as<cuda::bf16>();
+      a.wdown = d_wdown.as<cuda::bf16>(), a.att = d_att.as<float>(), a.gu = d_gu.as<float>();
+    } else {
+      a.embed = d_emb.as<cuda::bf16>(), a.token = d_tok.as<int32_t>();
+    }
+    if (s.next) {
+      a.attn_norm = d_an.as<cuda::bf16>(), a.wqkv = d_wqkv.as<cuda::bf16>(), a.q_norm = d_qn.as<cuda::bf16>();
+      a.k_norm = d_kn.as<cuda::bf16>(), a.inv_freq = d_inv.as<float>(), a.qkv = d_qkv.as<float>();
+      a.q_out = d_q.as<float>(), a.k_cache = d_k.as<cuda::bf16>(), a.v_cache = d_v.as<cuda::bf16>(), a.capacity = cap;
+    }
+    a.pos = d_pos.as<int>(), a.x = d_x.as<float>(), a.sync = d_sync.as<unsigned>();
+    const std::string where = "H " + std::to_string(s.H) + " heads " + std::to_string(s.nh) + ":" +
+                              std::to_string(s.nkv) + " prev " + std::to_string(s.prev) + " next " +
+                              std::to_string(s.next);
+    for (int rep = 0; rep < 2; ++rep) {
+      poison(d_gu), poison(d_qkv), poison(d_q), poison(d_k), poison(d_v);
+      if (s.prev)
+        GQA_CUDA_CHECK(cudaMemcpy(d_x.get(), x0.data(), s.H * 4, cudaMemcpyHostToDevice));
+      else
+        poison(d_x);
+      a.early_prefetch = rep == 0 ? -1 : 4;  // L2 prefetch off, then on: same results
+      cuda::decode_layer(exec(), a);
+      GQA_CUDA_CHECK_LAUNCH();
+      EXPECT_LE(rel_l2(download<float>(d_x, s.H), x), 1e-5) << where << " x, call " << rep;
+      if (s.prev) {
+        EXPECT_LE(rel_l2(download<float>(d_gu, 2 * s.I), gu), 1e-5) << where << " gu, call " << rep;
+      }
+      if (!s.next) continue;
+      EXPECT_LE(rel_l2(download<float>(d_q, qd), q_want), 1e-4) << where << " q, call " << rep;
+      const auto kc = download<uint16_t>(d_k, d_k.bytes() / 2), vc = download<uint16_t>(d_v, d_v.bytes() / 2);
+      std::vector<uint16_t> k_row, v_row;
+      size_t untouched = 0, others = 0;
+      for (int g = 0; g < s.nkv; ++g)
+        for (int p = 0; p < cap; ++p)
+          for (int i = 0; i < s.D; ++i) {
+            const size_t idx = (static_cast<size_t>(g) * cap + p) * s.D + i;
+            if (p == pos) {
+              k_row.push_back(kc[idx]), v_row.push_back(vc[idx]);
+            } else {
+              ++others;
+              untouched += (kc[idx] == 0xffff) + (vc[idx] == 0xffff);
+            }
+          }
+      EXPECT_LE(rel_l2(as_f32(k_row), k_want), 1e-2) << where << " k cache row, call " << rep;
+      EXPECT_LE(rel_l2(as_f32(v_row), v_want), 1e-2) << where << " v cache row, call " << rep;
+      EXPECT_EQ(untouched, 2 * others) << where << ": cache rows other than the position were written";
+    }
+  }
+}
+
 // Host reference of one query head's attention over keys 0..len-1 of a [n_kv][cap][D] bf16 cache.
 std::vector<double> ref_attention(const float* q, const std::vector<uint16_t>& K, const std::vector<uint16_t>& Vc,
                                   int kvh, int cap, int D, int len, double scale) {

@@ -49,12 +49,12 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const __grid_con
   const bf16* V = a.v_cache + static_cast<size_t>(kvh) * a.capacity * D + sub * 8;
 
   // The loop bound is uniform across the block (shuffles need whole warps); keys past kend are masked.
-  for (int jb = kbeg; jb < kend; jb += KG * kKeysInFlight) {
-    const int j0 = jb + kg;
-    uint4 kr[kKeysInFlight], vr[kKeysInFlight];
+  // Double-buffered (v4): the next batch of keys is loaded before the current one is scored.
+  constexpr int kStep = KG * kKeysInFlight;
+  auto load_batch = [&](int jb, uint4* kr, uint4* vr) {
 #pragma unroll
     for (int u = 0; u < kKeysInFlight; ++u) {
-      const int j = j0 + u * KG;
+      const int j = jb + kg + u * KG;
       if (j < kend) {
         kr[u] = load_stream16(K + static_cast<size_t>(j) * D);
         vr[u] = load_stream16(V + static_cast<size_t>(j) * D);
@@ -63,6 +63,13 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const __grid_con
         vr[u] = make_uint4(0, 0, 0, 0);
       }
     }
+  };
+  uint4 kr[kKeysInFlight], vr[kKeysInFlight];
+  if (kbeg < kend) load_batch(kbeg, kr, vr);
+  for (int jb = kbeg; jb < kend; jb += kStep) {
+    const int j0 = jb + kg;
+    uint4 nk[kKeysInFlight], nv[kKeysInFlight];
+    if (jb + kStep < kend) load_batch(jb + kStep, nk, nv);
     float s[G][kKeysInFlight];
 #pragma unroll
     for (int u = 0; u < kKeysInFlight; ++u) {
@@ -99,6 +106,8 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const __grid_con
       }
       m[g] = mn;
     }
+#pragma unroll
+    for (int u = 0; u < kKeysInFlight; ++u) kr[u] = nk[u], vr[u] = nv[u];
   }
 
 #pragma unroll

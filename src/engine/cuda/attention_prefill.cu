@@ -146,6 +146,7 @@ void configure_kernels() {
   configure_prefill<64>();
   configure_prefill<128>();
   configure_sampling_kernels();
+  configure_decode_layer_kernels();
   done = true;
 }
 

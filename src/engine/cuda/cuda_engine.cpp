@@ -1,5 +1,6 @@
 // The CUDA engine: Qwen3 forward on the GPU. Prefill runs in chunks of up to kPrefillChunk tokens with
-// cuBLAS tensor-core GEMMs; a decode step is 170 bandwidth-bound kernels captured once into a CUDA graph
+// cuBLAS tensor-core GEMMs; a decode step (fused: per layer one persistent kernel for everything but
+// attention, then the attention launch; unfused: 170 small kernels) is captured once into a CUDA graph
 // (the position lives in device memory, so the same graph serves every step), and decode_on_device keeps
 // several steps in flight, sampling on the GPU. Memory is allocated in reset(), never while decoding.
 //
@@ -10,6 +11,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "common/error.h"
 #include "engine/cuda/cuda_check.h"
@@ -48,6 +51,10 @@ class CudaEngine final : public Engine {
   void upload_position(int64_t pos);
   void prefill_chunk(const int32_t* tokens, int64_t T, bool last_chunk, bool all_logits, float* host_rows);
   void enqueue_decode_step();
+  void enqueue_decode_step_unfused();
+  void enqueue_decode_step_fused();
+  // The one place a decode step calls attention (q_ -> att_ for `layer`), whichever step layout is used.
+  void run_attention_decode(int64_t layer);
   void run_decode_step();  // graph replay, or the kernels one by one
   void ensure_logit_rows(int64_t rows);
   void gemm(const bf16* a, int64_t rows, const bf16* w, int64_t n, int64_t k, float* c, bool accumulate);
@@ -73,6 +80,7 @@ class CudaEngine final : public Engine {
   int32_t *tokens_ = nullptr, *token_ = nullptr;
   int* dpos_ = nullptr;
   unsigned* counters_ = nullptr;  // decode attention: splits finished per KV head
+  unsigned* layer_sync_ = nullptr;  // fused decode: grid barrier and per-head counters
   unsigned long long* rng_ = nullptr;
   void* sample_scratch_ = nullptr;
   int64_t logit_rows_ = 0;
@@ -84,6 +92,16 @@ class CudaEngine final : public Engine {
   cuda::Graph step_graph_, sample_graph_;
   SamplingParams sample_graph_params_{};
 };
+
+// An integer tuning knob from the environment, or `dflt` when unset; out of [lo, hi] is an error.
+int env_int(const char* name, int dflt, int lo, int hi) {
+  const char* env = std::getenv(name);
+  if (!env || !*env) return dflt;
+  char* end = nullptr;
+  const long v = std::strtol(env, &end, 10);
+  if (*end != '\0' || v < lo || v > hi) fail("cuda", "{}='{}' must be an integer in [{}, {}]", name, env, lo, hi);
+  return static_cast<int>(v);
+}
 
 int select_device(int device) {
   GQA_CUDA_CHECK(cudaSetDevice(device));
@@ -97,6 +115,19 @@ CudaEngine::CudaEngine(const std::string& dir, const CudaEngineOptions& opts)
   GQA_CUDA_CHECK(cudaGetDeviceProperties(&prop, opts.device));
   device_name_ = fmt::format("cuda ({}, sm_{}{})", prop.name, prop.major, prop.minor);
   ex_ = cuda::Exec{stream_.get(), opts.programmatic_launch && prop.major >= 9, prop.multiProcessorCount};
+  if (const char* env = std::getenv("GQA_CUDA_DECODE"); env && *env) {
+    if (std::strcmp(env, "fused") == 0)
+      opts_.decode = CudaEngineOptions::Decode::Fused;
+    else if (std::strcmp(env, "unfused") == 0)
+      opts_.decode = CudaEngineOptions::Decode::Unfused;
+    else
+      fail("cuda", "GQA_CUDA_DECODE='{}' is not a decode layout (known: fused, unfused)", env);
+  }
+  opts_.layer_prefetch = env_int("GQA_CUDA_LAYER_PREFETCH", opts_.layer_prefetch, -1, 4);
+  opts_.split_keys = env_int("GQA_CUDA_SPLIT_KEYS", opts_.split_keys, 1, 1 << 20);
+  if (opts_.layer_prefetch < -1 || opts_.layer_prefetch > 4 || opts_.split_keys < 1)
+    fail("cuda", "layer_prefetch must be -1..4 and split_keys positive (got {} and {})", opts_.layer_prefetch,
+         opts_.split_keys);
 
   const int64_t G = cfg_.num_key_value_heads > 0 ? cfg_.num_attention_heads / cfg_.num_key_value_heads : 0;
   if (cfg_.num_key_value_heads <= 0 || cfg_.num_attention_heads % cfg_.num_key_value_heads != 0 ||
@@ -161,10 +192,11 @@ void CudaEngine::reset(int64_t capacity) {
   k_cache_ = kv_.as<bf16>();
   v_cache_ = k_cache_ + kv_elems;
 
-  // Splits of the decode attention: about 32 keys each at short contexts, at most ~4 blocks per SM.
+  // Splits of the decode attention: about split_keys keys each, at most ~4 blocks per SM.
   const int max_splits = std::clamp<int>(4 * ex_.sms / static_cast<int>(cfg_.num_key_value_heads), 1,
                                          cuda::kMaxDecodeSplits);
-  n_splits_ = static_cast<int>(std::clamp<int64_t>((capacity + 31) / 32, 1, max_splits));
+  n_splits_ = static_cast<int>(
+      std::clamp<int64_t>((capacity + opts_.split_keys - 1) / opts_.split_keys, 1, max_splits));
 
   const int64_t R = std::min(capacity, kPrefillChunk);
   size_t off = 0;
@@ -178,6 +210,7 @@ void CudaEngine::reset(int64_t capacity) {
                o_actb = take(R * I * 2), o_po = take(static_cast<size_t>(n_splits_) * nh * cfg_.head_dim * 4),
                o_pml = take(static_cast<size_t>(n_splits_) * nh * 2 * 4), o_tok = take(R * 4),
                o_cnt = take(static_cast<size_t>(cfg_.num_key_value_heads) * 4),
+               o_sync = take(cuda::decode_layer_sync_words(static_cast<int>(nh), static_cast<int>(cfg_.num_key_value_heads)) * 4),
                o_ss = take(cuda::sample_scratch_bytes(static_cast<int>(cfg_.vocab_size)));
   act_ = cuda::DeviceBuffer(off);
   char* base = static_cast<char*>(act_.get());
@@ -194,6 +227,9 @@ void CudaEngine::reset(int64_t capacity) {
   tokens_ = reinterpret_cast<int32_t*>(base + o_tok);
   counters_ = reinterpret_cast<unsigned*>(base + o_cnt);
   GQA_CUDA_CHECK(cudaMemsetAsync(counters_, 0, cfg_.num_key_value_heads * 4, stream_.get()));
+  layer_sync_ = reinterpret_cast<unsigned*>(base + o_sync);
+  GQA_CUDA_CHECK(cudaMemsetAsync(layer_sync_, 0, cuda::decode_layer_sync_words(static_cast<int>(nh),
+                                 static_cast<int>(cfg_.num_key_value_heads)) * 4, stream_.get()));
   sample_scratch_ = base + o_ss;
 
   state_ = cuda::DeviceBuffer(256);  // token, position, generator state
@@ -317,6 +353,61 @@ void CudaEngine::prefill_chunk(const int32_t* tokens, int64_t T, bool last_chunk
 
 // One decode step for the token in token_ at position *dpos_: logits into logits_, *dpos_ advanced.
 void CudaEngine::enqueue_decode_step() {
+  if (opts_.decode == CudaEngineOptions::Decode::Fused)
+    enqueue_decode_step_fused();
+  else
+    enqueue_decode_step_unfused();
+}
+
+void CudaEngine::run_attention_decode(int64_t layer) {
+  const int64_t D = cfg_.head_dim;
+  const size_t layer_kv = static_cast<size_t>(layer) * capacity_ * cfg_.kv_dim();
+  cuda::DecodeAttentionArgs da;
+  da.q = q_, da.k_cache = k_cache_ + layer_kv, da.v_cache = v_cache_ + layer_kv;
+  da.capacity = static_cast<int>(capacity_), da.pos = dpos_;
+  da.n_heads = static_cast<int>(cfg_.num_attention_heads), da.n_kv = static_cast<int>(cfg_.num_key_value_heads);
+  da.head_dim = static_cast<int>(D), da.n_splits = n_splits_;
+  da.scale = 1.0f / std::sqrt(static_cast<float>(D));
+  da.part_o = part_o_, da.part_ml = part_ml_, da.counters = counters_, da.out = att_;
+  cuda::attention_decode(ex_, da);
+}
+
+// Launch l (0..L) finishes layer l-1 (o_proj, MLP) and starts layer l (qkv, norms, RoPE, cache); attention
+// of layer l runs between launches l and l+1: 2 L + 1 kernels, then the lm_head GEMV.
+void CudaEngine::enqueue_decode_step_fused() {
+  const int64_t L = cfg_.num_hidden_layers;
+  const size_t kvd = static_cast<size_t>(cfg_.kv_dim());
+  for (int64_t l = 0; l <= L; ++l) {
+    cuda::DecodeLayerArgs a;
+    a.hidden = static_cast<int>(cfg_.hidden_size), a.inter = static_cast<int>(cfg_.intermediate_size);
+    a.n_heads = static_cast<int>(cfg_.num_attention_heads), a.n_kv = static_cast<int>(cfg_.num_key_value_heads);
+    a.head_dim = static_cast<int>(cfg_.head_dim), a.eps = static_cast<float>(cfg_.rms_norm_eps);
+    a.x = x_, a.sync = layer_sync_, a.pos = dpos_, a.early_prefetch = opts_.layer_prefetch;
+    if (l > 0) {
+      const auto& pw = w_.layers[static_cast<size_t>(l - 1)];
+      a.wo = pw.wo, a.mlp_norm = pw.mlp_norm, a.wgu = pw.wgu, a.wdown = pw.wdown, a.att = att_, a.gu = gu_;
+    } else {
+      a.token = token_, a.embed = w_.embed;
+    }
+    if (l < L) {
+      const auto& lw = w_.layers[static_cast<size_t>(l)];
+      a.attn_norm = lw.attn_norm, a.wqkv = lw.wqkv, a.q_norm = lw.q_norm, a.k_norm = lw.k_norm;
+      a.inv_freq = inv_freq_.as<float>(), a.qkv = qkv_, a.q_out = q_;
+      a.k_cache = k_cache_ + static_cast<size_t>(l) * capacity_ * kvd;
+      a.v_cache = v_cache_ + static_cast<size_t>(l) * capacity_ * kvd;
+      a.capacity = static_cast<int>(capacity_);
+    }
+    cuda::decode_layer(ex_, a);
+    if (l < L) run_attention_decode(l);
+  }
+  cuda::GemvArgs g;
+  g.w = w_.lm_head, g.n = static_cast<int>(cfg_.vocab_size), g.k = static_cast<int>(cfg_.hidden_size), g.x = x_;
+  g.norm_w = w_.final_norm, g.eps = static_cast<float>(cfg_.rms_norm_eps), g.y = logits_.as<float>();
+  g.advance_pos = dpos_;
+  cuda::gemv(ex_, cuda::GemvInput::RmsNorm, g);
+}
+
+void CudaEngine::enqueue_decode_step_unfused() {
   const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size, D = cfg_.head_dim;
   const int64_t qd = cfg_.q_dim(), kvd = cfg_.kv_dim();
   const int nh = static_cast<int>(cfg_.num_attention_heads), nkv = static_cast<int>(cfg_.num_key_value_heads);
@@ -337,12 +428,7 @@ void CudaEngine::enqueue_decode_step() {
     qa.capacity = static_cast<int>(capacity_);
     cuda::qk_norm_rope(ex_, qa);
 
-    cuda::DecodeAttentionArgs da;
-    da.q = q_, da.k_cache = qa.k_cache, da.v_cache = qa.v_cache, da.capacity = qa.capacity, da.pos = dpos_;
-    da.n_heads = nh, da.n_kv = nkv, da.head_dim = static_cast<int>(D), da.n_splits = n_splits_;
-    da.scale = 1.0f / std::sqrt(static_cast<float>(D));
-    da.part_o = part_o_, da.part_ml = part_ml_, da.counters = counters_, da.out = att_;
-    cuda::attention_decode(ex_, da);
+    run_attention_decode(l);
 
     g = cuda::GemvArgs{};
     g.w = lw.wo, g.n = static_cast<int>(H), g.k = static_cast<int>(qd), g.x = att_, g.y = x_, g.accumulate = true;

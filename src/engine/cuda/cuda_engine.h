@@ -13,8 +13,20 @@ struct CudaEngineOptions {
   // Programmatic dependent launch: each decode kernel starts loading its weights while the previous one
   // finishes (sm_90+; ignored on older GPUs).
   bool programmatic_launch = true;
-  // Replay the decode step as one CUDA graph (false: launch its 170 kernels one by one; for measuring).
+  // Replay the decode step as one CUDA graph (false: launch its kernels one by one; for measuring).
   bool cuda_graph = true;
+  // Decode step layout. Fused: per layer one persistent kernel for everything but attention plus the
+  // attention launch (59 kernels per token). Unfused: the original 170 kernels (kept to compare against).
+  // The environment variable GQA_CUDA_DECODE=fused|unfused overrides this when set.
+  enum class Decode { Fused, Unfused };
+  Decode decode = Decode::Fused;
+  // Tuning knobs of the decode step (results do not depend on them; GQA_CUDA_LAYER_PREFETCH and
+  // GQA_CUDA_SPLIT_KEYS override them when set). layer_prefetch: -1 no L2 bulk prefetch of a fused layer
+  // launch's weights, else how many of its matrices are prefetched before it waits for attention (0..4).
+  // split_keys: the decode attention uses about capacity / split_keys KV splits (at most kMaxDecodeSplits
+  // and 4 blocks per SM).
+  int layer_prefetch = -1;
+  int split_keys = 32;
 };
 
 // True when this binary was built with the CUDA engine.

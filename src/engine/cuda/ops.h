@@ -64,6 +64,52 @@ struct QkNormRopeArgs {
 };
 void qk_norm_rope(const Exec& ex, const QkNormRopeArgs& a);
 
+// ---- decode_layer.cu: the fused decode step's per-layer kernel (everything but attention), one
+// persistent block per SM with grid-wide barriers between its phases:
+//   [previous layer]  x += wo · att;  gu = wgu · rmsnorm(x);  x += wdown · silu(gate) * up
+//   [this layer]      qkv = wqkv · rmsnorm(x)  (x = embed[token] when there is no previous layer);
+//                     q/k RMSNorm + RoPE -> q_out, k_cache; v -> v_cache (at position *pos)
+// The first launch of a step has no previous layer (wo == nullptr), the last no next one (wqkv == nullptr).
+struct DecodeLayerArgs {
+  int hidden = 0, inter = 0, n_heads = 0, n_kv = 0, head_dim = 0;
+  float eps = 0;
+  // previous layer (all null in the step's first launch)
+  const bf16* wo = nullptr;        // [hidden][q_dim]
+  const bf16* mlp_norm = nullptr;  // [hidden]
+  const bf16* wgu = nullptr;       // [2 inter][hidden]
+  const bf16* wdown = nullptr;     // [hidden][inter]
+  const float* att = nullptr;      // [q_dim] attention output (or att_bf16)
+  const bf16* att_bf16 = nullptr;
+  float* gu = nullptr;             // [2 inter] scratch
+  // this layer (all null in the step's last launch)
+  const bf16* attn_norm = nullptr;  // [hidden]
+  const bf16* wqkv = nullptr;       // [q_dim + 2 kv_dim][hidden]
+  const bf16* q_norm = nullptr;
+  const bf16* k_norm = nullptr;
+  const float* inv_freq = nullptr;  // [head_dim / 2]
+  const int32_t* token = nullptr;   // first launch: the token to embed
+  const bf16* embed = nullptr;      // first launch: [vocab][hidden]
+  float* qkv = nullptr;             // [q_dim + kv_dim] scratch (q and k rows before their norms)
+  float* q_out = nullptr;           // [q_dim] and/or q_out_bf16
+  bf16* q_out_bf16 = nullptr;
+  bf16* k_cache = nullptr;          // this layer: [n_kv][capacity][head_dim]
+  bf16* v_cache = nullptr;
+  int capacity = 0;
+  const int* pos = nullptr;
+  float* x = nullptr;               // [hidden] residual stream (written in the first launch)
+  unsigned* sync = nullptr;         // decode_layer_sync_words(); zero before the first launch, left re-armed
+  // L2 bulk prefetch of this block's weight rows: -1 none; else how many of the launch's matrices (in the
+  // order used) are prefetched before waiting for the previous kernel, the rest right after the wait.
+  // A tuning knob (same results); measured no faster than none on an H200 (docs/engine-cuda.md).
+  int early_prefetch = -1;
+  // Benchmark only (cuda_bench's breakdown; wrong results with any bit set): kLayerSkip* below.
+  unsigned bench_skip = 0;
+};
+constexpr unsigned kLayerSkipBarriers = 1, kLayerSkipMath = 2, kLayerSkipPrefetch = 4, kLayerSkipAll = 8;
+size_t decode_layer_sync_words(int n_heads, int n_kv);
+void decode_layer(const Exec& ex, const DecodeLayerArgs& a);
+void configure_decode_layer_kernels();  // called by configure_kernels()
+
 // ---- attention_decode.cu: one query token against keys 0..*pos of the cache. Split-KV: grid
 // (n_kv, n_splits), each block reads its range of K/V once for all query heads of its KV head and writes
 // its (max, sum, unnormalised output); the last block of a KV head to finish merges the splits (one
