@@ -7,9 +7,8 @@
 #include <optional>
 
 #include "cli/commands.h"
+#include "cli/engine_setup.h"
 #include "common/error.h"
-#include "engine/cpu/cpu_engine.h"
-#include "engine/cuda/cuda_engine.h"
 #include "engine/generate.h"
 #include "programs/loader.h"
 #include "tokenizer/tokenizer.h"
@@ -92,21 +91,11 @@ Runner add_generate(CLI::App& app) {
       prompt_ids = tok->encode(text);
     }
 
-    const bool cuda = o->device == "cuda" || (o->device == "auto" && cuda_device_count() > 0);
-    std::unique_ptr<Engine> engine;
-    if (cuda)
-      engine = open_cuda_engine(dir);
-    else
-      engine = CpuEngine::open(dir);
+    OpenedEngine opened = open_engine(dir, o->device);
+    std::unique_ptr<Engine> engine = std::move(opened.engine);
     std::optional<ProgramHandle> program;
     if (!o->attention.empty()) {
-      CompileOptions co;
-      co.target = cuda ? Target::Cuda : Target::Cpu;
-      co.cuda_arch = o->cuda_arch;
-      if (target_of_path(o->attention) != co.target)
-        fail("generate", "--attention {}: a {} program cannot run on the {} engine (.cpp is cpu, .cu is cuda)",
-             o->attention, target_name(target_of_path(o->attention)), target_name(co.target));
-      program = compile_and_load(o->attention, co);
+      program = load_program_for(o->attention, opened.cuda, o->cuda_arch, "generate", "--attention");
       engine->set_attention_program(program->program->entry());
     }
     GenerateOptions gopts;

@@ -1,0 +1,25 @@
+// What several subcommands (generate, bench) do the same way: pick the device, open the engine, compile and
+// load an attention program for that engine's target.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "engine/engine.h"
+#include "programs/loader.h"
+
+namespace gqa::cli {
+
+struct OpenedEngine {
+  std::unique_ptr<Engine> engine;
+  bool cuda = false;
+};
+
+// device: "cpu", "cuda", or "auto" (cuda when this build has it and a GPU is present).
+OpenedEngine open_engine(const std::string& model_dir, const std::string& device);
+
+// Compiles (cached) and loads PROG for the engine's target; a .cpp program on the CUDA engine (or a .cu on
+// the CPU) is an error naming `option` (e.g. "--attention").
+ProgramHandle load_program_for(const std::string& path, bool cuda, const std::string& cuda_arch,
+                               const std::string& component, const std::string& option);
+
+}  // namespace gqa::cli
