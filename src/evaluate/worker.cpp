@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "engine/cpu/attention_bf16.h"
+#include "evaluate/cuda_stages.h"
 #include "programs/loader.h"
 
 namespace gqa::eval {
@@ -44,9 +45,14 @@ int run_worker(const WorkerRequest& req) {
   dup2(2, 1);  // whatever the program prints lands in stderr (an artifact), never in the result channel
   if (ch.fd < 0) fail("evaluate", "worker: cannot duplicate stdout");
 
-  if (req.settings.target != Target::Cpu)
-    fail("evaluate", "this worker runs cpu programs only (the CUDA worker is not built into this binary)");
   auto program = LoadedProgram::open(req.so_path);
+  if (req.settings.target == Target::Cuda) {
+    ch.send({{"stage", "loaded"}});
+    // Stops at the first failed stage; "done" after a failure is ignored by the evaluator.
+    const uint64_t calls = run_cuda_stages(program->entry(), req, [&](const char* name, const StageResult& r) { ch.stage(name, r); });
+    ch.send({{"stage", "done"}, {"program_calls", calls}});
+    return 0;
+  }
   Kernel cand{"program", program->entry()};
   Kernel stock{"stock", &cpu::stock_attention};
   ch.send({{"stage", "loaded"}});

@@ -18,6 +18,8 @@
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/device_weights.h"
 #include "engine/cuda/ops.h"
+#include "engine/cuda/program_hook.h"
+#include "gqa/abi.h"
 
 namespace gqa {
 
@@ -45,6 +47,9 @@ class CudaEngine final : public Engine {
   int64_t decode_on_device(int32_t first, int64_t count, const SamplingParams& sampling, uint64_t rng_state,
                            const std::function<bool(int32_t)>& on_token) override;
   size_t peak_device_memory_bytes() const override { return cuda::device_bytes_peak(); }
+  // Attention-program hook (engine.h): from the next reset() on, every attention call goes through `fn`.
+  void set_attention_program(gqa_attention_fn fn) override { program_next_ = fn; }
+  uint64_t attention_program_calls() const override { return program_calls_; }
 
  private:
   void check_room(int64_t n) const;
@@ -59,6 +64,21 @@ class CudaEngine final : public Engine {
   void ensure_logit_rows(int64_t rows);
   void gemm(const bf16* a, int64_t rows, const bf16* w, int64_t n, int64_t k, float* c, bool accumulate);
   int64_t capacity_ = 0, pos_ = 0;
+
+  // ---- Attention-program mode (set_attention_program). Buffers sized in reset(): bf16 q for a prefill
+  // chunk, bf16 attention output of a decode step, the ABI's device lengths (cu_q_lens[2], kv_lens[1]) and
+  // the ABI's workspace. Calls are counted per execution: L per prefill chunk and per decode step.
+  void setup_program_buffers();
+  gqa_attention_args program_args(int64_t layer, int T, int64_t max_kv_len, const bf16* q, bf16* out) const;
+  void call_program(const gqa_attention_args& a);
+  void run_program_decode(int64_t layer);
+  gqa_attention_fn program_next_ = nullptr, program_ = nullptr;
+  uint64_t program_calls_ = 0;
+  cuda::DeviceBuffer prog_buf_;
+  bf16 *prog_q_ = nullptr, *prog_att_ = nullptr;
+  int32_t* prog_lens_ = nullptr;
+  void* prog_ws_ = nullptr;
+  size_t prog_ws_bytes_ = 0;
 
   CudaEngineOptions opts_;
   int device_;  // selected before any member below touches CUDA
@@ -172,7 +192,14 @@ void CudaEngine::reset(int64_t capacity) {
          cfg_.max_position_embeddings);
   GQA_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
   pos_ = 0;
+  if (program_next_ != program_ || (program_ && capacity != capacity_)) {  // attention-program mode
+    program_ = program_next_;
+    program_calls_ = 0;
+    step_graph_ = cuda::Graph();
+    prog_buf_.release();
+  }
   if (capacity == capacity_) {
+    if (program_ && !prog_buf_.get()) setup_program_buffers();
     cuda::reset_device_bytes_peak();
     return;
   }
@@ -239,6 +266,60 @@ void CudaEngine::reset(int64_t capacity) {
   GQA_CUDA_CHECK(cudaMemsetAsync(state_.get(), 0, 256, stream_.get()));
   ensure_logit_rows(1);
   capacity_ = capacity;
+  if (program_) setup_program_buffers();
+}
+
+// ---- Attention-program mode -------------------------------------------------------------------------
+
+void CudaEngine::setup_program_buffers() {
+  const int64_t R = std::min(capacity_, kPrefillChunk), qd = cfg_.q_dim();
+  const gqa_attention_args bound = program_args(0, static_cast<int>(R), capacity_, nullptr, nullptr);
+  prog_ws_bytes_ = align_up(gqa_workspace_min_bytes(&bound));
+  const size_t o_q = 0, o_att = o_q + align_up(R * qd * 2), o_lens = o_att + align_up(qd * 2),
+               o_ws = o_lens + align_up(16);
+  prog_buf_ = cuda::DeviceBuffer(o_ws + prog_ws_bytes_);
+  char* b = prog_buf_.as<char>();
+  prog_q_ = reinterpret_cast<bf16*>(b + o_q);
+  prog_att_ = reinterpret_cast<bf16*>(b + o_att);
+  prog_lens_ = reinterpret_cast<int32_t*>(b + o_lens);
+  prog_ws_ = b + o_ws;
+}
+
+gqa_attention_args CudaEngine::program_args(int64_t layer, int T, int64_t max_kv_len, const bf16* q, bf16* out) const {
+  const int64_t D = cfg_.head_dim, kvd = cfg_.kv_dim();
+  const size_t layer_kv = static_cast<size_t>(layer) * capacity_ * kvd;
+  gqa_attention_args a{};
+  a.abi_version = GQA_ABI_VERSION;
+  a.num_seqs = 1, a.num_q_heads = static_cast<int32_t>(cfg_.num_attention_heads);
+  a.num_kv_heads = static_cast<int32_t>(cfg_.num_key_value_heads), a.head_dim = static_cast<int32_t>(D);
+  a.total_q = T, a.max_q_len = T, a.max_kv_len = static_cast<int32_t>(max_kv_len);
+  a.cu_q_lens = prog_lens_, a.kv_lens = prog_lens_ + 2;
+  a.q = reinterpret_cast<const gqa_bf16*>(q);
+  a.k = reinterpret_cast<const gqa_bf16*>(k_cache_ + layer_kv);
+  a.v = reinterpret_cast<const gqa_bf16*>(v_cache_ + layer_kv);
+  a.k_stride_seq = a.v_stride_seq = static_cast<int64_t>(capacity_ * kvd);  // one sequence: unused
+  a.k_stride_pos = a.v_stride_pos = D;                                       // the cache is [kv_head][capacity][D]
+  a.k_stride_head = a.v_stride_head = capacity_ * D;
+  a.out = reinterpret_cast<gqa_bf16*>(out);
+  a.scale = 1.0f / std::sqrt(static_cast<float>(D));
+  a.workspace = prog_ws_, a.workspace_bytes = prog_ws_bytes_;
+  a.stream = stream_.get();
+  return a;
+}
+
+void CudaEngine::call_program(const gqa_attention_args& a) {
+  const int rc = program_(&a);
+  if (rc != GQA_OK) fail("cuda", "the attention program returned error code {}", rc);
+}
+
+// Decode: fused steps hand the program bf16 q straight from decode_layer and take its bf16 output back
+// (q_out_bf16 / att_bf16); unfused steps convert around it. Lengths once per step, before layer 0.
+void CudaEngine::run_program_decode(int64_t layer) {
+  const size_t qd = static_cast<size_t>(cfg_.q_dim());
+  const bool fused = opts_.decode == CudaEngineOptions::Decode::Fused;
+  if (layer == 0 || !fused) cuda::program_inputs(ex_, q_, fused ? 0 : qd, prog_q_, 1, dpos_, prog_lens_);
+  call_program(program_args(layer, 1, capacity_, prog_q_, prog_att_));
+  if (!fused) cuda::bf16_to_float(ex_, prog_att_, qd, att_);
 }
 
 void CudaEngine::ensure_logit_rows(int64_t rows) {
@@ -324,7 +405,13 @@ void CudaEngine::prefill_chunk(const int32_t* tokens, int64_t T, bool last_chunk
     pa.q = q_, pa.T = t, pa.k_cache = qa.k_cache, pa.v_cache = qa.v_cache, pa.capacity = qa.capacity, pa.pos = dpos_;
     pa.n_heads = nh, pa.n_kv = nkv, pa.head_dim = static_cast<int>(D);
     pa.scale = 1.0f / std::sqrt(static_cast<float>(D)), pa.out = attb_;
-    cuda::attention_prefill(ex_, pa);
+    if (program_) {  // attention-program mode: bf16 q in, bf16 out straight into attb_
+      cuda::program_inputs(ex_, q_, static_cast<size_t>(T * qd), prog_q_, t, dpos_, prog_lens_);
+      call_program(program_args(l, t, pos_ + T, prog_q_, attb_));
+      program_calls_ += 1;
+    } else {
+      cuda::attention_prefill(ex_, pa);
+    }
     gemm(attb_, T, lw.wo, H, qd, x_, true);
     cuda::rmsnorm_rows(ex_, x_, lw.mlp_norm, t, static_cast<int>(H), eps, hb_);
     gemm(hb_, T, lw.wgu, 2 * I, H, gu_, false);
@@ -360,6 +447,10 @@ void CudaEngine::enqueue_decode_step() {
 }
 
 void CudaEngine::run_attention_decode(int64_t layer) {
+  if (program_) {
+    run_program_decode(layer);
+    return;
+  }
   const int64_t D = cfg_.head_dim;
   const size_t layer_kv = static_cast<size_t>(layer) * capacity_ * cfg_.kv_dim();
   cuda::DecodeAttentionArgs da;
@@ -386,6 +477,7 @@ void CudaEngine::enqueue_decode_step_fused() {
     if (l > 0) {
       const auto& pw = w_.layers[static_cast<size_t>(l - 1)];
       a.wo = pw.wo, a.mlp_norm = pw.mlp_norm, a.wgu = pw.wgu, a.wdown = pw.wdown, a.att = att_, a.gu = gu_;
+      if (program_) a.att = nullptr, a.att_bf16 = prog_att_;  // attention-program mode
     } else {
       a.token = token_, a.embed = w_.embed;
     }
@@ -393,6 +485,7 @@ void CudaEngine::enqueue_decode_step_fused() {
       const auto& lw = w_.layers[static_cast<size_t>(l)];
       a.attn_norm = lw.attn_norm, a.wqkv = lw.wqkv, a.q_norm = lw.q_norm, a.k_norm = lw.k_norm;
       a.inv_freq = inv_freq_.as<float>(), a.qkv = qkv_, a.q_out = q_;
+      if (program_) a.q_out = nullptr, a.q_out_bf16 = prog_q_;  // attention-program mode
       a.k_cache = k_cache_ + static_cast<size_t>(l) * capacity_ * kvd;
       a.v_cache = v_cache_ + static_cast<size_t>(l) * capacity_ * kvd;
       a.capacity = static_cast<int>(capacity_);
@@ -450,6 +543,7 @@ void CudaEngine::enqueue_decode_step_unfused() {
 }
 
 void CudaEngine::run_decode_step() {
+  if (program_) program_calls_ += static_cast<uint64_t>(cfg_.num_hidden_layers);
   if (!opts_.cuda_graph) {
     enqueue_decode_step();
     return;

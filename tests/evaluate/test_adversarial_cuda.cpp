@@ -1,0 +1,178 @@
+// The adversarial suite on the CUDA target (ctest label gpu; skips itself without a GPU): each cheat in
+// cuda_cheats/ is spliced into the tunable CUDA example's EVOLVE-BLOCK (the real entry renamed to
+// attention_real) and must fail, scoring 0, costing only its worker; the honest examples must pass.
+// On a machine other than the build's, GQA_SOURCE_DIR (the checkout), GQA_EVOLVE_BINARY and
+// GQA_TEST_CACHE_DIR override the compiled-in paths.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <map>
+#include <mutex>
+
+#include "common/error.h"
+#include "evaluate/evaluator.h"
+#include "programs/compiler.h"
+
+namespace gqa {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : fallback;
+}
+std::string source_dir() { return env_or("GQA_SOURCE_DIR", GQA_SOURCE_DIR); }
+std::string cache_dir() { return env_or("GQA_TEST_CACHE_DIR", GQA_TEST_CACHE_DIR) + "/cuda"; }
+std::string example(const char* name) { return read_file(source_dir() + "/examples/qwen3_gqa/" + name, "test"); }
+
+const std::vector<std::string> kCheats = {
+    "writes_nothing", "writes_zeros", "partial_output", "cached_results", "no_causal_mask", "half_kv",
+    "spins_forever", "host_segfault", "device_illegal_address", "writes_past_output", "writes_into_inputs",
+    "calls_exit", "benchmark_shortcut", "right_until_benchmark", "not_capturable", "ignores_stream"};
+
+std::string with_cheat(const std::string& name) {
+  std::string s = example("tunable_program.cu");
+  const std::string head = "static int attention(const gqa_attention_args* a) {";
+  s.replace(s.find(head), head.size(), "static int attention_real(const gqa_attention_args* a) {");
+  const std::string cheat = read_file(source_dir() + "/tests/evaluate/cuda_cheats/" + name + ".cu", "test");
+  s.insert(s.find("// EVOLVE-BLOCK-END"), cheat + "\n");
+  return s;
+}
+
+std::string program_path(const std::string& name) { return cache_dir() + "/adversarial/" + name + ".cu"; }
+
+bool have_gpu() {
+  static const bool gpu = !detect_cuda_arch().empty();
+  return gpu;
+}
+
+class AdversarialCuda : public ::testing::Test {
+ protected:
+  // Writes every cheat and compiles them all at once (nvcc is slow; the evaluations then hit the cache).
+  static void SetUpTestSuite() {
+    if (!have_gpu()) return;
+    fs::create_directories(cache_dir() + "/adversarial");
+    std::vector<std::future<void>> jobs;
+    for (const std::string& name : kCheats) {
+      const std::string src = with_cheat(name);
+      write_file_atomic(program_path(name), src, "test");
+      jobs.push_back(std::async(std::launch::async, [src, name] {
+        CompileOptions co;
+        co.target = Target::Cuda;
+        co.cache_dir = cache_dir();
+        compile_program(src, name, co);
+      }));
+    }
+    for (auto& j : jobs) j.get();
+  }
+  void SetUp() override {
+    if (!have_gpu()) GTEST_SKIP() << "no GPU";
+  }
+};
+
+eval::EvaluateOptions options(const std::string& path) {
+  eval::EvaluateOptions o;
+  o.program_path = path;
+  o.target = Target::Cuda;
+  o.cache_dir = cache_dir();
+  o.worker_executable = env_or("GQA_EVOLVE_BINARY", GQA_BINARY);
+  o.timeout_seconds = 120;
+  o.bench = false;  // the cascade stops at correctness for most cheats; tests that need more turn it on
+  o.end_to_end = false;
+  return o;
+}
+
+void expect_rejected(const nlohmann::json& r, const std::string& stage) {
+  const auto& m = r["metrics"];
+  EXPECT_FALSE(m["correct"].get<bool>()) << r.dump(2);
+  EXPECT_EQ(m["combined_score"].get<double>(), 0.0);
+  ASSERT_TRUE(m["failed_stage"].is_string()) << r.dump(2);
+  EXPECT_EQ(m["failed_stage"].get<std::string>(), stage) << m.value("failure", "") << "\n"
+                                                        << r["artifacts"].value("correctness_report", "");
+  std::printf("  -> %s: %s\n", m["failed_stage"].get<std::string>().c_str(),
+              m.value("failure", std::string()).substr(0, 200).c_str());
+}
+
+nlohmann::json cheat(const std::string& name, bool skip_static = false, bool bench = false, double timeout = 120) {
+  auto o = options(program_path(name));
+  o.skip_static = skip_static;
+  o.bench = bench;
+  o.bench_seconds = 0.05;
+  o.timeout_seconds = timeout;
+  std::printf("[%s]\n", name.c_str());
+  return eval::evaluate(o);
+}
+
+TEST_F(AdversarialCuda, WritesNothing) { expect_rejected(cheat("writes_nothing"), "correctness"); }
+TEST_F(AdversarialCuda, WritesZeros) { expect_rejected(cheat("writes_zeros"), "correctness"); }
+TEST_F(AdversarialCuda, WritesOnlyPartOfTheOutput) { expect_rejected(cheat("partial_output"), "correctness"); }
+TEST_F(AdversarialCuda, ReturnsResultsCachedFromAnEarlierCall) { expect_rejected(cheat("cached_results"), "correctness"); }
+TEST_F(AdversarialCuda, IgnoresTheCausalMask) { expect_rejected(cheat("no_causal_mask"), "correctness"); }
+TEST_F(AdversarialCuda, ReadsOnlyHalfTheKvCache) { expect_rejected(cheat("half_kv"), "correctness"); }
+TEST_F(AdversarialCuda, ShortcutOnBenchmarkShapes) { expect_rejected(cheat("benchmark_shortcut"), "correctness"); }
+TEST_F(AdversarialCuda, WritesPastTheOutput) { expect_rejected(cheat("writes_past_output"), "correctness"); }
+TEST_F(AdversarialCuda, WritesIntoInputs) { expect_rejected(cheat("writes_into_inputs"), "correctness"); }
+TEST_F(AdversarialCuda, NotCapturableInAGraph) { expect_rejected(cheat("not_capturable"), "correctness"); }
+TEST_F(AdversarialCuda, LaunchesOnTheDefaultStream) { expect_rejected(cheat("ignores_stream"), "correctness"); }
+
+TEST_F(AdversarialCuda, IllegalAddressIsStickyButCostsOnlyThisCandidate) {
+  expect_rejected(cheat("device_illegal_address"), "correctness");
+  // The next evaluation gets a fresh worker and a fresh CUDA context.
+  expect_rejected(cheat("writes_zeros"), "correctness");
+}
+
+TEST_F(AdversarialCuda, HostSegfault) {
+  auto r = cheat("host_segfault", true);
+  expect_rejected(r, "correctness");
+  EXPECT_NE(r["metrics"].value("failure", "").find("signal"), std::string::npos) << r["metrics"].dump(2);
+}
+
+TEST_F(AdversarialCuda, SpinsForeverIsKilledAtTheLimit) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = cheat("spins_forever", false, false, 15);
+  expect_rejected(r, "correctness");
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 60);
+}
+
+TEST_F(AdversarialCuda, CallsExit) {
+  expect_rejected(cheat("calls_exit"), "static");
+  expect_rejected(cheat("calls_exit", true), "correctness");
+}
+
+TEST_F(AdversarialCuda, RightOnlyUntilTheBenchmark) { expect_rejected(cheat("right_until_benchmark", false, true), "benchmark"); }
+
+TEST_F(AdversarialCuda, EditsOutsideTheEvolveBlock) {
+  std::string s = example("tunable_program.cu");
+  const std::string entry = "{ return attention(args); }";
+  s.replace(s.find(entry), entry.size(), "{ return attention(args) * 0; }");
+  const std::string path = cache_dir() + "/adversarial/edits_outside.cu";
+  write_file_atomic(path, s, "test");
+  auto o = options(path);
+  o.parent_path = source_dir() + "/examples/qwen3_gqa/tunable_program.cu";
+  expect_rejected(eval::evaluate(o), "static");
+}
+
+TEST_F(AdversarialCuda, InitialProgramIsCorrect) {
+  auto o = options(source_dir() + "/examples/qwen3_gqa/initial_program.cu");
+  auto r = eval::evaluate(o);
+  EXPECT_TRUE(r["metrics"]["correct"].get<bool>()) << r.dump(2);
+  EXPECT_EQ(r["metrics"]["combined_score"].get<double>(), 1.0);
+}
+
+TEST_F(AdversarialCuda, TunableProgramIsCorrectWithAScore) {
+  auto o = options(source_dir() + "/examples/qwen3_gqa/tunable_program.cu");
+  o.bench = true;
+  o.bench_seconds = 0.2;
+  auto r = eval::evaluate(o);
+  const auto& m = r["metrics"];
+  ASSERT_TRUE(m["correct"].get<bool>()) << r.dump(2);
+  EXPECT_GT(m["combined_score"].get<double>(), 0.0);
+  EXPECT_EQ(m["benchmark"].size(), 7u);
+  std::printf("%s\n", r["artifacts"].value("benchmark_table", "").c_str());
+}
+
+}  // namespace
+}  // namespace gqa
