@@ -16,6 +16,7 @@ Runner add_evaluate(CLI::App& app);
 Runner add_eval_worker(CLI::App& app);
 Runner add_bench(CLI::App& app);
 Runner add_microbench(CLI::App& app);
+Runner add_evolve(CLI::App& app);
 
 // The model used when --model is not given: $GQA_MODEL_DIR, else models/qwen3-0.6b-random under the
 // current folder, written there by make-model on first use (tokenizer from $GQA_TOKENIZER_DIR or

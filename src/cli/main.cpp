@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   add("tokenize", "print the token ids of a text, a JSON-lines file or a chat", gqa::cli::add_tokenize);
   add("generate", "generate text with a Qwen3 model and report its speed", gqa::cli::add_generate);
   add("evaluate", "check, time and score an attention program against the stock kernel", gqa::cli::add_evaluate);
+  add("evolve", "evolve an attention program: program database, islands, LLM or offline mutations", gqa::cli::add_evolve);
   add("bench", "benchmark generation over scenarios (quick, full, compare, extended) with statistics and charts", gqa::cli::add_bench);
   add("microbench", "time an attention program alone at decode and prefill shapes beside the stock kernel", gqa::cli::add_microbench);
   add("eval-worker", "", gqa::cli::add_eval_worker);  // hidden: the evaluator's sandboxed child

@@ -93,6 +93,7 @@ nlohmann::json evaluate(const EvaluateOptions& o) {
     po.argv.push_back("--no-e2e");
   po.timeout_seconds = o.timeout_seconds;
   po.env = {{kNonceEnv, nonce}};
+  if (!o.visible_devices.empty()) po.env.push_back({"CUDA_VISIBLE_DEVICES", o.visible_devices});
   if (o.target == Target::Cpu) po.address_space_limit_bytes = o.memory_limit_bytes;
   ProcessResult pr = run_process(po);
   metrics["worker_seconds"] = pr.seconds;

@@ -25,6 +25,8 @@ struct EvaluateOptions {
   double bench_seconds = 1.0;            // per benchmark shape, once min_reps are done
   bool skip_static = false;              // tests only: lets the runtime defences meet what static checks refuse
   std::string worker_executable;         // empty: this executable (gqa-evolve eval-worker)
+  std::string visible_devices;           // CUDA target: CUDA_VISIBLE_DEVICES of the worker (empty: inherited),
+                                         // so parallel evaluations (gqa-evolve evolve --workers) get a GPU each
 };
 
 // Never throws for a bad program (that is a result with combined_score 0); throws gqa::Error when the

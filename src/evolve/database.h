@@ -1,0 +1,75 @@
+// The run's program database: SQLite in WAL mode holding every evaluated program, every attempt (including
+// those that produced no program, with the reason) and the run state, each iteration committed in one
+// transaction, so a kill at any moment loses nothing that was committed.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+struct sqlite3;
+
+namespace gqa::evolve {
+
+struct Program {
+  int64_t id = 0;         // from 1; 0: assigned on insert
+  int64_t parent_id = 0;  // 0: none (the initial program)
+  int island = 0;
+  int generation = 0;
+  int64_t iteration = 0;
+  std::string code, code_hash;
+  nlohmann::json metrics = nlohmann::json::object(), artifacts = nlohmann::json::object();
+  double combined_score = 0;
+  bool correct = false;
+  nlohmann::json features = nlohmann::json::array();  // the MAP-Elites cell (bin per dimension)
+  std::string mutation;   // how it was made: "initial", "offline: KV_BLOCK 64->128", "llm gpt-x diff"...
+  std::string created_at;
+};
+
+// One iteration's outcome. outcome: "evaluated" (a program was committed) or why none was: "llm_error",
+// "diff_failed", "duplicate", "too_long", "exhausted".
+struct Attempt {
+  int64_t iteration = 0;
+  int island = 0;
+  int64_t parent_id = 0;
+  std::string mutator;     // "offline" or the model's name
+  std::string outcome;
+  std::string stage;       // the evaluator's failed stage for an evaluated program that failed
+  std::string reason;
+  int64_t program_id = 0;
+  double seconds = 0;
+  std::string created_at;
+};
+
+std::string code_hash(const std::string& code);
+
+class Database {
+ public:
+  explicit Database(const std::string& path);
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  // One transaction: the program (when given; a zero id and created_at are filled in), the attempt (its
+  // program_id set to the new program's id) and the run state. Throws on a duplicate code hash.
+  void commit(Program* program, Attempt attempt, const nlohmann::json& state);
+  std::optional<nlohmann::json> load_state() const;
+
+  std::vector<Program> programs() const;  // by id
+  std::optional<Program> program(int64_t id) const;
+  std::vector<Attempt> attempts() const;  // by iteration order of commit
+  int64_t count_programs() const;
+  bool has_hash(const std::string& hash) const;
+  // Folds the WAL into the main file (done at checkpoints and at the end).
+  void checkpoint();
+  const std::string& path() const { return path_; }
+
+ private:
+  void exec(const char* sql) const;
+  sqlite3* db_ = nullptr;
+  std::string path_;
+};
+
+}  // namespace gqa::evolve

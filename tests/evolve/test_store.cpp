@@ -1,0 +1,124 @@
+// The database (round trip, state saved with each commit, duplicate hashes refused) and the population
+// (cell placement, elites per cell, archive, ring migration, state round trip, parent selection).
+#include <gtest/gtest.h>
+
+#include "evolve/database.h"
+#include "evolve/population.h"
+#include "test_helpers.h"
+
+using namespace gqa::evolve;
+using namespace gqa::evolve::testing;
+
+namespace {
+
+Program make_program(int64_t id, const std::string& code, double score, int island, nlohmann::json metrics = {}) {
+  Program p;
+  p.id = id;
+  p.parent_id = id > 1 ? 1 : 0;
+  p.island = island;
+  p.generation = id > 1 ? 1 : 0;
+  p.iteration = id - 1;
+  p.code = code;
+  p.code_hash = code_hash(code);
+  p.metrics = metrics.is_object() ? metrics : nlohmann::json{{"combined_score", score}};
+  p.combined_score = score;
+  p.correct = score > 0;
+  p.mutation = "test";
+  return p;
+}
+
+std::string block_code(const std::string& body) { return "x\n// EVOLVE-BLOCK-START\n" + body + "// EVOLVE-BLOCK-END\ny\n"; }
+
+}  // namespace
+
+TEST(EvolveDatabase, RoundTripAndState) {
+  const std::string dir = temp_dir("db");
+  {
+    Database db(dir + "/e.db");
+    EXPECT_FALSE(db.load_state());
+    Program p = make_program(0, block_code("a\n"), 0.5, 0);
+    p.artifacts = {{"compile_log", "ok"}};
+    p.features = {{"cell", {1, 2}}};
+    Attempt a{0, 0, 0, "initial", "evaluated", "", "", 0, 1.5, ""};
+    db.commit(&p, a, {{"n", 1}});
+    EXPECT_EQ(p.id, 1);
+    Attempt b{1, 0, 1, "offline", "exhausted", "", "nothing new", 0, 0.0, ""};
+    db.commit(nullptr, b, {{"n", 2}});
+    Program dup = make_program(0, block_code("a\n"), 0.7, 1);
+    EXPECT_THROW(db.commit(&dup, a, {{"n", 3}}), gqa::Error);  // code_hash is UNIQUE; nothing of it lands
+  }
+  Database db(dir + "/e.db");  // reopened, as by --resume
+  EXPECT_EQ(db.load_state().value()["n"], 2);
+  ASSERT_EQ(db.count_programs(), 1);
+  const Program p = db.programs().at(0);
+  EXPECT_EQ(p.code, block_code("a\n"));
+  EXPECT_EQ(p.combined_score, 0.5);
+  EXPECT_EQ(p.artifacts["compile_log"], "ok");
+  EXPECT_EQ(p.features["cell"][1], 2);
+  EXPECT_FALSE(p.created_at.empty());
+  EXPECT_TRUE(db.has_hash(code_hash(block_code("a\n"))));
+  const auto attempts = db.attempts();
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_EQ(attempts[0].program_id, 1);
+  EXPECT_EQ(attempts[1].outcome, "exhausted");
+  EXPECT_EQ(attempts[1].reason, "nothing new");
+  std::filesystem::remove_all(dir);
+}
+
+TEST(EvolvePopulation, PlacementArchiveMigration) {
+  DatabaseConfig c;
+  c.num_islands = 2;
+  c.feature_dimensions = {"metric:x"};
+  c.feature_bins = 4;
+  c.archive_size = 3;
+  c.migration_rate = 0.5;
+  Population pop(c);
+  auto add = [&](int64_t id, double score, double x, int island, bool all = false) {
+    Program p = make_program(id, block_code(std::to_string(id) + "\n"), score, island, {{"x", x}});
+    p.features = pop.features_of(p);
+    pop.add(p, all);
+    return p.features["cell"][0].get<int>();
+  };
+  EXPECT_EQ(add(1, 1.0, 0.0, 0, true), 0);  // the first value fixes the range's start
+  EXPECT_EQ(add(2, 2.0, 4.0, 0), 3);        // widens the range to [0, 4]: top bin
+  EXPECT_EQ(add(3, 1.5, 1.1, 0), 1);
+  EXPECT_EQ(add(4, 0.5, 1.2, 0), 1);        // same cell, worse: not an elite
+  EXPECT_EQ(add(5, 3.0, 2.5, 1), 2);
+  EXPECT_EQ(add(6, 0.0, 2.5, 1), 2);        // failed: never placed
+  EXPECT_EQ(pop.island_elites(0), (std::vector<int64_t>{2, 3, 1}));
+  EXPECT_EQ(pop.island_elites(1), (std::vector<int64_t>{5, 1}));
+  EXPECT_EQ(pop.archive(), (std::vector<int64_t>{5, 2, 3}));  // size 3, best first
+  EXPECT_EQ(pop.best_id(), 5);
+
+  const nlohmann::json before = pop.to_json();
+  pop.migrate();  // island 0's best 2 of 3 (rate 0.5 rounds up) go to island 1; island 1's best goes to 0
+  EXPECT_EQ(pop.island_elites(1), (std::vector<int64_t>{5, 2, 3, 1}));
+  EXPECT_EQ(pop.island_elites(0), (std::vector<int64_t>{5, 2, 3, 1}));
+
+  Population again(c);  // resume: index the programs, restore grids from the saved state
+  for (int64_t id = 1; id <= 6; ++id) again.index(make_program(id, block_code(std::to_string(id) + "\n"), id == 6 ? 0 : 1, 0));
+  again.from_json(pop.to_json());
+  EXPECT_EQ(again.to_json(), pop.to_json());
+  EXPECT_NE(before, pop.to_json());
+
+  Rng rng(1);
+  for (int i = 0; i < 50; ++i) {
+    const int64_t parent = pop.select_parent(0, rng);
+    EXPECT_TRUE(parent == 1 || parent == 2 || parent == 3 || parent == 5) << parent;
+    const auto insp = pop.inspirations(0, parent, 2, 1, rng);
+    EXPECT_EQ(std::count(insp.begin(), insp.end(), parent), 0);
+  }
+}
+
+TEST(EvolvePopulation, DiversityAgainstArchive) {
+  DatabaseConfig c;
+  c.num_islands = 1;
+  c.feature_dimensions = {"diversity"};
+  Population pop(c);
+  Program a = make_program(1, block_code("a\nb\nc\nd\n"), 1.0, 0);
+  a.features = pop.features_of(a);
+  EXPECT_EQ(a.features["values"][0], 0.0);  // empty archive
+  pop.add(a);
+  Program b = make_program(2, block_code("a\nb\nc\nz\n"), 1.0, 0);
+  EXPECT_DOUBLE_EQ(pop.features_of(b)["values"][0].get<double>(), 0.25);  // 2 of 8 lines differ
+}
