@@ -39,7 +39,7 @@ bool decode_stats(const json& scenario, const std::string& arm, double& mean, do
 // Markdown viewers show most reliably).
 std::string png_replot(const std::string& png, int width) {
   return fmt::format(
-      "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {{\n  set terminal pngcairo size {},520 background rgb 'white' "
+      "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {{\n  set terminal pngcairo noenhanced size {},520 background rgb 'white' "
       "font 'sans,10'\n  set output {}\n  replot\n}}\n",
       width, gp_string(png));
 }
