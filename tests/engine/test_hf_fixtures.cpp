@@ -12,24 +12,15 @@
 
 #include "engine/cpu/cpu_engine.h"
 #include "engine/generate.h"
+#include "hf_fixtures.h"
 #include "tiny_model.h"
 
 namespace gqa {
 namespace {
 
-std::vector<std::filesystem::path> fixture_files() {
-  std::vector<std::filesystem::path> files;
-  std::filesystem::path dir = std::filesystem::path(GQA_FIXTURES_DIR) / "hf";
-  if (std::filesystem::exists(dir))
-    for (const auto& e : std::filesystem::directory_iterator(dir))
-      if (e.path().extension() == ".json") files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
 TEST(HfFixtures, AtLeastTwoConfigurationsArePresent) {
   // One with Qwen3-0.6B's head layout and one with another GQA ratio / head_dim / untied lm_head.
-  auto files = fixture_files();
+  auto files = testing::hf_fixture_files();
   ASSERT_GE(files.size(), 2u) << "run scripts/make_hf_fixtures.py (see docs/engine-cpu.md)";
 }
 
@@ -81,13 +72,8 @@ TEST_P(HfFixture, LogitsAndGreedyContinuationMatchTransformers) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Transformers, HfFixture, ::testing::ValuesIn(fixture_files()),
-                         [](const auto& info) {
-                           std::string s = info.param.stem().string();
-                           for (auto& c : s)
-                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-                           return s;
-                         });
+INSTANTIATE_TEST_SUITE_P(Transformers, HfFixture, ::testing::ValuesIn(testing::hf_fixture_files()),
+                         [](const auto& info) { return testing::hf_fixture_test_name(info.param); });
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(HfFixture);
 
 }  // namespace

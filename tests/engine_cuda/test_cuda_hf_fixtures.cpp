@@ -15,22 +15,11 @@
 
 #include "engine/generate.h"
 #include "gpu_test_util.h"
+#include "hf_fixtures.h"
 #include "tiny_model.h"
 
 namespace gqa {
 namespace {
-
-std::vector<std::filesystem::path> fixture_files() {
-  std::vector<std::filesystem::path> files;
-  // $GQA_FIXTURES_DIR wins: on the GPU machine the checkout lives at another path than where it was built.
-  const char* env = std::getenv("GQA_FIXTURES_DIR");
-  std::filesystem::path dir = std::filesystem::path(env ? env : GQA_FIXTURES_DIR) / "hf";
-  if (std::filesystem::exists(dir))
-    for (const auto& e : std::filesystem::directory_iterator(dir))
-      if (e.path().extension() == ".json") files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  return files;
-}
 
 class CudaHfFixture : public ::testing::TestWithParam<std::filesystem::path> {};
 
@@ -82,12 +71,8 @@ TEST_P(CudaHfFixture, LogitsAndGreedyContinuationMatchTransformers) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Transformers, CudaHfFixture, ::testing::ValuesIn(fixture_files()), [](const auto& info) {
-  std::string s = info.param.stem().string();
-  for (auto& c : s)
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  return s;
-});
+INSTANTIATE_TEST_SUITE_P(Transformers, CudaHfFixture, ::testing::ValuesIn(testing::hf_fixture_files()),
+                         [](const auto& info) { return testing::hf_fixture_test_name(info.param); });
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(CudaHfFixture);
 
 }  // namespace
