@@ -38,13 +38,11 @@ StageResult run_correctness(Kernel& cand, const WorkerSettings& set) {
       Comparison cmp = p.compare();
       worst_error = std::max(worst_error, cmp.max_row_error);
       if (!cmp.ok) {
-        report += fmt::format("{} FAIL: {} of {} rows over the bound {:.4g}, {} non-finite values, global error {:.3g}\n  {}\n",
-                              line, cmp.bad_rows, static_cast<int64_t>(p.args().total_q) * c.num_q_heads,
-                              kRowTolerance, cmp.non_finite, cmp.global_error, cmp.worst);
+        report += line + " FAIL: " + describe_mismatch(cmp, static_cast<int64_t>(p.args().total_q) * c.num_q_heads) + "\n";
         ++failed;
         break;
       }
-      report += fmt::format("{} ok: max row error {:.3g}, global {:.3g}\n", line, cmp.max_row_error, cmp.global_error);
+      report += line + " ok: " + describe_match(cmp) + "\n";
     }
   }
   r.passed = failed == 0;

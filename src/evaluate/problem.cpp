@@ -217,4 +217,13 @@ Comparison Problem::compare() {
   return c;
 }
 
+std::string describe_mismatch(const Comparison& c, int64_t rows) {
+  return fmt::format("{} of {} rows over the bound {:.4g}, {} non-finite values, global error {:.3g}\n  {}", c.bad_rows,
+                     rows, kRowTolerance, c.non_finite, c.global_error, c.worst);
+}
+
+std::string describe_match(const Comparison& c) {
+  return fmt::format("max row error {:.3g}, global {:.3g}", c.max_row_error, c.global_error);
+}
+
 }  // namespace gqa::eval

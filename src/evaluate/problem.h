@@ -38,6 +38,10 @@ struct Comparison {
   std::string worst;            // "seq 2 query 5 (position 301) head 7: ..." with a few elements
 };
 
+// The mismatch report's lines for one call, shared by the CPU and CUDA correctness stages.
+std::string describe_mismatch(const Comparison& c, int64_t rows);
+std::string describe_match(const Comparison& c);
+
 class Problem {
  public:
   Problem(const Case& c, KvLayout layout, int threads);

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <vector>
 
+#include "common/dtype.h"
+
 namespace gqa::cpu {
 
 namespace {
@@ -19,20 +21,9 @@ constexpr int kMaxRows = 16;       // (query, head) rows of one work item
 constexpr int kKeyBlock = 64;      // keys scored before the softmax update
 constexpr int kMinSplitKeys = 512; // a decode split covers at least this many keys
 
-inline float bf(gqa_bf16 h) {
-  uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
-inline gqa_bf16 to_bf(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<gqa_bf16>((u >> 16) | 0x40);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<gqa_bf16>(u >> 16);
-}
+// The ABI's bf16 is the 16-bit pattern that common/dtype.h converts.
+inline float bf(gqa_bf16 h) { return bf16_to_f32(h); }
+inline gqa_bf16 to_bf(float f) { return f32_to_bf16(f); }
 
 struct Item {
   int seq, kv_head, q0, q1, k0, k1;  // queries [q0, q1) of the sequence, keys [k0, k1) (split range)
