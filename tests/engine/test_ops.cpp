@@ -66,7 +66,7 @@ TEST(CpuAttention, FutureKeysDoNotChangeEarlierTokens) {
 }
 
 TEST(CpuOps, MatmulAllDtypesAgreeWithDoubleReference) {
-  const int T = 3, N = 37, K = 64;
+  const int T = 6, N = 37, K = 64;  // 6 tokens: the 4-token block and the remainder path
   auto x = randn(T * K, 11);
   auto wf = randn(N * K, 12, 0.5f);
   std::vector<uint16_t> wb(wf.size()), wh(wf.size());
