@@ -91,6 +91,20 @@ class Queue {
   bool closed_ = false;
 };
 
+// Everything the loop carries between iterations, and its JSON form stored with every commit.
+struct RunState {
+  int64_t next_iteration = 1, completed = 0, next_program_id = 1, last_migration = 0;
+  int64_t best_id = 0, last_improvement = 0;
+  double elapsed_before = 0;
+  std::map<std::string, int64_t> failures;  // by stage or outcome
+};
+
+thread_local int t_worker = -1;
+
+}  // namespace
+
+int current_worker() { return t_worker; }
+
 int count_gpus() {
   try {
     ProcessOptions po;
@@ -106,24 +120,11 @@ int count_gpus() {
   }
 }
 
-// Everything the loop carries between iterations, and its JSON form stored with every commit.
-struct RunState {
-  int64_t next_iteration = 1, completed = 0, next_program_id = 1, last_migration = 0;
-  int64_t best_id = 0, last_improvement = 0;
-  double elapsed_before = 0;
-  std::map<std::string, int64_t> failures;  // by stage or outcome
-};
-
-thread_local int t_worker = -1;
-
-}  // namespace
-
-int current_worker() { return t_worker; }
-
-EvaluateFn make_evaluator(const EvolveConfig& config, const std::string& target, const std::string& work_dir, int gpus) {
+EvaluateFn make_evaluator(const EvolveConfig& config, const std::string& target, const std::string& work_dir, int gpus,
+                          const std::string& device) {
   const EvaluatorConfig ec = config.evaluator;
   const std::string ext = target == "cuda" ? ".cu" : ".cpp";
-  return [ec, target, ext, work_dir, gpus](const std::string& code, const std::string& parent, int64_t iteration) {
+  return [ec, target, ext, work_dir, gpus, device](const std::string& code, const std::string& parent, int64_t iteration) {
     const std::string base = fmt::format("{}/candidate_{}", work_dir, iteration);
     write_file_atomic(base + ext, code, "evolve");
     write_file_atomic(base + "_parent" + ext, parent, "evolve");
@@ -141,7 +142,8 @@ EvaluateFn make_evaluator(const EvolveConfig& config, const std::string& target,
     o.end_to_end = ec.end_to_end;
     o.min_reps = ec.min_reps;
     o.bench_seconds = ec.bench_seconds;
-    if (gpus > 0 && target == "cuda" && current_worker() >= 0) o.visible_devices = std::to_string(current_worker() % gpus);
+    if (target == "cuda" && !device.empty()) o.visible_devices = device;
+    else if (gpus > 0 && target == "cuda" && current_worker() >= 0) o.visible_devices = std::to_string(current_worker() % gpus);
     nlohmann::json r = eval::evaluate(o);
     std::error_code err;
     fs::remove(base + ext, err);
@@ -185,6 +187,8 @@ RunSummary run_evolution(const EvolveConfig& cfg, const RunOptions& opt, Evaluat
       std::fflush(stdout);
     }
   };
+
+  for (const std::string& note : opt.notes) say(note, true);
 
   Population pop(cfg.database);
   Rng rng(cfg.random_seed);
@@ -277,6 +281,7 @@ RunSummary run_evolution(const EvolveConfig& cfg, const RunOptions& opt, Evaluat
     known.insert(p.code_hash);
     say(fmt::format("initial program #{}: combined_score {:.4f}{}", p.id, p.combined_score,
                     p.correct ? "" : fmt::format(" (failed at {}: {})", a.stage, a.reason)), true);
+    if (result.contains("worker")) say(fmt::format("    evaluated by {}", result["worker"].get<std::string>()), false);
   }
   const double initial_score = db.program(1) ? db.program(1)->combined_score : 0.0;
   auto write_best = [&] {
@@ -395,6 +400,7 @@ RunSummary run_evolution(const EvolveConfig& cfg, const RunOptions& opt, Evaluat
                     max_iterations, job.island, job.parent_id, what, st.best_id, pop.score(st.best_id),
                     minutes > 0 ? evaluated_now / minutes : 0.0, fails.empty() ? "none" : fails), true);
     if (p) say(fmt::format("    {} {}", p->mutation, a.reason.empty() ? "" : "| " + a.reason), false);
+    if (r.eval.contains("worker")) say(fmt::format("    evaluated by {}", r.eval["worker"].get<std::string>()), false);
     else say(fmt::format("    {} {}", job.mutator, a.reason), false);
     if (migrating) say(fmt::format("    migration after {} iterations", st.completed), false);
     if (cfg.checkpoint_interval > 0 && st.completed % cfg.checkpoint_interval == 0) {

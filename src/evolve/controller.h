@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "evolve/config.h"
 
@@ -20,9 +21,10 @@ struct RunOptions {
   std::optional<int> workers;         // overrides config workers
   bool resume = false;
   bool print_progress = true;         // one line per iteration on stdout (always in DIR/evolve.log)
+  std::vector<std::string> notes;     // printed and logged when the run starts (e.g. where MPI workers run)
 };
 
-// {metrics, artifacts} of a candidate; `parent_code` guards edits outside the EVOLVE-BLOCK. Called from
+// {metrics, artifacts} of a candidate (and optionally "worker": where it was evaluated, for the log); `parent_code` guards edits outside the EVOLVE-BLOCK. Called from
 // worker threads. Throws only when evaluation itself is impossible (that ends the run).
 using EvaluateFn = std::function<nlohmann::json(const std::string& code, const std::string& parent_code, int64_t iteration)>;
 
@@ -40,8 +42,13 @@ struct RunSummary {
 int current_worker();
 
 // The real evaluator (src/evaluate) configured from the evaluator section; candidates are written under
-// work_dir while they are evaluated. With gpus > 0 (cuda target), worker w evaluates on GPU w % gpus.
-EvaluateFn make_evaluator(const EvolveConfig& config, const std::string& target, const std::string& work_dir, int gpus = 0);
+// work_dir while they are evaluated. Cuda target: with `device` set, every evaluation runs on that GPU
+// (a CUDA_VISIBLE_DEVICES entry); otherwise with gpus > 0, worker w evaluates on GPU w % gpus.
+EvaluateFn make_evaluator(const EvolveConfig& config, const std::string& target, const std::string& work_dir, int gpus = 0,
+                          const std::string& device = "");
+
+// GPUs that `nvidia-smi -L` lists (0 without a driver).
+int count_gpus();
 
 // Runs (or resumes) the evolution in options.output_dir. `evaluate` empty: make_evaluator(...).
 RunSummary run_evolution(const EvolveConfig& config, const RunOptions& options, EvaluateFn evaluate = {});
