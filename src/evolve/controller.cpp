@@ -400,8 +400,8 @@ RunSummary run_evolution(const EvolveConfig& cfg, const RunOptions& opt, Evaluat
                     max_iterations, job.island, job.parent_id, what, st.best_id, pop.score(st.best_id),
                     minutes > 0 ? evaluated_now / minutes : 0.0, fails.empty() ? "none" : fails), true);
     if (p) say(fmt::format("    {} {}", p->mutation, a.reason.empty() ? "" : "| " + a.reason), false);
-    if (r.eval.contains("worker")) say(fmt::format("    evaluated by {}", r.eval["worker"].get<std::string>()), false);
     else say(fmt::format("    {} {}", job.mutator, a.reason), false);
+    if (r.eval.contains("worker")) say(fmt::format("    evaluated by {}", r.eval["worker"].get<std::string>()), false);
     if (migrating) say(fmt::format("    migration after {} iterations", st.completed), false);
     if (cfg.checkpoint_interval > 0 && st.completed % cfg.checkpoint_interval == 0) {
       db.checkpoint();

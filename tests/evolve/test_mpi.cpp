@@ -71,6 +71,9 @@ TEST(EvolveMpi, ThreeRanksCompleteAndCommitEveryProgramOnce) {
   EXPECT_NE(log.find("2 evaluator rank(s)"), std::string::npos) << log;
   EXPECT_NE(log.find("evaluated by rank 1 on"), std::string::npos) << log;
   EXPECT_NE(log.find("evaluated by rank 2 on"), std::string::npos) << log;
+  size_t lines = 0;  // one "evaluated by" line per evaluated program, the initial one included
+  for (size_t at = 0; (at = log.find("    evaluated by rank ", at)) != std::string::npos; ++at) ++lines;
+  EXPECT_EQ(lines, programs.size()) << log;
   const auto best = db.program(db.load_state().value()["best_id"].get<int64_t>());
   ASSERT_TRUE(best);
   EXPECT_EQ(gqa::read_file(out + "/best/best_program.cpp", "test"), best->code);
