@@ -139,6 +139,7 @@ void launch_prefill(const Exec& ex, const PrefillAttentionArgs& a) {
 }  // namespace
 
 void configure_sampling_kernels();  // sampling.cu
+void configure_decode_kernels();    // attention_decode.cu
 
 void configure_kernels() {
   static bool done = false;
@@ -147,6 +148,7 @@ void configure_kernels() {
   configure_prefill<128>();
   configure_sampling_kernels();
   configure_decode_layer_kernels();
+  configure_decode_kernels();
   done = true;
 }
 

@@ -1,6 +1,7 @@
-// The engine's stock attention kernels behind the attention ABI: bf16 q converted to the engine's float q,
-// per-sequence start positions computed on the device (lengths never reach the host, so a captured graph
-// serves any lengths), the engine's own decode / prefill launchers, the decode output converted to bf16.
+// The engine's stock attention kernels behind the attention ABI. Decode: the split-KV kernel for the whole
+// batch in one launch, bf16 q in and bf16 out, lengths read on the device (a captured graph serves any
+// lengths); `prepare` only zeroes the split counters. Prefill: bf16 q converted to the engine's float q and
+// the start position computed on the device, then the engine's prefill kernel (bf16 out).
 #include <algorithm>
 #include <cstdint>
 #include <exception>
@@ -17,7 +18,7 @@ size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 
 // Where the wrapper keeps its float32 copies and split scratch in the caller's workspace.
 struct Layout {
-  size_t q = 0, pos = 0, counters = 0, part_o = 0, part_ml = 0, out = 0, end = 0;
+  size_t q = 0, pos = 0, counters = 0, part_o = 0, part_ml = 0, end = 0;
 };
 
 int sm_count() {
@@ -42,13 +43,14 @@ Layout layout_of(const gqa_attention_args* a) {
     off += align256(bytes);
     return o;
   };
-  l.q = take(rows * 4);
-  l.pos = take(static_cast<size_t>(a->num_seqs) * 4);
-  l.counters = take(static_cast<size_t>(a->num_kv_heads) * 4);
+  const size_t seqs = static_cast<size_t>(a->num_seqs);
   if (is_decode(a)) {
-    l.part_o = take(splits * a->num_q_heads * a->head_dim * 4);
-    l.part_ml = take(splits * a->num_q_heads * 2 * 4);
-    l.out = take(rows * 4);
+    l.counters = take(seqs * a->num_kv_heads * 4);
+    l.part_o = take(seqs * splits * a->num_q_heads * a->head_dim * 4);
+    l.part_ml = take(seqs * splits * a->num_q_heads * 2 * 4);
+  } else {
+    l.q = take(rows * 4);
+    l.pos = take(seqs * 4);
   }
   l.end = off;
   return l;
@@ -65,6 +67,7 @@ int check(const gqa_attention_args* a) {
     return GQA_ERR_UNSUPPORTED;  // the engine's kernels address [kv_head][capacity][head_dim]
   if (is_decode(a) ? a->total_q != a->num_seqs : (a->num_seqs != 1 || a->total_q != a->max_q_len))
     return GQA_ERR_UNSUPPORTED;
+  if (is_decode(a) && a->num_seqs > 65535) return GQA_ERR_UNSUPPORTED;  // grid.z
   if (uintptr_t(a->workspace) % 256 != 0 || a->workspace_bytes < layout_of(a).end) return GQA_ERR_WORKSPACE;
   return GQA_OK;
 }
@@ -74,26 +77,26 @@ T* at(const gqa_attention_args* a, size_t off) {
   return reinterpret_cast<T*>(static_cast<char*>(a->workspace) + off);
 }
 
-// q bf16 -> float, pos[s] = kv_len - q_len (the first new query's position), split counters zeroed.
-__global__ void prepare_kernel(const gqa_bf16* q, size_t n, const int32_t* cu_q, const int32_t* kv_lens, int seqs,
-                               int n_counters, float* qf, int* pos, unsigned* counters) {
+// Prefill: q bf16 -> float and pos[s] = kv_len - q_len (the first new query's position).
+__global__ void prepare_prefill_kernel(const gqa_bf16* q, size_t n, const int32_t* cu_q, const int32_t* kv_lens,
+                                       int seqs, float* qf, int* pos) {
   griddep_launch_dependents();
   griddep_wait();
   const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
   for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
     qf[i] = __uint_as_float(static_cast<unsigned>(q[i]) << 16);
-  if (blockIdx.x == 0) {
+  if (blockIdx.x == 0)
     for (int s = threadIdx.x; s < seqs; s += blockDim.x) pos[s] = kv_lens[s] - (cu_q[s + 1] - cu_q[s]);
-    for (int c = threadIdx.x; c < n_counters; c += blockDim.x) counters[c] = 0;
-  }
 }
 
-__global__ void finish_kernel(const float* of, size_t n, gqa_bf16* out) {
-  griddep_launch_dependents();
+// Decode: the split counters zeroed (the workspace arrives with unspecified contents). The attention kernel
+// after it loads q and K/V before its own griddepcontrol.wait (inputs_ready), and the kernel before this one
+// may have written them (the engine's layer kernel writes q and the new K/V row): so this kernel lets its
+// dependent launch only once its wait has returned, i.e. once that kernel has completed.
+__global__ void zero_counters_kernel(unsigned* counters, int n) {
   griddep_wait();
-  const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
-  for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
-    out[i] = __bfloat16_as_ushort(__float2bfloat16(of[i]));
+  griddep_launch_dependents();
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) counters[i] = 0;
 }
 
 unsigned blocks_for(size_t n) { return static_cast<unsigned>(std::clamp<size_t>((n + 1023) / 1024, 1, 4096)); }
@@ -115,19 +118,27 @@ int guarded(const gqa_attention_args* a, F&& f) {
 }  // namespace
 
 int stock_attention_decode_splits(const gqa_attention_args* a) {
-  if (a->max_q_len != 1 || a->num_kv_heads < 1) return 1;
-  // The engine's rule (cuda_engine.cpp, reset): about 32 keys per split, at most ~4 blocks per SM.
-  const int max_splits = std::clamp(4 * sm_count() / a->num_kv_heads, 1, kMaxDecodeSplits);
-  return static_cast<int>(std::clamp<int64_t>((static_cast<int64_t>(a->max_kv_len) + 31) / 32, 1, max_splits));
+  if (a->max_q_len != 1 || a->num_kv_heads < 1 || a->num_seqs < 1 || a->max_kv_len < 1 ||
+      a->num_q_heads % a->num_kv_heads != 0 ||
+      !attention_decode_supported(a->head_dim, a->num_q_heads / a->num_kv_heads))
+    return 1;
+  // One wave of blocks over the whole batch, within the ABI's workspace guarantee (GQA_MAX_KV_SPLITS).
+  return attention_decode_splits(sm_count(), a->head_dim, a->num_q_heads / a->num_kv_heads, a->num_kv_heads,
+                                 a->num_seqs, a->max_kv_len, GQA_MAX_KV_SPLITS);
 }
 
 size_t stock_attention_workspace_bytes(const gqa_attention_args* a) { return layout_of(a).end; }
 
 int stock_attention_prepare(const gqa_attention_args* a) {
   return guarded(a, [&](const Layout& l, const Exec& ex) {
+    if (is_decode(a)) {
+      const int n = a->num_seqs * a->num_kv_heads;
+      launch(ex, dim3((n + 255) / 256), dim3(256), 0, zero_counters_kernel, at<unsigned>(a, l.counters), n);
+      return;
+    }
     const size_t n = static_cast<size_t>(a->total_q) * a->num_q_heads * a->head_dim;
-    launch(ex, dim3(blocks_for(n)), dim3(256), 0, prepare_kernel, a->q, n, a->cu_q_lens, a->kv_lens, a->num_seqs,
-           a->num_kv_heads, at<float>(a, l.q), at<int>(a, l.pos), at<unsigned>(a, l.counters));
+    launch(ex, dim3(blocks_for(n)), dim3(256), 0, prepare_prefill_kernel, a->q, n, a->cu_q_lens, a->kv_lens,
+           a->num_seqs, at<float>(a, l.q), at<int>(a, l.pos));
   });
 }
 
@@ -137,19 +148,15 @@ int stock_attention_engine_kernels(const gqa_attention_args* a) {
     const int capacity = static_cast<int>(a->k_stride_head / D);
     if (is_decode(a)) {
       DecodeAttentionArgs d;
-      d.capacity = capacity, d.n_heads = H, d.n_kv = a->num_kv_heads, d.head_dim = D;
+      d.q_bf16 = reinterpret_cast<const bf16*>(a->q), d.out_bf16 = reinterpret_cast<bf16*>(a->out);
+      d.k_cache = reinterpret_cast<const bf16*>(a->k), d.v_cache = reinterpret_cast<const bf16*>(a->v);
+      d.capacity = capacity, d.k_stride_seq = a->k_stride_seq, d.v_stride_seq = a->v_stride_seq;
+      d.kv_lens = a->kv_lens, d.num_seqs = a->num_seqs;
+      d.n_heads = H, d.n_kv = a->num_kv_heads, d.head_dim = D;
       d.n_splits = stock_attention_decode_splits(a), d.scale = a->scale;
       d.part_o = at<float>(a, l.part_o), d.part_ml = at<float>(a, l.part_ml), d.counters = at<unsigned>(a, l.counters);
-      // One launch per sequence, as a batch-1 engine would: they share the split scratch, which stream
-      // order (and each kernel's griddepcontrol.wait) keeps apart.
-      for (int s = 0; s < a->num_seqs; ++s) {
-        const size_t row = static_cast<size_t>(s) * H * D;
-        d.q = at<float>(a, l.q) + row, d.out = at<float>(a, l.out) + row;
-        d.k_cache = reinterpret_cast<const bf16*>(a->k) + s * a->k_stride_seq;
-        d.v_cache = reinterpret_cast<const bf16*>(a->v) + s * a->v_stride_seq;
-        d.pos = at<int>(a, l.pos) + s;
-        attention_decode(ex, d);
-      }
+      d.inputs_ready = true;  // launched only after everything before `prepare` completed (zero_counters_kernel)
+      attention_decode(ex, d);
     } else {
       PrefillAttentionArgs p;
       p.q = at<float>(a, l.q), p.T = a->total_q;
@@ -162,19 +169,9 @@ int stock_attention_engine_kernels(const gqa_attention_args* a) {
   });
 }
 
-int stock_attention_finish(const gqa_attention_args* a) {
-  return guarded(a, [&](const Layout& l, const Exec& ex) {
-    if (!is_decode(a)) return;
-    const size_t n = static_cast<size_t>(a->total_q) * a->num_q_heads * a->head_dim;
-    launch(ex, dim3(blocks_for(n)), dim3(256), 0, finish_kernel, static_cast<const float*>(at<float>(a, l.out)), n,
-           a->out);
-  });
-}
-
 int stock_attention_abi(const gqa_attention_args* a) {
   int rc = stock_attention_prepare(a);
   if (rc == GQA_OK) rc = stock_attention_engine_kernels(a);
-  if (rc == GQA_OK) rc = stock_attention_finish(a);
   return rc;
 }
 
