@@ -89,23 +89,24 @@ def key(r):
 tmap = {key(r): r for r in torch["decode"] + torch["prefill"]}
 def fmt(x, f="{:.2f}"):
     return f.format(x) if isinstance(x, (int, float)) else "-"
+def rows_of(kind, mode):  # (our row, PyTorch's row of the same shape, our check) of one table
+    for r in ours[kind]:
+        if r.get("mode") == mode:
+            yield r, tmap.get(key(r), {}), r.get("check", {})
+def check_col(chk):
+    return f"{'ok' if chk.get('ok') else 'FAIL' if chk else '-'} {fmt(chk.get('max_row_rel_l2'), '{:.1e}')}"
 targets = []
 for mode in ours["modes"]:
     print(f"\n== decode ({mode}; us per call; % = K+V bytes / time / read bandwidth)")
     print(f"{'batch':>5} {'ctx':>6} | {'ours':>8} {'kern':>8} | {'flash':>8} {'cuDNN':>8} | {'ours/best':>9} | "
           f"{'ours %BW':>8} {'cuDNN %BW':>9} | check")
-    for r in ours["decode"]:
-        if r.get("mode") != mode:
-            continue
-        t = tmap.get(key(r), {})
+    for r, t, chk in rows_of("decode", mode):
         best = min([t[k] for k in ("flash_us", "cudnn_us") if k in t], default=None)
         ratio = r["us"] / best if best else None
         cudnn_bw = 100 * r["kv_bytes"] / (t["cudnn_us"] * 1e-6) / bw if "cudnn_us" in t else None
-        chk = r.get("check", {})
         print(f"{r['batch']:>5} {r['context']:>6} | {r['us']:>8.2f} {r['us_kernels_only']:>8.2f} | "
               f"{fmt(t.get('flash_us')):>8} {fmt(t.get('cudnn_us')):>8} | {fmt(ratio, '{:.2f}x'):>9} | "
-              f"{r['percent_of_read_bandwidth']:>7.1f}% {fmt(cudnn_bw, '{:.1f}%'):>9} | "
-              f"{'ok' if chk.get('ok') else 'FAIL' if chk else '-'} {fmt(chk.get('max_row_rel_l2'), '{:.1e}')}")
+              f"{r['percent_of_read_bandwidth']:>7.1f}% {fmt(cudnn_bw, '{:.1f}%'):>9} | {check_col(chk)}")
         if ratio is not None:
             targets.append((f"{mode} decode b{r['batch']} ctx {r['context']}: ours <= best PyTorch", ratio <= 1.0,
                             f"{ratio:.2f}x"))
@@ -116,16 +117,11 @@ for mode in ours["modes"]:
     print(f"\n== prefill ({mode}; causal, TFLOP/s counted as 4·q·k·d·heads over the causal keys)")
     print(f"{'L':>6} {'cached':>6} | {'ours us':>9} {'ours TF':>8} | {'flash TF':>8} {'cuDNN TF':>8} | "
           f"{'ours/best':>9} | check")
-    for r in ours["prefill"]:
-        if r.get("mode") != mode:
-            continue
-        t = tmap.get(key(r), {})
+    for r, t, chk in rows_of("prefill", mode):
         best = max([t[k] for k in ("flash_tflops", "cudnn_tflops") if k in t], default=None)
-        chk = r.get("check", {})
         print(f"{r['L']:>6} {r['cached']:>6} | {r['us']:>9.1f} {r['tflops']:>8.1f} | "
               f"{fmt(t.get('flash_tflops'), '{:.1f}'):>8} {fmt(t.get('cudnn_tflops'), '{:.1f}'):>8} | "
-              f"{fmt(r['tflops'] / best if best else None, '{:.2f}x'):>9} | "
-              f"{'ok' if chk.get('ok') else 'FAIL' if chk else '-'} {fmt(chk.get('max_row_rel_l2'), '{:.1e}')}")
+              f"{fmt(r['tflops'] / best if best else None, '{:.2f}x'):>9} | {check_col(chk)}")
         if r["kind"] == "prefill" and r["L"] == 8192 and "cudnn_tflops" in t:
             targets.append((f"{mode} prefill L 8192: >= 0.8x cuDNN TFLOP/s", r["tflops"] >= 0.8 * t["cudnn_tflops"],
                             f"{r['tflops'] / t['cudnn_tflops']:.2f}x"))

@@ -1,6 +1,7 @@
 // Benchmark of the stock GQA attention kernels behind the ABI (run by scripts/gpu_attention.sh; not a test):
 //   attention_bench [--json FILE] [--batches 1,8,32] [--contexts 512,2048,8192,32768] [--prefill 512,2048,8192,16384]
 //                   [--chunked 512@4096] [--modes cold,hot] [--rotate-mib 256] [--check] [--no-time] [--ragged]
+//                   [--prefill-simt]
 // Qwen3-0.6B's head layout (16 query heads, 8 KV heads, head_dim 128, bf16). For every shape:
 //  - correctness (--check): fresh random bf16 inputs, output poisoned with NaN, one call replayed from a CUDA
 //    graph, compared row by row (query, head) with a float64 host reference on sampled rows; the evaluator's
@@ -11,7 +12,9 @@
 //    (so L2 never holds the cache); "hot": the same copy every call (as the DESIGN.md reference numbers).
 // scripts/bench_attention_torch.py measures PyTorch SDPA (flash, cuDNN) with the same shapes and the same
 // rotation rule; the driver prints them side by side. Decode batches use one query per sequence;
-// --ragged gives the sequences different lengths (check and sanitizer runs).
+// --ragged gives the sequences different lengths (check and sanitizer runs). Prefill rows also time the
+// prefill kernel alone through attention_prefill (us_mma, what the ABI runs by default) and, with
+// --prefill-simt, the older CUDA-core kernel (us_simt: slow, seconds per shape at L >= 8192).
 #include <cuda_runtime.h>
 
 #include <nlohmann/json.hpp>
@@ -43,7 +46,7 @@ struct Args {
   std::vector<std::pair<int, int>> chunked{{512, 4096}};  // (queries, keys in the cache after the chunk)
   std::vector<std::string> modes{"cold", "hot"};
   int rotate_mib = 256;
-  bool check = false, time = true, ragged = false;
+  bool check = false, time = true, ragged = false, prefill_simt = false;
 };
 
 std::vector<int> int_list(const std::string& s) {
@@ -85,6 +88,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--check") a.check = true;
     else if (k == "--no-time") a.time = false;
     else if (k == "--ragged") a.ragged = true;
+    else if (k == "--prefill-simt") a.prefill_simt = true;
     else
       fail("attention_bench", "unknown argument '{}' (see the comment at the top of attention_bench.cpp)", k);
   }
@@ -328,6 +332,26 @@ struct Runner {
       const double us_k = time_calls(st, calls, [&](int i) {
         call(cuda::stock_attention_engine_kernels, p.args_for(i % sets), "stock_attention_engine_kernels");
       });
+      double us_mma = 0, us_simt = 0;  // prefill: the kernels alone (single sequence), after prepare's pos
+      if (kind != "decode") {
+        cuda::DeviceBuffer pos(4);
+        const int pos0 = kv_lens[0] - q_per_seq;
+        GQA_CUDA_CHECK(cudaMemcpyAsync(pos.get(), &pos0, 4, cudaMemcpyHostToDevice, st));
+        GQA_CUDA_CHECK(cudaStreamSynchronize(st));
+        auto prefill_args = [&](int set, cuda::PrefillKernel kernel) {
+          const gqa_attention_args ga = p.args_for(set);
+          cuda::PrefillAttentionArgs pa;
+          pa.q_bf16 = reinterpret_cast<const cuda::bf16*>(ga.q), pa.T = q_per_seq;
+          pa.k_cache = reinterpret_cast<const cuda::bf16*>(ga.k), pa.v_cache = reinterpret_cast<const cuda::bf16*>(ga.v);
+          pa.capacity = p.capacity, pa.pos = pos.as<int>(), pa.n_heads = kHeads, pa.n_kv = kKvHeads, pa.head_dim = kDim;
+          pa.scale = ga.scale, pa.out = reinterpret_cast<cuda::bf16*>(ga.out), pa.kernel = kernel;
+          return pa;
+        };
+        const cuda::Exec ex{st, true, sms};
+        us_mma = time_calls(st, calls, [&](int i) { cuda::attention_prefill(ex, prefill_args(i % sets, cuda::PrefillKernel::Mma)); });
+        if (args.prefill_simt)
+          us_simt = time_calls(st, calls, [&](int i) { cuda::attention_prefill(ex, prefill_args(i % sets, cuda::PrefillKernel::Simt)); });
+      }
       nlohmann::json r = shape;
       r["kind"] = kind, r["mode"] = mode, r["sets"] = sets, r["calls_per_graph"] = calls;
       r["us"] = us, r["us_kernels_only"] = us_k, r["kv_bytes"] = p.kv_bytes();
@@ -337,6 +361,12 @@ struct Runner {
         for (int s = 0; s < seqs; ++s)
           for (int t = 0; t < q_per_seq; ++t) flops += 4.0 * kDim * kHeads * (kv_lens[s] - q_per_seq + t + 1);
         r["tflops"] = flops / (us * 1e-6) / 1e12;
+        r["us_mma"] = us_mma, r["tflops_mma"] = flops / (us_mma * 1e-6) / 1e12;
+        if (us_simt > 0) r["us_simt"] = us_simt, r["tflops_simt"] = flops / (us_simt * 1e-6) / 1e12;
+        std::printf("  %-8s %-4s %s: mma kernel alone %9.2f us (%.1f TFLOP/s)", kind.c_str(), mode.c_str(),
+                    shape.dump().c_str(), us_mma, r["tflops_mma"].get<double>());
+        if (us_simt > 0) std::printf(", simt kernel alone %9.2f us (%.1f TFLOP/s)", us_simt, r["tflops_simt"].get<double>());
+        std::printf("\n");
       }
       if (!check.is_null()) r["check"] = check;
       std::printf("  %-8s %-4s %s: %9.2f us (kernels only %9.2f us), %5.1f%% of read bandwidth%s\n", kind.c_str(),

@@ -1,8 +1,12 @@
-// Stock causal prefill attention: a simple tiled kernel on the CUDA cores (a later issue replaces it with a
-// tensor-core one). A block owns 32 consecutive query tokens of one query head; tiles of 32 keys and values
-// of its KV head are staged in shared memory as float and shared by the block's 8 warps, each warp owning
-// 4 queries with an online softmax (lane j scores key j of the tile; lane d' accumulates output dims).
+// Stock causal prefill attention: the dispatch between the tensor-core kernel (attention_prefill_mma.cu,
+// head_dim 128, the default) and the first, simple tiled kernel on the CUDA cores, kept here for comparison
+// and other head sizes (GQA_PREFILL_KERNEL=simt selects it). In the old kernel a block owns 32 consecutive
+// query tokens of one query head; tiles of 32 keys and values of its KV head are staged in shared memory as
+// float and shared by the block's 8 warps, each warp owning 4 queries with an online softmax (lane j scores
+// key j of the tile; lane d' accumulates output dims).
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "engine/cuda/launch.cuh"
 #include "engine/cuda/ops.h"
@@ -36,7 +40,8 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(const __grid_constant
   const float qscale = a.scale * 1.4426950408889634f;
   for (int i = threadIdx.x; i < kQTile * D; i += kThreads) {
     const int t = t0 + i / D, d = i % D;
-    qs[i] = t < a.T ? a.q[(static_cast<size_t>(t) * a.n_heads + h) * D + d] * qscale : 0.f;
+    const size_t qi = (static_cast<size_t>(t) * a.n_heads + h) * D + d;
+    qs[i] = t < a.T ? (a.q_bf16 ? __bfloat162float(a.q_bf16[qi]) : a.q[qi]) * qscale : 0.f;
   }
   int qpos[kQPerWarp];
   float m[kQPerWarp], l[kQPerWarp], acc[kQPerWarp][E];
@@ -138,14 +143,16 @@ void launch_prefill(const Exec& ex, const PrefillAttentionArgs& a) {
 
 }  // namespace
 
-void configure_sampling_kernels();  // sampling.cu
-void configure_decode_kernels();    // attention_decode.cu
+void configure_sampling_kernels();     // sampling.cu
+void configure_decode_kernels();       // attention_decode.cu
+void configure_prefill_mma_kernels();  // attention_prefill_mma.cu
 
 void configure_kernels() {
   static bool done = false;
   if (done) return;
   configure_prefill<64>();
   configure_prefill<128>();
+  configure_prefill_mma_kernels();
   configure_sampling_kernels();
   configure_decode_layer_kernels();
   configure_decode_kernels();
@@ -154,8 +161,23 @@ void configure_kernels() {
 
 bool attention_prefill_supported(int head_dim) { return head_dim == 64 || head_dim == 128; }
 
+PrefillKernel attention_prefill_kernel(const PrefillAttentionArgs& a) {
+  static const bool env_simt = [] {
+    const char* e = std::getenv("GQA_PREFILL_KERNEL");
+    return e != nullptr && std::strcmp(e, "simt") == 0;
+  }();
+  if (a.kernel != PrefillKernel::Auto) return a.kernel;
+  return !env_simt && attention_prefill_mma_supported(a.head_dim) ? PrefillKernel::Mma : PrefillKernel::Simt;
+}
+
 void attention_prefill(const Exec& ex, const PrefillAttentionArgs& a) {
   if (a.n_kv <= 0 || a.n_heads % a.n_kv != 0) fail_unsupported("attention_prefill: n_heads must be a multiple of n_kv");
+  if ((a.q == nullptr) == (a.q_bf16 == nullptr)) fail_unsupported("attention_prefill: exactly one of q, q_bf16");
+  if (attention_prefill_kernel(a) == PrefillKernel::Mma) {
+    attention_prefill_mma(ex, a);
+    return;
+  }
+  if (a.T <= 0) return;
   if (a.head_dim == 64)
     launch_prefill<64>(ex, a);
   else if (a.head_dim == 128)

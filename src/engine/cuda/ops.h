@@ -110,10 +110,12 @@ size_t decode_layer_sync_words(int n_heads, int n_kv);
 void decode_layer(const Exec& ex, const DecodeLayerArgs& a);
 void configure_decode_layer_kernels();  // called by configure_kernels()
 
-// ---- attention_decode.cu: one query token per sequence against its cached keys. Split-KV: grid
-// (n_kv, n_splits, num_seqs), each block reads its range of K/V once for all query heads of its KV head and
-// writes its (max, sum, unnormalised output); the last block of a (sequence, KV head) to finish merges the
-// splits (one kernel, no separate combine launch).
+// ---- attention_decode.cu: one query token per sequence against its cached keys. Split-KV in one launch:
+// grid (n_splits, n_kv, num_seqs) in clusters of n_splits blocks, one cluster per (sequence, KV head); each
+// block reads its contiguous range of K/V once for all query heads of its KV head, and the cluster merges
+// its splits through distributed shared memory. No global scratch, no counters: nothing to zero, nothing
+// kept between calls. The kernel waits (griddepcontrol.wait) before reading anything, so with programmatic
+// dependent launch it may follow a kernel that writes q, the new K/V row, pos or kv_lens.
 // Batch 1 (the engine): q/out float, keys 0..*pos. Batched (the ABI): kv_lens[s] keys for sequence s,
 // sequences k_stride_seq / v_stride_seq elements apart, q and/or out may be bf16 (q_bf16 / out_bf16).
 struct DecodeAttentionArgs {
@@ -126,41 +128,48 @@ struct DecodeAttentionArgs {
   const int* pos = nullptr;        // batch 1: the query's position; keys 0..*pos are attended
   const int32_t* kv_lens = nullptr;  // when set: sequence s attends keys 0..kv_lens[s]-1 (pos unused)
   int num_seqs = 1;
-  int n_heads = 0, n_kv = 0, head_dim = 0, n_splits = 1;
+  int n_heads = 0, n_kv = 0, head_dim = 0;
+  int n_splits = 1;  // requested; the launch uses min(n_splits, attention_decode_max_splits(head_dim, group))
   float scale = 0;
-  float* part_o = nullptr;   // [num_seqs][n_splits][n_heads][head_dim]
-  float* part_ml = nullptr;  // [num_seqs][n_splits][n_heads][2]
-  unsigned* counters = nullptr;  // [num_seqs][n_kv], zero before the first call; the merging block re-zeroes its own
   float* out = nullptr;      // [num_seqs][n_heads][head_dim]; or out_bf16
   bf16* out_bf16 = nullptr;
-  // q, K/V and the lengths were complete when this launch was allowed to start (the kernel before it
-  // triggers its dependents only after its own griddepcontrol.wait, and writes none of them): the blocks
-  // load them before griddepcontrol.wait and wait only before their first write (partials, counters, out).
-  bool inputs_ready = false;
 };
 bool attention_decode_supported(int head_dim, int group);
-constexpr int kMaxDecodeSplits = 128;
+constexpr int kMaxDecodeSplits = 16;  // a cluster holds at most 16 blocks on sm_90 (non-portable size)
 void attention_decode(const Exec& ex, const DecodeAttentionArgs& a);
-// Split count for `batch` sequences of at most max_kv_len keys: as many blocks as fit on the GPU at once
-// (the kernel's occupancy × ex.sms), no split shorter than kMinDecodeSplitKeys keys, at most max_splits.
+// Largest split count (cluster size) this GPU can launch for the shape, at most kMaxDecodeSplits.
+int attention_decode_max_splits(int head_dim, int group);
+// Split count for `batch` sequences of at most max_kv_len keys: the largest cluster size whose whole grid
+// of n_kv × batch clusters is resident at once (occupancy and cudaOccupancyMaxActiveClusters, queried once),
+// no split shorter than kMinDecodeSplitKeys keys, at most max_splits.
 constexpr int kMinDecodeSplitKeys = 32;
 int attention_decode_splits(int sms, int head_dim, int group, int n_kv, int batch, int max_kv_len, int max_splits);
 
 // ---- attention_prefill.cu: causal attention of T new tokens at positions *pos .. *pos+T-1 over the
-// cache (which already holds their keys and values).
+// cache (which already holds their keys and values). Two kernels: the tensor-core flash attention of
+// attention_prefill_mma.cu (head_dim 128) and the older CUDA-core one (head_dim 64 or 128). Auto picks mma
+// where it applies unless the environment variable GQA_PREFILL_KERNEL=simt asks for the old one.
+enum class PrefillKernel { Auto, Simt, Mma };
 struct PrefillAttentionArgs {
-  const float* q = nullptr;  // [T][n_heads][head_dim]
+  const float* q = nullptr;  // [T][n_heads][head_dim]; or q_bf16 (exactly one of the two)
+  const bf16* q_bf16 = nullptr;
   int T = 0;
-  const bf16* k_cache = nullptr;
+  const bf16* k_cache = nullptr;  // this layer: [n_kv][capacity][head_dim]
   const bf16* v_cache = nullptr;
   int capacity = 0;
   const int* pos = nullptr;
   int n_heads = 0, n_kv = 0, head_dim = 0;
   float scale = 0;
   bf16* out = nullptr;  // [T][n_heads][head_dim]
+  PrefillKernel kernel = PrefillKernel::Auto;
 };
 bool attention_prefill_supported(int head_dim);
 void attention_prefill(const Exec& ex, const PrefillAttentionArgs& a);
+// The kernel attention_prefill runs for these arguments (Simt or Mma; resolves Auto and the environment).
+PrefillKernel attention_prefill_kernel(const PrefillAttentionArgs& a);
+// attention_prefill_mma.cu: the tensor-core kernel alone (attention_prefill dispatches to it).
+bool attention_prefill_mma_supported(int head_dim);
+void attention_prefill_mma(const Exec& ex, const PrefillAttentionArgs& a);
 
 // Shared-memory opt-ins of the kernels that need more than 48 KiB. Not allowed during graph capture, so
 // engines call this once before capturing; the launchers call it too (it runs once per process).

@@ -1,7 +1,7 @@
 // The engine's stock attention kernels behind the attention ABI. Decode: the split-KV kernel for the whole
 // batch in one launch, bf16 q in and bf16 out, lengths read on the device (a captured graph serves any
-// lengths); `prepare` only zeroes the split counters. Prefill: bf16 q converted to the engine's float q and
-// the start position computed on the device, then the engine's prefill kernel (bf16 out).
+// lengths); no workspace, nothing to prepare (the splits merge inside their thread-block cluster). Prefill: `prepare` computes the start position on the
+// device, then the engine's prefill kernel reads the bf16 q itself (bf16 out).
 #include <algorithm>
 #include <cstdint>
 #include <exception>
@@ -16,9 +16,9 @@ namespace {
 
 size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 
-// Where the wrapper keeps its float32 copies and split scratch in the caller's workspace.
+// Where the wrapper keeps its split scratch (decode) or start positions (prefill) in the caller's workspace.
 struct Layout {
-  size_t q = 0, pos = 0, counters = 0, part_o = 0, part_ml = 0, end = 0;
+  size_t pos = 0, end = 0;
 };
 
 int sm_count() {
@@ -34,8 +34,6 @@ int sm_count() {
 bool is_decode(const gqa_attention_args* a) { return a->max_q_len == 1; }
 
 Layout layout_of(const gqa_attention_args* a) {
-  const size_t rows = static_cast<size_t>(a->total_q) * a->num_q_heads * a->head_dim;
-  const size_t splits = static_cast<size_t>(stock_attention_decode_splits(a));
   Layout l;
   size_t off = 0;
   auto take = [&](size_t bytes) {
@@ -44,14 +42,7 @@ Layout layout_of(const gqa_attention_args* a) {
     return o;
   };
   const size_t seqs = static_cast<size_t>(a->num_seqs);
-  if (is_decode(a)) {
-    l.counters = take(seqs * a->num_kv_heads * 4);
-    l.part_o = take(seqs * splits * a->num_q_heads * a->head_dim * 4);
-    l.part_ml = take(seqs * splits * a->num_q_heads * 2 * 4);
-  } else {
-    l.q = take(rows * 4);
-    l.pos = take(seqs * 4);
-  }
+  if (!is_decode(a)) l.pos = take(seqs * 4);  // decode needs no workspace
   l.end = off;
   return l;
 }
@@ -77,29 +68,12 @@ T* at(const gqa_attention_args* a, size_t off) {
   return reinterpret_cast<T*>(static_cast<char*>(a->workspace) + off);
 }
 
-// Prefill: q bf16 -> float and pos[s] = kv_len - q_len (the first new query's position).
-__global__ void prepare_prefill_kernel(const gqa_bf16* q, size_t n, const int32_t* cu_q, const int32_t* kv_lens,
-                                       int seqs, float* qf, int* pos) {
+// Prefill: pos[s] = kv_len - q_len (the first new query's position).
+__global__ void prepare_prefill_kernel(const int32_t* cu_q, const int32_t* kv_lens, int seqs, int* pos) {
   griddep_launch_dependents();
   griddep_wait();
-  const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
-  for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
-    qf[i] = __uint_as_float(static_cast<unsigned>(q[i]) << 16);
-  if (blockIdx.x == 0)
-    for (int s = threadIdx.x; s < seqs; s += blockDim.x) pos[s] = kv_lens[s] - (cu_q[s + 1] - cu_q[s]);
+  for (int s = threadIdx.x; s < seqs; s += blockDim.x) pos[s] = kv_lens[s] - (cu_q[s + 1] - cu_q[s]);
 }
-
-// Decode: the split counters zeroed (the workspace arrives with unspecified contents). The attention kernel
-// after it loads q and K/V before its own griddepcontrol.wait (inputs_ready), and the kernel before this one
-// may have written them (the engine's layer kernel writes q and the new K/V row): so this kernel lets its
-// dependent launch only once its wait has returned, i.e. once that kernel has completed.
-__global__ void zero_counters_kernel(unsigned* counters, int n) {
-  griddep_wait();
-  griddep_launch_dependents();
-  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) counters[i] = 0;
-}
-
-unsigned blocks_for(size_t n) { return static_cast<unsigned>(std::clamp<size_t>((n + 1023) / 1024, 1, 4096)); }
 
 // The engine launches with programmatic dependent launch on Hopper; so does the wrapper.
 Exec exec_of(const gqa_attention_args* a) { return Exec{static_cast<cudaStream_t>(a->stream), true, sm_count()}; }
@@ -122,7 +96,7 @@ int stock_attention_decode_splits(const gqa_attention_args* a) {
       a->num_q_heads % a->num_kv_heads != 0 ||
       !attention_decode_supported(a->head_dim, a->num_q_heads / a->num_kv_heads))
     return 1;
-  // One wave of blocks over the whole batch, within the ABI's workspace guarantee (GQA_MAX_KV_SPLITS).
+  // One wave of clusters over the whole batch (the splits need no workspace; GQA_MAX_KV_SPLITS only bounds).
   return attention_decode_splits(sm_count(), a->head_dim, a->num_q_heads / a->num_kv_heads, a->num_kv_heads,
                                  a->num_seqs, a->max_kv_len, GQA_MAX_KV_SPLITS);
 }
@@ -131,14 +105,9 @@ size_t stock_attention_workspace_bytes(const gqa_attention_args* a) { return lay
 
 int stock_attention_prepare(const gqa_attention_args* a) {
   return guarded(a, [&](const Layout& l, const Exec& ex) {
-    if (is_decode(a)) {
-      const int n = a->num_seqs * a->num_kv_heads;
-      launch(ex, dim3((n + 255) / 256), dim3(256), 0, zero_counters_kernel, at<unsigned>(a, l.counters), n);
-      return;
-    }
-    const size_t n = static_cast<size_t>(a->total_q) * a->num_q_heads * a->head_dim;
-    launch(ex, dim3(blocks_for(n)), dim3(256), 0, prepare_prefill_kernel, a->q, n, a->cu_q_lens, a->kv_lens,
-           a->num_seqs, at<float>(a, l.q), at<int>(a, l.pos));
+    if (is_decode(a)) return;  // nothing: the decode kernel keeps no state in the workspace
+    launch(ex, dim3(1), dim3(256), 0, prepare_prefill_kernel, a->cu_q_lens, a->kv_lens, a->num_seqs,
+           at<int>(a, l.pos));
   });
 }
 
@@ -154,12 +123,11 @@ int stock_attention_engine_kernels(const gqa_attention_args* a) {
       d.kv_lens = a->kv_lens, d.num_seqs = a->num_seqs;
       d.n_heads = H, d.n_kv = a->num_kv_heads, d.head_dim = D;
       d.n_splits = stock_attention_decode_splits(a), d.scale = a->scale;
-      d.part_o = at<float>(a, l.part_o), d.part_ml = at<float>(a, l.part_ml), d.counters = at<unsigned>(a, l.counters);
-      d.inputs_ready = true;  // launched only after everything before `prepare` completed (zero_counters_kernel)
+      // One launch, ordered after the caller's previous work by the kernel's griddepcontrol.wait (PDL).
       attention_decode(ex, d);
     } else {
       PrefillAttentionArgs p;
-      p.q = at<float>(a, l.q), p.T = a->total_q;
+      p.q_bf16 = reinterpret_cast<const bf16*>(a->q), p.T = a->total_q;
       p.k_cache = reinterpret_cast<const bf16*>(a->k), p.v_cache = reinterpret_cast<const bf16*>(a->v);
       p.capacity = capacity, p.pos = at<int>(a, l.pos);
       p.n_heads = H, p.n_kv = a->num_kv_heads, p.head_dim = D, p.scale = a->scale;
