@@ -157,13 +157,14 @@ nlohmann::json op_breakdown() {
     const int cap = ctx + 256;
     const int splits = std::min({(cap + 31) / 32, 4 * sms / nkv, cuda::kMaxDecodeSplits});
     const size_t layer = static_cast<size_t>(nkv) * cap * D;
-    cuda::DeviceBuffer kv(2 * L * layer * 2), q(nh * D * 4), qkv((nh + 2 * nkv) * D * 4), o(nh * D * 4), pos(4),
-        nw(D * 2), inv(D * 2);
+    cuda::DeviceBuffer kv(2 * L * layer * 2), q(nh * D * 4), qkv((nh + 2 * nkv) * D * 4), po(splits * nh * D * 4),
+        pml(splits * nh * 8), o(nh * D * 4), cnt(nkv * 4), pos(4), nw(D * 2), inv(D * 2);
     cuda::fill_random_bf16(ex, kv.as<cuda::bf16>(), 2 * L * layer, 3, 1.0f);
     cuda::fill_random_bf16(ex, nw.as<cuda::bf16>(), D, 4, 1.0f);
     GQA_CUDA_CHECK(cudaMemsetAsync(q.get(), 0, q.bytes(), stream.get()));
     GQA_CUDA_CHECK(cudaMemsetAsync(qkv.get(), 0, qkv.bytes(), stream.get()));
     GQA_CUDA_CHECK(cudaMemsetAsync(inv.get(), 0, inv.bytes(), stream.get()));
+    GQA_CUDA_CHECK(cudaMemsetAsync(cnt.get(), 0, cnt.bytes(), stream.get()));
     const int p = ctx;
     GQA_CUDA_CHECK(cudaMemcpyAsync(pos.get(), &p, 4, cudaMemcpyHostToDevice, stream.get()));
     GQA_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
@@ -171,7 +172,8 @@ nlohmann::json op_breakdown() {
       cuda::DecodeAttentionArgs a;
       a.q = q.as<float>(), a.k_cache = kv.as<cuda::bf16>() + 2 * l * layer, a.v_cache = a.k_cache + layer;
       a.capacity = cap, a.pos = pos.as<int>(), a.n_heads = nh, a.n_kv = nkv, a.head_dim = D, a.n_splits = splits;
-      a.scale = 0.088f, a.out = o.as<float>();
+      a.scale = 0.088f, a.part_o = po.as<float>(), a.part_ml = pml.as<float>(), a.counters = cnt.as<unsigned>();
+      a.out = o.as<float>();
       cuda::attention_decode(ex, a);
     });
     const double kv_bytes = 2.0 * nkv * (ctx + 1) * D * 2;

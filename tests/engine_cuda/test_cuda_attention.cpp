@@ -1,7 +1,7 @@
 // The stock attention kernels at the ABI's shapes against a float64 host reference on fresh random bf16
 // inputs, outputs and workspace poisoned with NaN: the batched split-KV decode kernel (ragged batches of
-// 1 to 64 sequences, lengths 1 and off every tile size, split counts from the rule and forced), the ABI
-// wrapper for decode (also many calls and replays with changing lengths), prefill and chunked prefill. Per (query, head) row: relative L2 <= 1e-2 (bf16 output).
+// 1/8/32 sequences, lengths 1 and off every tile size, split counts from the rule and forced), and the ABI
+// wrapper for decode, prefill and chunked prefill. Per (query, head) row: relative L2 <= 1e-2 (bf16 output).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -145,13 +145,10 @@ TEST(CudaAttention, BatchedDecodeKernelMatchesReference) {
   GQA_REQUIRE_GPU();
   cuda::configure_kernels();
   struct Case { int nh, nkv, D, batch, max_len, splits; };  // splits 0: attention_decode_splits' rule
-  // Forced split counts above the cluster limit (64) are clamped by the launcher.
-  const Case cases[] = {{16, 8, 128, 1, 1, 0},     {16, 8, 128, 1, 1, 5},     {16, 8, 128, 1, 1, 16},
-                        {16, 8, 128, 1, 77, 0},    {16, 8, 128, 1, 4099, 0},  {16, 8, 128, 1, 20001, 0},
-                        {16, 8, 128, 1, 33, 16},   {16, 8, 128, 8, 2053, 0},  {16, 8, 128, 8, 300, 64},
-                        {16, 8, 128, 32, 515, 0},  {16, 8, 128, 32, 70, 3},   {16, 8, 128, 64, 300, 0},
-                        {16, 8, 128, 64, 97, 16},  {8, 2, 64, 5, 999, 0},     {32, 4, 128, 3, 130, 7},
-                        {8, 8, 64, 4, 50, 0},      {64, 8, 128, 2, 500, 0},   {64, 8, 64, 3, 200, 9}};
+  const Case cases[] = {{16, 8, 128, 1, 1, 0},    {16, 8, 128, 1, 1, 5},    {16, 8, 128, 1, 77, 0},
+                        {16, 8, 128, 1, 4099, 0}, {16, 8, 128, 8, 2053, 0}, {16, 8, 128, 8, 300, 64},
+                        {16, 8, 128, 32, 515, 0}, {16, 8, 128, 32, 70, 3},  {8, 2, 64, 5, 999, 0},
+                        {32, 4, 128, 3, 130, 7},  {8, 8, 64, 4, 50, 0}};
   const int sms = sm_count();
   cuda::Stream st;
   uint64_t seed = 11;
@@ -160,43 +157,25 @@ TEST(CudaAttention, BatchedDecodeKernelMatchesReference) {
     HostProblem p = make_host(c.nh, c.nkv, c.D, std::vector<int32_t>(c.batch, 1), kv, ++seed);
     const int splits = c.splits ? c.splits
                                 : cuda::attention_decode_splits(sms, c.D, c.nh / c.nkv, c.nkv, c.batch, c.max_len, 64);
-    ASSERT_GE(splits, 1);
-    ASSERT_LE(cuda::attention_decode_max_splits(c.D, c.nh / c.nkv), cuda::kMaxDecodeSplits);
     auto dq = upload(p.q), dk = upload(p.k), dv = upload(p.v), dl = upload(p.kv_lens);
-    DeviceBuffer out(static_cast<size_t>(c.batch) * c.nh * c.D * 2);
+    DeviceBuffer po(static_cast<size_t>(c.batch) * splits * c.nh * c.D * 4), pml(static_cast<size_t>(c.batch) * splits * c.nh * 8);
+    DeviceBuffer out(static_cast<size_t>(c.batch) * c.nh * c.D * 2), counters(static_cast<size_t>(c.batch) * c.nkv * 4);
+    GQA_CUDA_CHECK(cudaMemset(counters.get(), 0, counters.bytes()));
     cuda::DecodeAttentionArgs a;
     a.q_bf16 = dq.as<cuda::bf16>(), a.k_cache = dk.as<cuda::bf16>(), a.v_cache = dv.as<cuda::bf16>();
     a.capacity = p.cap, a.k_stride_seq = a.v_stride_seq = static_cast<int64_t>(c.nkv) * p.cap * c.D;
     a.kv_lens = dl.as<int32_t>(), a.num_seqs = c.batch;
     a.n_heads = c.nh, a.n_kv = c.nkv, a.head_dim = c.D, a.n_splits = splits, a.scale = p.scale;
+    a.part_o = po.as<float>(), a.part_ml = pml.as<float>(), a.counters = counters.as<unsigned>();
     a.out_bf16 = out.as<cuda::bf16>();
-    for (int rep = 0; rep < 2; ++rep) {  // with and without programmatic dependent launch
-      poison(out);
+    for (int rep = 0; rep < 2; ++rep) {  // the second call checks that the counters were re-armed
+      poison(po), poison(pml), poison(out);
+      a.inputs_ready = rep == 1;
       cuda::attention_decode(cuda::Exec{st.get(), rep == 1, sms}, a);
       GQA_CUDA_CHECK_LAUNCH();
       EXPECT_LE(worst_row_error(p, download_bf16(out, out.bytes() / 2)), kRowTol)
           << describe(p) << " splits " << splits << " call " << rep;
     }
-  }
-}
-
-TEST(CudaAttention, DecodeSplitRuleIsOneWaveOfClusters) {
-  GQA_REQUIRE_GPU();
-  cuda::configure_kernels();
-  const int sms = sm_count();
-  for (int batch : {1, 8, 32, 64})
-    for (int len : {1, 32, 512, 2048, 32768}) {
-      const int s = cuda::attention_decode_splits(sms, 128, 2, 8, batch, len, 64);
-      EXPECT_GE(s, 1);
-      EXPECT_LE(s, cuda::attention_decode_max_splits(128, 2));
-      EXPECT_LE(s, std::max(1, (len + cuda::kMinDecodeSplitKeys - 1) / cuda::kMinDecodeSplitKeys));
-      if (batch * 8 > sms * 4) {
-        EXPECT_EQ(s, 1) << "batch " << batch;  // no room for more than one wave
-      }
-    }
-  // Batch 1 at long context spreads over the GPU (8 clusters of >= 8 blocks on an H100/H200).
-  if (sms >= 100) {
-    EXPECT_GE(cuda::attention_decode_splits(sms, 128, 2, 8, 1, 32768, 64), 8);
   }
 }
 
@@ -238,96 +217,10 @@ TEST(CudaAttention, AbiDecodeBatchesMatchReference) {
   GQA_REQUIRE_GPU();
   cuda::configure_kernels();
   uint64_t seed = 100;
-  for (int batch : {1, 3, 8, 32, 64}) {
+  for (int batch : {1, 3, 8, 32}) {
     for (int max_len : {1, 33, 1000}) {
       auto kv = ragged_lengths(batch, max_len, ++seed);
       check_abi(make_host(16, 8, 128, std::vector<int32_t>(batch, 1), kv, ++seed), "decode");
-    }
-  }
-}
-
-TEST(CudaAttention, AbiDecodeNeedsNoWorkspace) {  // host only: no GPU needed
-  gqa_attention_args a{};
-  a.abi_version = GQA_ABI_VERSION, a.num_seqs = 8, a.num_q_heads = 16, a.num_kv_heads = 8, a.head_dim = 128;
-  a.total_q = 8, a.max_q_len = 1, a.max_kv_len = 4096;
-  EXPECT_EQ(cuda::stock_attention_workspace_bytes(&a), 0u);
-}
-
-// One graph replayed many times while the lengths under it change (uploaded on the stream between replays,
-// never synchronising in between) and the workspace is poisoned: nothing of a call may depend on the one
-// before. Then one graph of several back-to-back calls (programmatic dependent launch between them) with
-// different lengths and outputs, sharing one workspace.
-TEST(CudaAttention, AbiDecodeConsecutiveCallsWithChangingLengths) {
-  GQA_REQUIRE_GPU();
-  cuda::configure_kernels();
-  const int batch = 8, max_len = 3000;
-  HostProblem full = make_host(16, 8, 128, std::vector<int32_t>(batch, 1), std::vector<int32_t>(batch, max_len), 700);
-  auto dq = upload(full.q), dk = upload(full.k), dv = upload(full.v);
-  cuda::Stream st;
-  constexpr int kCalls = 6, kReplays = 12;
-  std::vector<DeviceBuffer> lens, outs;
-  std::vector<gqa_attention_args> args(kCalls);
-  DeviceBuffer ws(1 << 20);
-  for (int c = 0; c < kCalls; ++c) {
-    std::vector<int32_t> cu(batch + 1), kv(batch, max_len);
-    for (int s = 0; s <= batch; ++s) cu[s] = s;
-    cu.insert(cu.end(), kv.begin(), kv.end());
-    lens.push_back(upload(cu));
-    outs.emplace_back(static_cast<size_t>(batch) * 16 * 128 * 2);
-    gqa_attention_args& a = args[c];
-    a.abi_version = GQA_ABI_VERSION;
-    a.num_seqs = batch, a.num_q_heads = 16, a.num_kv_heads = 8, a.head_dim = 128;
-    a.total_q = batch, a.max_q_len = 1, a.max_kv_len = max_len;
-    a.cu_q_lens = lens[c].as<int32_t>(), a.kv_lens = lens[c].as<int32_t>() + batch + 1;
-    a.q = dq.as<gqa_bf16>(), a.k = dk.as<gqa_bf16>(), a.v = dv.as<gqa_bf16>(), a.out = outs[c].as<gqa_bf16>();
-    a.k_stride_seq = a.v_stride_seq = static_cast<int64_t>(8) * full.cap * 128;
-    a.k_stride_pos = a.v_stride_pos = 128;
-    a.k_stride_head = a.v_stride_head = static_cast<int64_t>(full.cap) * 128;
-    a.scale = full.scale, a.stream = st.get();
-    a.workspace = ws.get(), a.workspace_bytes = ws.bytes();
-  }
-  std::mt19937_64 g(701);
-  auto random_lengths = [&] {
-    std::vector<int32_t> kv(batch);
-    for (auto& l : kv) l = 1 + static_cast<int32_t>(g() % max_len);
-    kv[g() % batch] = 1, kv[g() % batch] = max_len;
-    return kv;
-  };
-  auto check_out = [&](const std::vector<int32_t>& kv, const DeviceBuffer& out, const std::string& what) {
-    HostProblem p = full;
-    p.kv_lens = kv;
-    GQA_CUDA_CHECK(cudaStreamSynchronize(st.get()));
-    EXPECT_LE(worst_row_error(p, download_bf16(out, out.bytes() / 2)), kRowTol) << what << " " << describe(p);
-  };
-  {  // one call, replayed with new lengths each time
-    int rc = -1;
-    auto graph = cuda::Graph::capture(st.get(), [&] { rc = cuda::stock_attention_abi(&args[0]); });
-    ASSERT_EQ(rc, GQA_OK);
-    for (int r = 0; r < kReplays; ++r) {
-      const auto kv = random_lengths();
-      GQA_CUDA_CHECK(cudaMemcpyAsync(lens[0].as<int32_t>() + batch + 1, kv.data(), batch * 4, cudaMemcpyHostToDevice, st.get()));
-      GQA_CUDA_CHECK(cudaMemsetAsync(ws.get(), 0xff, ws.bytes(), st.get()));
-      GQA_CUDA_CHECK(cudaMemsetAsync(outs[0].get(), 0xff, outs[0].bytes(), st.get()));
-      graph.launch(st.get());
-      check_out(kv, outs[0], "replay " + std::to_string(r));
-    }
-  }
-  {  // several calls in one graph
-    std::vector<std::vector<int32_t>> kvs;
-    for (int c = 0; c < kCalls; ++c) {
-      kvs.push_back(random_lengths());
-      GQA_CUDA_CHECK(cudaMemcpy(lens[c].as<int32_t>() + batch + 1, kvs[c].data(), batch * 4, cudaMemcpyHostToDevice));
-      poison(outs[c]);
-    }
-    int rc = GQA_OK;
-    auto graph = cuda::Graph::capture(st.get(), [&] {
-      for (int c = 0; c < kCalls && rc == GQA_OK; ++c) rc = cuda::stock_attention_abi(&args[c]);
-    });
-    ASSERT_EQ(rc, GQA_OK);
-    for (int r = 0; r < 2; ++r) {
-      poison(ws);
-      graph.launch(st.get());
-      for (int c = 0; c < kCalls; ++c) check_out(kvs[c], outs[c], "call " + std::to_string(c) + " of one graph");
     }
   }
 }

@@ -296,13 +296,16 @@ TEST(CudaOps, DecodeAttentionMatchesReferenceAcrossSplits) {
       want.insert(want.end(), o.begin(), o.end());
     }
     auto dq = upload(q), dk = upload(K), dv = upload(V), dpos = upload(std::vector<int>{c.pos});
-    DeviceBuffer out(static_cast<size_t>(c.nh) * c.D * 4);
-    poison(out);
+    DeviceBuffer po(static_cast<size_t>(c.splits) * c.nh * c.D * 4), pml(static_cast<size_t>(c.splits) * c.nh * 8),
+        out(static_cast<size_t>(c.nh) * c.D * 4), counters(static_cast<size_t>(c.nkv) * 4);
+    poison(po), poison(pml), poison(out);
+    GQA_CUDA_CHECK(cudaMemset(counters.get(), 0, counters.bytes()));
     cuda::DecodeAttentionArgs a;
     a.q = dq.as<float>(), a.k_cache = dk.as<cuda::bf16>(), a.v_cache = dv.as<cuda::bf16>(), a.capacity = c.cap;
     a.pos = dpos.as<int>(), a.n_heads = c.nh, a.n_kv = c.nkv, a.head_dim = c.D, a.n_splits = c.splits, a.scale = scale;
+    a.part_o = po.as<float>(), a.part_ml = pml.as<float>(), a.counters = counters.as<unsigned>();
     a.out = out.as<float>();
-    for (int rep = 0; rep < 2; ++rep) {  // twice: a call leaves nothing behind that the next one depends on
+    for (int rep = 0; rep < 2; ++rep) {  // the second call checks that the counters were re-armed
       if (rep == 1) poison(out);
       cuda::attention_decode(exec(), a);
       GQA_CUDA_CHECK_LAUNCH();

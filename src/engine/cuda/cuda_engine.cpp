@@ -96,8 +96,10 @@ class CudaEngine final : public Engine {
   bf16 *k_cache_ = nullptr, *v_cache_ = nullptr;
   float *x_ = nullptr, *qkv_ = nullptr, *q_ = nullptr, *att_ = nullptr, *gu_ = nullptr;
   bf16 *hb_ = nullptr, *attb_ = nullptr, *actb_ = nullptr;
+  float *part_o_ = nullptr, *part_ml_ = nullptr;
   int32_t *tokens_ = nullptr, *token_ = nullptr;
   int* dpos_ = nullptr;
+  unsigned* counters_ = nullptr;  // decode attention: splits finished per KV head
   unsigned* layer_sync_ = nullptr;  // fused decode: grid barrier and per-head counters
   unsigned long long* rng_ = nullptr;
   void* sample_scratch_ = nullptr;
@@ -217,14 +219,11 @@ void CudaEngine::reset(int64_t capacity) {
   k_cache_ = kv_.as<bf16>();
   v_cache_ = k_cache_ + kv_elems;
 
-  // Splits of the decode attention (one thread-block cluster per KV head, merged in distributed shared
-  // memory, no scratch): the kernel's one-wave rule for batch 1, and at least split_keys keys per split.
-  const int by_keys = static_cast<int>(std::clamp<int64_t>((capacity + opts_.split_keys - 1) / opts_.split_keys, 1,
-                                                           cuda::kMaxDecodeSplits));
-  n_splits_ = cuda::attention_decode_splits(ex_.sms, static_cast<int>(cfg_.head_dim),
-                                            static_cast<int>(cfg_.num_attention_heads / cfg_.num_key_value_heads),
-                                            static_cast<int>(cfg_.num_key_value_heads), 1,
-                                            static_cast<int>(std::min<int64_t>(capacity, INT32_MAX)), by_keys);
+  // Splits of the decode attention: about split_keys keys each, at most ~4 blocks per SM.
+  const int max_splits = std::clamp<int>(4 * ex_.sms / static_cast<int>(cfg_.num_key_value_heads), 1,
+                                         cuda::kMaxDecodeSplits);
+  n_splits_ = static_cast<int>(
+      std::clamp<int64_t>((capacity + opts_.split_keys - 1) / opts_.split_keys, 1, max_splits));
 
   const int64_t R = std::min(capacity, kPrefillChunk);
   size_t off = 0;
@@ -235,7 +234,9 @@ void CudaEngine::reset(int64_t capacity) {
   };
   const size_t o_x = take(R * H * 4), o_qkv = take(R * (qd + 2 * kvd) * 4), o_q = take(R * qd * 4),
                o_att = take(qd * 4), o_gu = take(R * 2 * I * 4), o_hb = take(R * H * 2), o_attb = take(R * qd * 2),
-               o_actb = take(R * I * 2), o_tok = take(R * 4),
+               o_actb = take(R * I * 2), o_po = take(static_cast<size_t>(n_splits_) * nh * cfg_.head_dim * 4),
+               o_pml = take(static_cast<size_t>(n_splits_) * nh * 2 * 4), o_tok = take(R * 4),
+               o_cnt = take(static_cast<size_t>(cfg_.num_key_value_heads) * 4),
                o_sync = take(cuda::decode_layer_sync_words(static_cast<int>(nh), static_cast<int>(cfg_.num_key_value_heads)) * 4),
                o_ss = take(cuda::sample_scratch_bytes(static_cast<int>(cfg_.vocab_size)));
   act_ = cuda::DeviceBuffer(off);
@@ -248,7 +249,11 @@ void CudaEngine::reset(int64_t capacity) {
   hb_ = reinterpret_cast<bf16*>(base + o_hb);
   attb_ = reinterpret_cast<bf16*>(base + o_attb);
   actb_ = reinterpret_cast<bf16*>(base + o_actb);
+  part_o_ = reinterpret_cast<float*>(base + o_po);
+  part_ml_ = reinterpret_cast<float*>(base + o_pml);
   tokens_ = reinterpret_cast<int32_t*>(base + o_tok);
+  counters_ = reinterpret_cast<unsigned*>(base + o_cnt);
+  GQA_CUDA_CHECK(cudaMemsetAsync(counters_, 0, cfg_.num_key_value_heads * 4, stream_.get()));
   layer_sync_ = reinterpret_cast<unsigned*>(base + o_sync);
   GQA_CUDA_CHECK(cudaMemsetAsync(layer_sync_, 0, cuda::decode_layer_sync_words(static_cast<int>(nh),
                                  static_cast<int>(cfg_.num_key_value_heads)) * 4, stream_.get()));
@@ -454,7 +459,7 @@ void CudaEngine::run_attention_decode(int64_t layer) {
   da.n_heads = static_cast<int>(cfg_.num_attention_heads), da.n_kv = static_cast<int>(cfg_.num_key_value_heads);
   da.head_dim = static_cast<int>(D), da.n_splits = n_splits_;
   da.scale = 1.0f / std::sqrt(static_cast<float>(D));
-  da.out = att_;
+  da.part_o = part_o_, da.part_ml = part_ml_, da.counters = counters_, da.out = att_;
   cuda::attention_decode(ex_, da);
 }
 

@@ -23,8 +23,8 @@ struct CudaEngineOptions {
   // Tuning knobs of the decode step (results do not depend on them; GQA_CUDA_LAYER_PREFETCH and
   // GQA_CUDA_SPLIT_KEYS override them when set). layer_prefetch: -1 no L2 bulk prefetch of a fused layer
   // launch's weights, else how many of its matrices are prefetched before it waits for attention (0..4).
-  // split_keys: the decode attention uses at most capacity / split_keys KV splits (and at most what its
-  // one-wave rule, attention_decode_splits, gives for batch 1).
+  // split_keys: the decode attention uses about capacity / split_keys KV splits (at most kMaxDecodeSplits
+  // and 4 blocks per SM).
   int layer_prefetch = -1;
   int split_keys = 32;
 };

@@ -110,12 +110,10 @@ size_t decode_layer_sync_words(int n_heads, int n_kv);
 void decode_layer(const Exec& ex, const DecodeLayerArgs& a);
 void configure_decode_layer_kernels();  // called by configure_kernels()
 
-// ---- attention_decode.cu: one query token per sequence against its cached keys. Split-KV in one launch:
-// grid (n_splits, n_kv, num_seqs) in clusters of n_splits blocks, one cluster per (sequence, KV head); each
-// block reads its contiguous range of K/V once for all query heads of its KV head, and the cluster merges
-// its splits through distributed shared memory. No global scratch, no counters: nothing to zero, nothing
-// kept between calls. The kernel waits (griddepcontrol.wait) before reading anything, so with programmatic
-// dependent launch it may follow a kernel that writes q, the new K/V row, pos or kv_lens.
+// ---- attention_decode.cu: one query token per sequence against its cached keys. Split-KV: grid
+// (n_kv, n_splits, num_seqs), each block reads its range of K/V once for all query heads of its KV head and
+// writes its (max, sum, unnormalised output); the last block of a (sequence, KV head) to finish merges the
+// splits (one kernel, no separate combine launch).
 // Batch 1 (the engine): q/out float, keys 0..*pos. Batched (the ABI): kv_lens[s] keys for sequence s,
 // sequences k_stride_seq / v_stride_seq elements apart, q and/or out may be bf16 (q_bf16 / out_bf16).
 struct DecodeAttentionArgs {
@@ -128,20 +126,23 @@ struct DecodeAttentionArgs {
   const int* pos = nullptr;        // batch 1: the query's position; keys 0..*pos are attended
   const int32_t* kv_lens = nullptr;  // when set: sequence s attends keys 0..kv_lens[s]-1 (pos unused)
   int num_seqs = 1;
-  int n_heads = 0, n_kv = 0, head_dim = 0;
-  int n_splits = 1;  // requested; the launch uses min(n_splits, attention_decode_max_splits(head_dim, group))
+  int n_heads = 0, n_kv = 0, head_dim = 0, n_splits = 1;
   float scale = 0;
+  float* part_o = nullptr;   // [num_seqs][n_splits][n_heads][head_dim]
+  float* part_ml = nullptr;  // [num_seqs][n_splits][n_heads][2]
+  unsigned* counters = nullptr;  // [num_seqs][n_kv], zero before the first call; the merging block re-zeroes its own
   float* out = nullptr;      // [num_seqs][n_heads][head_dim]; or out_bf16
   bf16* out_bf16 = nullptr;
+  // q, K/V and the lengths were complete when this launch was allowed to start (the kernel before it
+  // triggers its dependents only after its own griddepcontrol.wait, and writes none of them): the blocks
+  // load them before griddepcontrol.wait and wait only before their first write (partials, counters, out).
+  bool inputs_ready = false;
 };
 bool attention_decode_supported(int head_dim, int group);
-constexpr int kMaxDecodeSplits = 16;  // a cluster holds at most 16 blocks on sm_90 (non-portable size)
+constexpr int kMaxDecodeSplits = 128;
 void attention_decode(const Exec& ex, const DecodeAttentionArgs& a);
-// Largest split count (cluster size) this GPU can launch for the shape, at most kMaxDecodeSplits.
-int attention_decode_max_splits(int head_dim, int group);
-// Split count for `batch` sequences of at most max_kv_len keys: the largest cluster size whose whole grid
-// of n_kv × batch clusters is resident at once (occupancy and cudaOccupancyMaxActiveClusters, queried once),
-// no split shorter than kMinDecodeSplitKeys keys, at most max_splits.
+// Split count for `batch` sequences of at most max_kv_len keys: as many blocks as fit on the GPU at once
+// (the kernel's occupancy × ex.sms), no split shorter than kMinDecodeSplitKeys keys, at most max_splits.
 constexpr int kMinDecodeSplitKeys = 32;
 int attention_decode_splits(int sms, int head_dim, int group, int n_kv, int batch, int max_kv_len, int max_splits);
 

@@ -1,6 +1,6 @@
 // The engine's stock attention kernels behind the attention ABI. Decode: the split-KV kernel for the whole
 // batch in one launch, bf16 q in and bf16 out, lengths read on the device (a captured graph serves any
-// lengths); no workspace, nothing to prepare (the splits merge inside their thread-block cluster). Prefill: `prepare` computes the start position on the
+// lengths); `prepare` only zeroes the split counters. Prefill: `prepare` computes the start position on the
 // device, then the engine's prefill kernel reads the bf16 q itself (bf16 out).
 #include <algorithm>
 #include <cstdint>
@@ -18,7 +18,7 @@ size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 
 // Where the wrapper keeps its split scratch (decode) or start positions (prefill) in the caller's workspace.
 struct Layout {
-  size_t pos = 0, end = 0;
+  size_t pos = 0, counters = 0, part_o = 0, part_ml = 0, end = 0;
 };
 
 int sm_count() {
@@ -34,6 +34,7 @@ int sm_count() {
 bool is_decode(const gqa_attention_args* a) { return a->max_q_len == 1; }
 
 Layout layout_of(const gqa_attention_args* a) {
+  const size_t splits = static_cast<size_t>(stock_attention_decode_splits(a));
   Layout l;
   size_t off = 0;
   auto take = [&](size_t bytes) {
@@ -42,7 +43,13 @@ Layout layout_of(const gqa_attention_args* a) {
     return o;
   };
   const size_t seqs = static_cast<size_t>(a->num_seqs);
-  if (!is_decode(a)) l.pos = take(seqs * 4);  // decode needs no workspace
+  if (is_decode(a)) {
+    l.counters = take(seqs * a->num_kv_heads * 4);
+    l.part_o = take(seqs * splits * a->num_q_heads * a->head_dim * 4);
+    l.part_ml = take(seqs * splits * a->num_q_heads * 2 * 4);
+  } else {
+    l.pos = take(seqs * 4);
+  }
   l.end = off;
   return l;
 }
@@ -75,6 +82,16 @@ __global__ void prepare_prefill_kernel(const int32_t* cu_q, const int32_t* kv_le
   for (int s = threadIdx.x; s < seqs; s += blockDim.x) pos[s] = kv_lens[s] - (cu_q[s + 1] - cu_q[s]);
 }
 
+// Decode: the split counters zeroed (the workspace arrives with unspecified contents). The attention kernel
+// after it loads q and K/V before its own griddepcontrol.wait (inputs_ready), and the kernel before this one
+// may have written them (the engine's layer kernel writes q and the new K/V row): so this kernel lets its
+// dependent launch only once its wait has returned, i.e. once that kernel has completed.
+__global__ void zero_counters_kernel(unsigned* counters, int n) {
+  griddep_wait();
+  griddep_launch_dependents();
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) counters[i] = 0;
+}
+
 // The engine launches with programmatic dependent launch on Hopper; so does the wrapper.
 Exec exec_of(const gqa_attention_args* a) { return Exec{static_cast<cudaStream_t>(a->stream), true, sm_count()}; }
 
@@ -96,7 +113,7 @@ int stock_attention_decode_splits(const gqa_attention_args* a) {
       a->num_q_heads % a->num_kv_heads != 0 ||
       !attention_decode_supported(a->head_dim, a->num_q_heads / a->num_kv_heads))
     return 1;
-  // One wave of clusters over the whole batch (the splits need no workspace; GQA_MAX_KV_SPLITS only bounds).
+  // One wave of blocks over the whole batch, within the ABI's workspace guarantee (GQA_MAX_KV_SPLITS).
   return attention_decode_splits(sm_count(), a->head_dim, a->num_q_heads / a->num_kv_heads, a->num_kv_heads,
                                  a->num_seqs, a->max_kv_len, GQA_MAX_KV_SPLITS);
 }
@@ -105,7 +122,11 @@ size_t stock_attention_workspace_bytes(const gqa_attention_args* a) { return lay
 
 int stock_attention_prepare(const gqa_attention_args* a) {
   return guarded(a, [&](const Layout& l, const Exec& ex) {
-    if (is_decode(a)) return;  // nothing: the decode kernel keeps no state in the workspace
+    if (is_decode(a)) {
+      const int n = a->num_seqs * a->num_kv_heads;
+      launch(ex, dim3((n + 255) / 256), dim3(256), 0, zero_counters_kernel, at<unsigned>(a, l.counters), n);
+      return;
+    }
     launch(ex, dim3(1), dim3(256), 0, prepare_prefill_kernel, a->cu_q_lens, a->kv_lens, a->num_seqs,
            at<int>(a, l.pos));
   });
@@ -123,7 +144,8 @@ int stock_attention_engine_kernels(const gqa_attention_args* a) {
       d.kv_lens = a->kv_lens, d.num_seqs = a->num_seqs;
       d.n_heads = H, d.n_kv = a->num_kv_heads, d.head_dim = D;
       d.n_splits = stock_attention_decode_splits(a), d.scale = a->scale;
-      // One launch, ordered after the caller's previous work by the kernel's griddepcontrol.wait (PDL).
+      d.part_o = at<float>(a, l.part_o), d.part_ml = at<float>(a, l.part_ml), d.counters = at<unsigned>(a, l.counters);
+      d.inputs_ready = true;  // launched only after everything before `prepare` completed (zero_counters_kernel)
       attention_decode(ex, d);
     } else {
       PrefillAttentionArgs p;

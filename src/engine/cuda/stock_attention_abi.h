@@ -15,16 +15,16 @@ namespace gqa::cuda {
 // stock_attention_workspace_bytes(a), which gqa_workspace_min_bytes covers for the shapes above.
 int stock_attention_abi(const gqa_attention_args* a);
 
-// The two parts, so that a benchmark can time the engine's kernels alone. `prepare`: decode does nothing
-// (one launch does the whole call, no workspace); prefill writes the start position into the workspace.
-// `engine_kernels`: decode = the split-KV kernel over the whole batch (bf16 q in, bf16 out); prefill = the
-// engine's prefill kernel (bf16 out). Both enqueue on a->stream, graph-safe. After one `prepare`,
-// `engine_kernels` may be called again on the same workspace.
+// The two parts, so that a benchmark can time the engine's kernels alone. `prepare`: decode zeroes the
+// split counters; prefill writes the start position into the workspace (its kernel reads the bf16 q). `engine_kernels`: decode = the split-KV kernel over the whole batch (bf16 q in, bf16 out);
+// prefill = the engine's prefill kernel (bf16 out). Both enqueue on a->stream, graph-safe. After one
+// `prepare`, `engine_kernels` may be called again on the same workspace (decode re-arms its counters).
 int stock_attention_prepare(const gqa_attention_args* a);
 int stock_attention_engine_kernels(const gqa_attention_args* a);
 
 size_t stock_attention_workspace_bytes(const gqa_attention_args* a);
-// Split count (cluster size) the wrapper uses for a decode: attention_decode_splits over the whole batch.
+// Split count the wrapper uses for a decode: attention_decode_splits over the whole batch, at most
+// GQA_MAX_KV_SPLITS (the ABI's workspace guarantee).
 int stock_attention_decode_splits(const gqa_attention_args* a);
 
 }  // namespace gqa::cuda
