@@ -26,6 +26,9 @@ mkdir -p "$OUT"
 # At most 8 files come back from the device machine: env.log gathers the small ones.
 ENV="$OUT/env.log"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv | tee "$ENV"
+# gqa-evolve links OpenMPI when the build found it, and the GPU machine has none: carry the copy that
+# scripts/gpu_evolve.sh build makes (scripts/mpi_bundle.sh).
+if [[ -f .gpu-bin/evolve/openmpi/env.sh ]]; then source .gpu-bin/evolve/openmpi/env.sh; fi
 ldd "$BIN/gqa-evolve" | tee -a "$ENV"
 if grep -q "not found" "$ENV"; then echo "missing shared libraries"; exit 1; fi
 

@@ -23,6 +23,9 @@ mkdir -p "$OUT"
 export GQA_SOURCE_DIR=$PWD GQA_EVOLVE_BINARY=$PWD/$BIN/gqa-evolve GQA_TEST_CACHE_DIR=/tmp/gqa-test-cache
 export GQA_CACHE_DIR=${GQA_CACHE_DIR:-/tmp/gqa-eval-cache}
 LOG="$OUT/eval.log"
+# gqa-evolve links OpenMPI when the build found it, and the GPU machine has none: carry the copy that
+# scripts/gpu_evolve.sh build makes (scripts/mpi_bundle.sh).
+if [[ -f .gpu-bin/evolve/openmpi/env.sh ]]; then source .gpu-bin/evolve/openmpi/env.sh; fi
 { nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; nvcc --version | tail -1; ldd "$BIN/gqa-evolve" | grep -i "not found"; } 2>&1 | tee "$LOG"
 
 # Timed evaluations: tunable uncached (empty cache: compile and the end-to-end model are made), then cached.
