@@ -465,7 +465,9 @@ RunSummary run_evolution(const EvolveConfig& cfg, const RunOptions& opt, Evaluat
   };
 
   while (true) {
-    while (in_flight < workers && stop_reason.empty() && st.next_iteration <= max_iterations) {
+    // Bounded by iterations completed, not by numbers handed out: jobs in flight when a run was killed are
+    // lost, and their numbers are not reused, so a resumed run must not stop short by their count.
+    while (in_flight < workers && stop_reason.empty() && st.completed + in_flight < max_iterations) {
       if (auto job = make_job()) {
         jobs.push(std::move(*job));
         ++in_flight;

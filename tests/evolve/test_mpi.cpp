@@ -4,10 +4,18 @@
 //    ranks evaluated, the best program is exported;
 //  - 2 ranks (one worker) give the same programs, parents and islands as a single-process run with one
 //    worker and the same seed;
-//  - bad setups (one rank, a bad config) end with one clear error instead of a hang.
+//  - bad setups (one rank, a bad config) end with one clear error instead of a hang;
+//  - an evaluator rank killed with SIGKILL ends the job, and --resume under a new mpirun loses nothing committed.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <fstream>
 #include <set>
+#include <thread>
 
 #include "common/process.h"
 #include "evolve/database.h"
@@ -35,6 +43,28 @@ gqa::ProcessResult run_mpi(int ranks, const std::vector<std::string>& args) {
   po.env = {{"OMPI_MCA_btl_vader_single_copy_mechanism", "none"}, {"OMP_WAIT_POLICY", "passive"}};
   po.timeout_seconds = 400;
   return gqa::run_process(po);
+}
+
+// Pids of this machine's processes whose environment says they are rank `rank` of an MPI job started
+// under `launcher` (its direct children).
+std::vector<pid_t> ranks_of(pid_t launcher, int rank) {
+  std::vector<pid_t> pids;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(e.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    const size_t close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    char state = 0;
+    int ppid = 0;
+    if (std::sscanf(line.c_str() + close + 1, " %c %d", &state, &ppid) != 2 || ppid != launcher) continue;
+    std::ifstream env(e.path() / "environ", std::ios::binary);
+    const std::string all((std::istreambuf_iterator<char>(env)), std::istreambuf_iterator<char>());
+    if (all.find("OMPI_COMM_WORLD_RANK=" + std::to_string(rank) + '\0') != std::string::npos) pids.push_back(std::stoi(name));
+  }
+  return pids;
 }
 
 std::vector<std::string> evolve_args(const std::string& cfg, const std::string& out, const std::string& workers) {
@@ -120,4 +150,70 @@ TEST(EvolveMpi, BadSetupsEndWithOneClearError) {
   EXPECT_FALSE(r.timed_out) << "the worker ranks were left waiting";
   EXPECT_NE(r.err.find("num_islands"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(dir + "/bad/evolve.db"));
+}
+
+TEST(EvolveMpi, KilledWorkerRankEndsTheJobAndResumeLosesNothing) {
+  const std::string dir = temp_dir("mpikill");
+  const std::string cfg = write_config(dir, 40), out = dir + "/run";
+  std::vector<std::string> argv = {GQA_MPIEXEC, "-n", "3", "--allow-run-as-root", "--oversubscribe", GQA_BINARY};
+  for (const std::string& a : evolve_args(cfg, out, "mpi")) argv.push_back(a);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 1);
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    std::vector<char*> cargv;
+    for (std::string& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    execv(cargv[0], cargv.data());
+    _exit(127);
+  }
+  // Let the initial program and two children be committed, then kill evaluator rank 2 without warning.
+  const auto t0 = std::chrono::steady_clock::now();
+  int64_t seen = 0;
+  while (seen < 3 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(300)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    if (std::filesystem::exists(out + "/evolve.db")) {
+      try {
+        seen = Database(out + "/evolve.db").count_programs();
+      } catch (const gqa::Error&) {
+      }
+    }
+  }
+  const std::vector<pid_t> victims = ranks_of(pid, 2);
+  ASSERT_EQ(victims.size(), 1u) << "rank 2 of mpirun " << pid << " not found";
+  ASSERT_GE(seen, 3);
+  kill(victims[0], SIGKILL);
+  int status = 0;
+  const auto tk = std::chrono::steady_clock::now();
+  pid_t done = 0;
+  while ((done = waitpid(pid, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() - tk < std::chrono::seconds(120))
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  if (done == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  ASSERT_NE(done, 0) << "the job went on after a rank died";
+  EXPECT_FALSE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "mpirun reported success after a rank died";
+
+  std::vector<Program> before;
+  int64_t completed = 0;
+  {
+    Database db(out + "/evolve.db");
+    before = db.programs();
+    completed = db.load_state().value()["completed"].get<int64_t>();
+  }
+  ASSERT_GE(before.size(), 3u);
+  std::vector<std::string> resume = evolve_args(cfg, out, "mpi");
+  resume.insert(resume.end(), {"--resume", "--iterations", std::to_string(completed + 3)});
+  const gqa::ProcessResult r = run_mpi(3, resume);
+  ASSERT_TRUE(r.ok()) << r.describe() << "\n" << r.out << r.err;
+  Database db(out + "/evolve.db");
+  const auto after = db.programs();
+  ASSERT_GE(after.size(), before.size() + 1);
+  for (size_t i = 0; i < before.size(); ++i) {  // every committed program is still there, unchanged
+    EXPECT_EQ(after[i].id, before[i].id);
+    EXPECT_EQ(after[i].code_hash, before[i].code_hash);
+  }
+  EXPECT_EQ(db.load_state().value()["completed"].get<int64_t>(), completed + 3) << r.out;
 }
