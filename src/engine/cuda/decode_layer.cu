@@ -47,20 +47,6 @@ __device__ __forceinline__ void grid_barrier(unsigned* arrived, unsigned skip) {
   __syncthreads();
 }
 
-__device__ __forceinline__ float dot8(uint4 w, const float* xs) {
-  const float4 a = *reinterpret_cast<const float4*>(xs);
-  const float4 b = *reinterpret_cast<const float4*>(xs + 4);
-  float s = bf16_lo(w.x) * a.x;
-  s = fmaf(bf16_hi(w.x), a.y, s);
-  s = fmaf(bf16_lo(w.y), a.z, s);
-  s = fmaf(bf16_hi(w.y), a.w, s);
-  s = fmaf(bf16_lo(w.z), b.x, s);
-  s = fmaf(bf16_hi(w.z), b.y, s);
-  s = fmaf(bf16_lo(w.w), b.z, s);
-  s = fmaf(bf16_hi(w.w), b.w, s);
-  return s;
-}
-
 // This block's share of one matrix W[n][k]: a contiguous range of row pairs. When it has fewer pairs than
 // warps, k is split into `ks` parts so that every warp has a job; partial sums meet in shared memory and
 // are added in a fixed order (deterministic results).
@@ -208,21 +194,7 @@ __device__ void norm_rope_head(const DecodeLayerArgs& a, const SmallWeights& sw,
   for (int e = 0; e < E; ++e) v[e] = __ldcg(src + lane + 32 * e);
   const bool is_q = head < a.n_heads;
   const float* nw = is_q ? sw.q_norm : sw.k_norm;
-  float ss = 0.f;
-#pragma unroll
-  for (int e = 0; e < E; ++e) ss += v[e] * v[e];
-  const float inv = 1.0f / sqrtf(warp_sum(ss) / static_cast<float>(D) + a.eps);
-#pragma unroll
-  for (int e = 0; e < E; ++e) v[e] = v[e] * inv * nw[lane + 32 * e];
-#pragma unroll
-  for (int e = 0; e < E / 2; ++e) {
-    const float angle = static_cast<float>(pos) * sw.inv_freq[lane + 32 * e];
-    float s, c;
-    sincosf(angle, &s, &c);
-    const float x0 = v[e], x1 = v[e + E / 2];
-    v[e] = x0 * c - x1 * s;
-    v[e + E / 2] = x1 * c + x0 * s;
-  }
+  norm_rope_warp(v, nw, sw.inv_freq, pos, a.eps, lane);
   if (is_q) {
 #pragma unroll
     for (int e = 0; e < E; ++e) {

@@ -63,21 +63,7 @@ __global__ void __launch_bounds__(256) qk_norm_rope_kernel(const __grid_constant
   }
   const bool is_q = head < a.n_heads;
   const bf16* nw = is_q ? a.q_norm : a.k_norm;
-  float ss = 0.f;
-#pragma unroll
-  for (int e = 0; e < E; ++e) ss += v[e] * v[e];
-  const float inv = 1.0f / sqrtf(warp_sum(ss) / static_cast<float>(D) + a.eps);
-#pragma unroll
-  for (int e = 0; e < E; ++e) v[e] = v[e] * inv * __bfloat162float(nw[lane + 32 * e]);
-#pragma unroll
-  for (int e = 0; e < E / 2; ++e) {
-    const float angle = static_cast<float>(pos) * a.inv_freq[lane + 32 * e];
-    float s, c;
-    sincosf(angle, &s, &c);
-    const float x0 = v[e], x1 = v[e + E / 2];
-    v[e] = x0 * c - x1 * s;
-    v[e + E / 2] = x1 * c + x0 * s;
-  }
+  norm_rope_warp(v, nw, a.inv_freq, pos, a.eps, lane);
   if (is_q) {
     float* dst = a.q_out + (static_cast<size_t>(t) * a.n_heads + head) * D;
 #pragma unroll

@@ -16,20 +16,6 @@ constexpr int kUnroll = 4;    // 16-byte loads per row per lane in flight
 constexpr int kChunk = 8;     // bf16 per 16-byte load
 constexpr int kStride = 32 * kChunk;  // elements a warp covers per load instruction
 
-__device__ __forceinline__ float dot8(uint4 w, const float* xs) {
-  const float4 a = *reinterpret_cast<const float4*>(xs);
-  const float4 b = *reinterpret_cast<const float4*>(xs + 4);
-  float s = bf16_lo(w.x) * a.x;
-  s = fmaf(bf16_hi(w.x), a.y, s);
-  s = fmaf(bf16_lo(w.y), a.z, s);
-  s = fmaf(bf16_hi(w.y), a.w, s);
-  s = fmaf(bf16_lo(w.z), b.x, s);
-  s = fmaf(bf16_hi(w.z), b.y, s);
-  s = fmaf(bf16_lo(w.w), b.z, s);
-  s = fmaf(bf16_hi(w.w), b.w, s);
-  return s;
-}
-
 template <GemvInput IN>
 __device__ __forceinline__ void fill_input(float* xs, const GemvArgs& a) {
   const int k = a.k;

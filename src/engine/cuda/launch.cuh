@@ -59,6 +59,47 @@ __device__ __forceinline__ void unpack8(uint4 v, float* f) {
   f[4] = bf16_lo(v.z), f[5] = bf16_hi(v.z), f[6] = bf16_lo(v.w), f[7] = bf16_hi(v.w);
 }
 
+// Dot product of 8 bf16 weights (one 16-byte load) with 8 floats of a vector in shared memory.
+__device__ __forceinline__ float dot8(uint4 w, const float* xs) {
+  const float4 a = *reinterpret_cast<const float4*>(xs);
+  const float4 b = *reinterpret_cast<const float4*>(xs + 4);
+  float s = bf16_lo(w.x) * a.x;
+  s = fmaf(bf16_hi(w.x), a.y, s);
+  s = fmaf(bf16_lo(w.y), a.z, s);
+  s = fmaf(bf16_hi(w.y), a.w, s);
+  s = fmaf(bf16_lo(w.z), b.x, s);
+  s = fmaf(bf16_hi(w.z), b.y, s);
+  s = fmaf(bf16_lo(w.w), b.z, s);
+  s = fmaf(bf16_hi(w.w), b.w, s);
+  return s;
+}
+
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+// One q or k head held by a warp (v[e] = element lane + 32·e of D = 32·E): Qwen3's per-head RMSNorm with
+// weights nw (float or bf16), then rotate-half RoPE at position pos with inv_freq[D/2].
+template <int E, class W>
+__device__ __forceinline__ void norm_rope_warp(float (&v)[E], const W* nw, const float* inv_freq, int pos, float eps,
+                                               int lane) {
+  constexpr int D = 32 * E;
+  float ss = 0.f;
+#pragma unroll
+  for (int e = 0; e < E; ++e) ss += v[e] * v[e];
+  const float inv = 1.0f / sqrtf(warp_sum(ss) / static_cast<float>(D) + eps);
+#pragma unroll
+  for (int e = 0; e < E; ++e) v[e] = v[e] * inv * to_float(nw[lane + 32 * e]);
+#pragma unroll
+  for (int e = 0; e < E / 2; ++e) {
+    const float angle = static_cast<float>(pos) * inv_freq[lane + 32 * e];
+    float s, c;
+    sincosf(angle, &s, &c);
+    const float x0 = v[e], x1 = v[e + E / 2];
+    v[e] = x0 * c - x1 * s;
+    v[e + E / 2] = x1 * c + x0 * s;
+  }
+}
+
 // 16-byte load of data read once (weights, KV cache): skips L1. volatile keeps it ahead of
 // griddep_wait(), which is the point of prefetching.
 __device__ __forceinline__ uint4 load_stream16(const void* p) {
