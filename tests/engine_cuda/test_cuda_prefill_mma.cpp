@@ -2,11 +2,14 @@
 // older CUDA-core kernel, on fresh random bf16 inputs with NaN-poisoned outputs and NaN in the cache past the
 // valid keys: whole prefills of lengths off every tile size, chunked prefill over an existing cache, bf16 and
 // float q (which must give bit-identical outputs: the kernel rounds q to bf16 either way), other GQA groups,
-// and the dispatch (head_dim 64 falls back to the old kernel). Per (query, head) row: relative L2 <= 1e-2.
+// and the dispatch (head_dim 64 falls back to the old kernel). The mma kernel runs with both its block sizes
+// (64 and 128 query rows, forced through mma_rows) and through its own choice. Per (query, head) row:
+// relative L2 <= 1e-2.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <random>
 #include <sstream>
@@ -117,8 +120,14 @@ struct Device {
       : h(host), q(upload(host.q)), qf(upload(host.qf)), k(upload(host.k)), v(upload(host.v)),
         pos(upload(std::vector<int>{host.pos0})), out(host.q.size() * 2) {}
 
-  std::vector<uint16_t> run(cuda::PrefillKernel kernel, bool float_q, bool pdl = false) {
-    GQA_CUDA_CHECK(cudaMemsetAsync(out.get(), 0xff, out.bytes(), st.get()));  // NaN
+  int sms() const {
+    int n = 1, dev = 0;
+    GQA_CUDA_CHECK(cudaGetDevice(&dev));
+    GQA_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
+    return n;
+  }
+
+  cuda::PrefillAttentionArgs args(cuda::PrefillKernel kernel, bool float_q, int mma_rows) {
     cuda::PrefillAttentionArgs a;
     if (float_q)
       a.q = qf.as<float>();
@@ -126,11 +135,14 @@ struct Device {
       a.q_bf16 = q.as<cuda::bf16>();
     a.T = h.c.T, a.k_cache = k.as<cuda::bf16>(), a.v_cache = v.as<cuda::bf16>(), a.capacity = h.cap;
     a.pos = pos.as<int>(), a.n_heads = h.c.nh, a.n_kv = h.c.nkv, a.head_dim = h.c.D, a.scale = h.scale;
-    a.out = out.as<cuda::bf16>(), a.kernel = kernel;
-    int sms = 1, dev = 0;
-    GQA_CUDA_CHECK(cudaGetDevice(&dev));
-    GQA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    cuda::attention_prefill(cuda::Exec{st.get(), pdl, sms}, a);
+    a.out = out.as<cuda::bf16>(), a.kernel = kernel, a.mma_rows = mma_rows;
+    return a;
+  }
+
+  // mma_rows: the mma kernel's block size (64 or 128), or 0 to let it choose.
+  std::vector<uint16_t> run(cuda::PrefillKernel kernel, bool float_q, bool pdl = false, int mma_rows = 0) {
+    GQA_CUDA_CHECK(cudaMemsetAsync(out.get(), 0xff, out.bytes(), st.get()));  // NaN
+    cuda::attention_prefill(cuda::Exec{st.get(), pdl, sms()}, args(kernel, float_q, mma_rows));
     GQA_CUDA_CHECK_LAUNCH();
     GQA_CUDA_CHECK(cudaStreamSynchronize(st.get()));
     std::vector<uint16_t> o(h.q.size());
@@ -166,20 +178,28 @@ double worst_vs_other(const Host& h, const std::vector<uint16_t>& a, const std::
 void check_case(const Case& c, uint64_t seed) {
   const Host h = make_host(c, seed);
   Device d(h);
-  const auto mma = d.run(cuda::PrefillKernel::Mma, false);
-  EXPECT_LE(worst_vs_reference(h, mma), kRowTol) << "mma, bf16 q: " << describe(c);
-  const auto mma_f = d.run(cuda::PrefillKernel::Mma, true, true);
-  EXPECT_TRUE(mma_f == mma) << "mma: float q (with PDL) differs from bf16 q: " << describe(c);
+  const auto mma = d.run(cuda::PrefillKernel::Mma, false, false, 128);
+  EXPECT_LE(worst_vs_reference(h, mma), kRowTol) << "mma 128 rows, bf16 q: " << describe(c);
+  const auto mma_f = d.run(cuda::PrefillKernel::Mma, true, true, 128);
+  EXPECT_TRUE(mma_f == mma) << "mma 128 rows: float q (with PDL) differs from bf16 q: " << describe(c);
+  const auto mma64 = d.run(cuda::PrefillKernel::Mma, false, false, 64);
+  EXPECT_LE(worst_vs_reference(h, mma64), kRowTol) << "mma 64 rows, bf16 q: " << describe(c);
+  const auto mma64_f = d.run(cuda::PrefillKernel::Mma, true, true, 64);
+  EXPECT_TRUE(mma64_f == mma64) << "mma 64 rows: float q (with PDL) differs from bf16 q: " << describe(c);
+  EXPECT_LE(worst_vs_other(h, mma64, mma), kRowTol) << "mma 64 rows vs 128 rows: " << describe(c);
   const auto simt = d.run(cuda::PrefillKernel::Simt, true);
   EXPECT_LE(worst_vs_reference(h, simt), kRowTol) << "simt, float q: " << describe(c);
   EXPECT_LE(worst_vs_other(h, mma, simt), kRowTol) << "mma vs simt: " << describe(c);
+  EXPECT_LE(worst_vs_other(h, mma64, simt), kRowTol) << "mma 64 rows vs simt: " << describe(c);
   const auto simt_b = d.run(cuda::PrefillKernel::Simt, false);
   EXPECT_LE(worst_vs_other(h, simt_b, simt), 1e-6) << "simt: bf16 q differs from float q: " << describe(c);
   cuda::PrefillAttentionArgs probe;
   probe.head_dim = c.D;
   const auto auto_kernel = cuda::attention_prefill_kernel(probe);  // Mma unless GQA_PREFILL_KERNEL=simt
+  const int rows = cuda::attention_prefill_mma_rows(cuda::Exec{nullptr, false, d.sms()}, d.args(cuda::PrefillKernel::Auto, false, 0));
+  EXPECT_TRUE(rows == 64 || rows == 128) << describe(c);
   const auto again = d.run(cuda::PrefillKernel::Auto, false);
-  EXPECT_TRUE(again == (auto_kernel == cuda::PrefillKernel::Mma ? mma : simt_b))
+  EXPECT_TRUE(again == (auto_kernel == cuda::PrefillKernel::Mma ? (rows == 64 ? mma64 : mma) : simt_b))
       << "Auto differs from the kernel it names, or a kernel is not deterministic: " << describe(c);
 }
 
@@ -187,7 +207,7 @@ TEST(CudaAttentionPrefillMma, WholePrefillsMatchReferenceAndOldKernel) {
   GQA_REQUIRE_GPU();
   cuda::configure_kernels();
   uint64_t seed = 700;
-  for (int L : {1, 2, 37, 64, 127, 128, 129, 200, 1000}) {
+  for (int L : {1, 2, 37, 63, 64, 65, 127, 128, 129, 200, 333, 512, 1000}) {
     Case c;
     c.T = c.kv_len = L;
     check_case(c, ++seed);
@@ -198,7 +218,8 @@ TEST(CudaAttentionPrefillMma, ChunkedPrefillOverCacheMatchesReference) {
   GQA_REQUIRE_GPU();
   cuda::configure_kernels();
   struct QKv { int q, kv; };
-  const QKv cases[] = {{100, 400}, {63, 192}, {130, 131}, {1, 77}, {128, 256}, {129, 1100}, {300, 301}};
+  const QKv cases[] = {{100, 400}, {63, 192}, {130, 131}, {1, 77}, {128, 256}, {129, 1100}, {300, 301},
+                        {512, 4096}, {65, 1000}};
   uint64_t seed = 800;
   for (const auto& x : cases) {
     Case c;
@@ -213,6 +234,29 @@ TEST(CudaAttentionPrefillMma, OtherHeadGroupsMatchReference) {
   const Case cases[] = {{8, 8, 128, 150, 150}, {32, 4, 128, 70, 333}, {16, 1, 128, 257, 257}, {2, 2, 128, 5, 9}};
   uint64_t seed = 900;
   for (const auto& c : cases) check_case(c, ++seed);
+}
+
+TEST(CudaAttentionPrefillMma, BlockRowsFollowTheGridSize) {
+  // No GPU needed: the choice is arithmetic on T, n_heads and the SM count.
+  cuda::PrefillAttentionArgs a;
+  a.n_heads = 16, a.n_kv = 8, a.head_dim = 128;
+  const cuda::Exec h200{nullptr, false, 132};
+  a.T = 512, a.mma_rows = 128;  // forced
+  EXPECT_EQ(cuda::attention_prefill_mma_rows(h200, a), 128);
+  a.T = 8192, a.mma_rows = 64;
+  EXPECT_EQ(cuda::attention_prefill_mma_rows(h200, a), 64);
+  a.mma_rows = 0;
+  if (std::getenv("GQA_PREFILL_MMA_ROWS") != nullptr) GTEST_SKIP() << "GQA_PREFILL_MMA_ROWS overrides the choice";
+  a.T = 512;  // 64 blocks of 128 rows < 264: 64-row blocks
+  EXPECT_EQ(cuda::attention_prefill_mma_rows(h200, a), 64);
+  a.T = 1;
+  EXPECT_EQ(cuda::attention_prefill_mma_rows(h200, a), 64);
+  a.T = 8192;  // 1024 blocks
+  EXPECT_EQ(cuda::attention_prefill_mma_rows(h200, a), 128);
+  a.T = 2048;  // 256 < 264
+  EXPECT_EQ(cuda::attention_prefill_mma_rows(h200, a), 64);
+  a.T = 2177;  // 16 × 18 = 288 blocks
+  EXPECT_EQ(cuda::attention_prefill_mma_rows(h200, a), 128);
 }
 
 TEST(CudaAttentionPrefillMma, DispatchFallsBackForOtherHeadDims) {

@@ -1,20 +1,24 @@
 // Stock causal prefill attention on the tensor cores (head_dim 128): flash attention in the FA2 manner with
 // mma.sync.m16n8k16 (bf16 in, float accumulate) and ldmatrix.
 //
-// A block owns kBM = 128 consecutive query rows of one query head: 4 warps, each 32 rows (two m16 tiles), so
-// every K/V fragment a warp reads from shared memory feeds two MMAs (shared-memory bandwidth, not the tensor
-// cores, is what limits mma.sync flash attention on Hopper). The block's Q tile (bf16) stays in shared
-// memory; keys and values of its KV head stream through in tiles of kBN = 64, double-buffered with cp.async
-// (the next tile is in flight while the current one is computed). Per tile and warp: S = Q·Kᵀ (32×64,
-// float, registers), causal mask only on tiles that reach past the warp's first query, online softmax in the
-// log2 domain (scale·log2e applied to the float scores), P rounded to bf16 in registers and used as the A
-// operand of O += P·V (V fragments through ldmatrix.trans). Rows of 128 bf16 = 16 chunks of 16 bytes are
+// A block owns kBM consecutive query rows of one query head, 4 warps. kBM = 128 (each warp 32 rows, two m16
+// tiles): every K/V fragment a warp reads from shared memory feeds two MMAs (shared-memory bandwidth, not the
+// tensor cores, is what limits mma.sync flash attention on Hopper). kBM = 64 (each warp 16 rows, one m16
+// tile, its Q fragments held in registers): twice the blocks for short prefills and prefill chunks, where
+// 128-row blocks leave most SMs idle (512 queries × 16 heads = 64 blocks), at the price of more shared-memory
+// reads per MMA. The launcher picks 64 when 128-row blocks would be fewer than 2 per SM. The block's Q tile
+// (bf16) stays in shared memory; keys and values of its KV head stream through in tiles of kBN = 64,
+// double-buffered with cp.async (the next tile is in flight while the current one is computed). Per tile and
+// warp: S = Q·Kᵀ (32 or 16 rows × 32-key steps, float, registers), causal mask only on steps that reach past
+// the warp's first query, online softmax in the log2 domain (scale·log2e applied to the float scores), P
+// rounded to bf16 in registers and used as the A operand of O += P·V (V fragments through ldmatrix.trans). Rows of 128 bf16 = 16 chunks of 16 bytes are
 // stored with chunk c of row r at c ^ (r & 7): ldmatrix phases (8 rows, one chunk each) and cp.async
 // stores are free of bank conflicts. Keys past the block's last query are zero-filled (cp.async src-size
 // 0), so NaN or garbage past the valid cache never reaches the MMAs. Grid (heads, query blocks) with the
 // heaviest (latest) query blocks first and the query heads of one KV head adjacent (L2 reuse of K/V).
 // The output goes through shared memory (the warp's own Q rows) for 16-byte stores.
 #include <cstdint>
+#include <cstdlib>
 
 #include "engine/cuda/launch.cuh"
 #include "engine/cuda/ops.h"
@@ -23,11 +27,9 @@ namespace gqa::cuda {
 
 namespace {
 
-constexpr int kD = 128;              // head_dim (the only one this kernel serves)
-constexpr int kBM = 128, kBN = 64;   // query rows per block, keys per tile
+constexpr int kD = 128;  // head_dim (the only one this kernel serves)
+constexpr int kBN = 64;  // keys per tile
 constexpr int kWarps = 4, kThreads = kWarps * 32;
-constexpr int kWarpRows = kBM / kWarps;  // 32
-constexpr int kMT = kWarpRows / 16;      // m16 tiles per warp (2)
 #ifndef GQA_PREFILL_MMA_SUB
 #define GQA_PREFILL_MMA_SUB 32
 #endif
@@ -36,10 +38,12 @@ constexpr int kSNT = kSN / 8;            // n8 tiles of a score sub-tile
 constexpr int kDT = kD / 8;              // n8 tiles of the output (16)
 constexpr int kChunks = kD / 8;          // 16-byte chunks per row (16)
 constexpr int kTileElems = kBN * kD;
-constexpr size_t kSmemBytes = sizeof(bf16) * (static_cast<size_t>(kBM) * kD + 4 * kTileElems);  // Q, K×2, V×2: 96 KiB
+// Q, K×2, V×2: 96 KiB (kBM 128) or 80 KiB (kBM 64); 2 blocks per SM either way.
+template <int kBM>
+constexpr size_t kSmemBytes = sizeof(bf16) * (static_cast<size_t>(kBM) * kD + 4 * kTileElems);
 
-static_assert(kWarpRows % 16 == 0 && kSN % 16 == 0 && kBN % kSN == 0 && kD % 16 == 0, "tile shapes");
-static_assert((kBM * kChunks) % kThreads == 0 && (kBN * kChunks) % kThreads == 0, "load split");
+static_assert(kSN % 16 == 0 && kBN % kSN == 0 && kD % 16 == 0, "tile shapes");
+static_assert((kBN * kChunks) % kThreads == 0, "load split");
 
 // Element offset of (row, 16-byte chunk) in a swizzled [rows][128] bf16 tile.
 __device__ __forceinline__ int swz(int row, int chunk) { return row * kD + ((chunk ^ (row & 7)) << 3); }
@@ -90,8 +94,12 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
-template <bool kFloatQ>
+template <int kBM, bool kFloatQ>
 __global__ void __launch_bounds__(kThreads, 2) prefill_mma_kernel(const __grid_constant__ PrefillAttentionArgs a) {
+  constexpr int kWarpRows = kBM / kWarps;  // 32 or 16
+  constexpr int kMT = kWarpRows / 16;      // m16 tiles per warp (2 or 1)
+  constexpr bool kQRegs = kMT == 1;        // one m16 tile: its Q fragments live in registers (32 words)
+  static_assert(kWarpRows % 16 == 0 && (kBM * kChunks) % kThreads == 0, "tile shapes");
   extern __shared__ uint4 smem_mma[];
   bf16* qs = reinterpret_cast<bf16*>(smem_mma);  // [kBM][kD] swizzled
   bf16* ks = qs + kBM * kD;                      // [2][kBN][kD]
@@ -178,11 +186,18 @@ __global__ void __launch_bounds__(kThreads, 2) prefill_mma_kernel(const __grid_c
   // V (B, x4 trans: keys 0-7 / 8-15 × dims of two n-tiles)
   const uint32_t v_row = ((((lane >> 3) & 1) << 3) + x7) * (kD * 2), v_x = ((lane >> 4) ^ x7) << 4;
 
+  uint32_t qreg[kQRegs ? kD / 16 : 1][4];  // kQRegs: the warp's Q tile as A fragments, k steps of 16
   for (int j = 0; j < n_tiles; ++j) {
     if (j + 1 < n_tiles) load_kv(j + 1, (j + 1) & 1);
     cp_async_commit();
     cp_async_wait<1>();  // tile j (and Q) landed for this thread
     __syncthreads();     // ... and for every thread
+    if constexpr (kQRegs) {
+      if (j == 0) {
+#pragma unroll
+        for (int kk = 0; kk < kD / 16; ++kk) ldmatrix_x4(qreg[kk], q_addr + (q_x ^ (kk << 5)));
+      }
+    }
 
     // The tile in sub-tiles of kSN keys, each a full online-softmax step (fewer live score registers).
     const uint32_t kst0 = smem_u32(ks + (j & 1) * kTileElems) + k_row, vst0 = smem_u32(vs + (j & 1) * kTileElems) + v_row;
@@ -201,9 +216,14 @@ __global__ void __launch_bounds__(kThreads, 2) prefill_mma_kernel(const __grid_c
 #pragma unroll
       for (int kk = 0; kk < kD / 16; ++kk) {
         uint32_t qa[kMT][4];
+        if constexpr (kQRegs) {
 #pragma unroll
-        for (int mt = 0; mt < kMT; ++mt)
-          ldmatrix_x4(qa[mt], q_addr + mt * 16 * (kD * 2) + (q_x ^ (kk << 5)));
+          for (int e = 0; e < 4; ++e) qa[0][e] = qreg[kk][e];
+        } else {
+#pragma unroll
+          for (int mt = 0; mt < kMT; ++mt)
+            ldmatrix_x4(qa[mt], q_addr + mt * 16 * (kD * 2) + (q_x ^ (kk << 5)));
+        }
         const uint32_t kaddr = kst + (k_x ^ (kk << 5));
 #pragma unroll
         for (int np = 0; np < kSNT / 2; ++np) {
@@ -322,28 +342,58 @@ __global__ void __launch_bounds__(kThreads, 2) prefill_mma_kernel(const __grid_c
   }
 }
 
+template <int kBM, bool kFloatQ>
+void configure_one() {
+  GQA_CUDA_CHECK(cudaFuncSetAttribute(prefill_mma_kernel<kBM, kFloatQ>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      static_cast<int>(kSmemBytes<kBM>)));
+}
+
+template <int kBM>
+void launch_rows(const Exec& ex, const PrefillAttentionArgs& a) {
+  const dim3 grid(a.n_heads, (a.T + kBM - 1) / kBM), block(kThreads);
+  if (a.q_bf16)
+    launch(ex, grid, block, kSmemBytes<kBM>, prefill_mma_kernel<kBM, false>, a);
+  else
+    launch(ex, grid, block, kSmemBytes<kBM>, prefill_mma_kernel<kBM, true>, a);
+}
+
 }  // namespace
 
 void configure_prefill_mma_kernels() {
-  GQA_CUDA_CHECK(cudaFuncSetAttribute(prefill_mma_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      static_cast<int>(kSmemBytes)));
-  GQA_CUDA_CHECK(cudaFuncSetAttribute(prefill_mma_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      static_cast<int>(kSmemBytes)));
+  configure_one<128, true>();
+  configure_one<128, false>();
+  configure_one<64, true>();
+  configure_one<64, false>();
 }
 
 bool attention_prefill_mma_supported(int head_dim) { return head_dim == kD; }
+
+int attention_prefill_mma_rows(const Exec& ex, const PrefillAttentionArgs& a) {
+  static const int env_rows = [] {  // GQA_PREFILL_MMA_ROWS=64 or 128 forces a variant (benchmarks)
+    const char* e = std::getenv("GQA_PREFILL_MMA_ROWS");
+    const int r = e != nullptr ? std::atoi(e) : 0;
+    return r == 64 || r == 128 ? r : 0;
+  }();
+  if (a.mma_rows == 64 || a.mma_rows == 128) return a.mma_rows;
+  if (env_rows != 0) return env_rows;
+  // 128-row blocks unless they would be fewer than 2 per SM (the kernel's occupancy): then 64-row blocks,
+  // twice as many (e.g. 512 queries × 16 heads: 64 blocks of 128 rows, 128 of 64, on 132 SMs).
+  const long blocks128 = static_cast<long>(a.n_heads) * ((a.T + 127) / 128);
+  return blocks128 < 2L * ex.sms ? 64 : 128;
+}
 
 void attention_prefill_mma(const Exec& ex, const PrefillAttentionArgs& a) {
   if (a.head_dim != kD) fail_unsupported("attention_prefill_mma: head_dim must be 128");
   if (a.n_kv <= 0 || a.n_heads % a.n_kv != 0) fail_unsupported("attention_prefill: n_heads must be a multiple of n_kv");
   if ((a.q == nullptr) == (a.q_bf16 == nullptr)) fail_unsupported("attention_prefill_mma: exactly one of q, q_bf16");
+  if (a.mma_rows != 0 && a.mma_rows != 64 && a.mma_rows != 128)
+    fail_unsupported("attention_prefill_mma: mma_rows must be 0, 64 or 128");
   if (a.T <= 0) return;
   configure_kernels();
-  const dim3 grid(a.n_heads, (a.T + kBM - 1) / kBM), block(kThreads);
-  if (a.q_bf16)
-    launch(ex, grid, block, kSmemBytes, prefill_mma_kernel<false>, a);
+  if (attention_prefill_mma_rows(ex, a) == 64)
+    launch_rows<64>(ex, a);
   else
-    launch(ex, grid, block, kSmemBytes, prefill_mma_kernel<true>, a);
+    launch_rows<128>(ex, a);
 }
 
 }  // namespace gqa::cuda

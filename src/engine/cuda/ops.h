@@ -163,6 +163,7 @@ struct PrefillAttentionArgs {
   float scale = 0;
   bf16* out = nullptr;  // [T][n_heads][head_dim]
   PrefillKernel kernel = PrefillKernel::Auto;
+  int mma_rows = 0;  // mma kernel's query rows per block: 64 or 128 forces one (tests); 0 lets it choose
 };
 bool attention_prefill_supported(int head_dim);
 void attention_prefill(const Exec& ex, const PrefillAttentionArgs& a);
@@ -171,6 +172,9 @@ PrefillKernel attention_prefill_kernel(const PrefillAttentionArgs& a);
 // attention_prefill_mma.cu: the tensor-core kernel alone (attention_prefill dispatches to it).
 bool attention_prefill_mma_supported(int head_dim);
 void attention_prefill_mma(const Exec& ex, const PrefillAttentionArgs& a);
+// Query rows per block the mma kernel uses for these arguments: mma_rows if set, else the environment
+// variable GQA_PREFILL_MMA_ROWS (64 or 128) if set, else 64 when 128-row blocks would be fewer than 2 × ex.sms.
+int attention_prefill_mma_rows(const Exec& ex, const PrefillAttentionArgs& a);
 
 // Shared-memory opt-ins of the kernels that need more than 48 KiB. Not allowed during graph capture, so
 // engines call this once before capturing; the launchers call it too (it runs once per process).
