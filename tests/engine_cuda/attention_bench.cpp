@@ -33,6 +33,7 @@
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/ops.h"
 #include "engine/cuda/stock_attention_abi.h"
+#include "attention_reference.h"
 
 namespace gqa {
 namespace {
@@ -221,22 +222,9 @@ CheckResult check_problem(const Problem& p, cudaStream_t st) {
       const int h = static_cast<int>(n % kHeads), g = h / (kHeads / kKvHeads);
       const int last = p.kv_lens[s] - p.q_per_seq + t;  // causal: keys 0..last
       const size_t qrow = (static_cast<size_t>(p.cu_q[s] + t)) * row + static_cast<size_t>(h) * kDim;
-      std::vector<double> sc(last + 1), o(kDim, 0.0);
-      double mx = -INFINITY;
-      for (int j = 0; j <= last; ++j) {
-        const uint16_t* kr = K.data() + (static_cast<size_t>(g) * p.capacity + j) * kDim;
-        double d = 0;
-        for (int i = 0; i < kDim; ++i) d += double(bf16_to_f32(q[qrow + i])) * bf16_to_f32(kr[i]);
-        sc[j] = d * p.args.scale;
-        mx = std::max(mx, sc[j]);
-      }
-      double sum = 0;
-      for (double& x : sc) sum += (x = std::exp(x - mx));
-      for (int j = 0; j <= last; ++j) {
-        const uint16_t* vr = V.data() + (static_cast<size_t>(g) * p.capacity + j) * kDim;
-        const double w = sc[j] / sum;
-        for (int i = 0; i < kDim; ++i) o[i] += w * bf16_to_f32(vr[i]);
-      }
+      const size_t head0 = static_cast<size_t>(g) * p.capacity * kDim;
+      const std::vector<double> o =
+          testing::attention_reference_row(q.data() + qrow, K.data() + head0, V.data() + head0, last, kDim, p.args.scale);
       double num = 0, den = 0, mabs = 0;
       for (int i = 0; i < kDim; ++i) {
         const double got = bf16_to_f32(out[qrow + i]), e = got - o[i];

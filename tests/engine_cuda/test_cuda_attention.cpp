@@ -15,6 +15,7 @@
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/ops.h"
 #include "engine/cuda/stock_attention_abi.h"
+#include "attention_reference.h"
 #include "gpu_test_util.h"
 
 namespace gqa {
@@ -62,24 +63,9 @@ HostProblem make_host(int nh, int nkv, int D, std::vector<int32_t> q_lens, std::
 // Reference output row (query t of sequence s, head h), causal per the ABI.
 std::vector<double> reference_row(const HostProblem& p, int s, int t, int h) {
   const int g = h / (p.nh / p.nkv), last = p.kv_lens[s] - p.q_lens[s] + t;
-  const size_t per_seq = static_cast<size_t>(p.nkv) * p.cap * p.D;
+  const size_t head0 = s * static_cast<size_t>(p.nkv) * p.cap * p.D + static_cast<size_t>(g) * p.cap * p.D;
   const uint16_t* q = p.q.data() + (static_cast<size_t>(p.cu_q[s] + t) * p.nh + h) * p.D;
-  std::vector<double> sc(last + 1), o(p.D, 0.0);
-  double mx = -INFINITY;
-  for (int j = 0; j <= last; ++j) {
-    const uint16_t* kr = p.k.data() + s * per_seq + (static_cast<size_t>(g) * p.cap + j) * p.D;
-    double d = 0;
-    for (int i = 0; i < p.D; ++i) d += double(bf16_to_f32(q[i])) * bf16_to_f32(kr[i]);
-    sc[j] = d * p.scale;
-    mx = std::max(mx, sc[j]);
-  }
-  double sum = 0;
-  for (double& x : sc) sum += (x = std::exp(x - mx));
-  for (int j = 0; j <= last; ++j) {
-    const uint16_t* vr = p.v.data() + s * per_seq + (static_cast<size_t>(g) * p.cap + j) * p.D;
-    for (int i = 0; i < p.D; ++i) o[i] += sc[j] / sum * bf16_to_f32(vr[i]);
-  }
-  return o;
+  return testing::attention_reference_row(q, p.k.data() + head0, p.v.data() + head0, last, p.D, p.scale);
 }
 
 // Worst per-row relative L2 of bf16 `out` ([total_q][nh][D]) against the reference; INFINITY on NaN.

@@ -19,6 +19,7 @@
 #include "common/dtype.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/ops.h"
+#include "attention_reference.h"
 #include "gpu_test_util.h"
 
 namespace gqa {
@@ -67,22 +68,8 @@ std::vector<double> reference_row(const Host& h, int t, int head) {
   const Case& c = h.c;
   const int kv = head / (c.nh / c.nkv), last = h.pos0 + t;
   const uint16_t* q = h.q.data() + (static_cast<size_t>(t) * c.nh + head) * c.D;
-  std::vector<double> sc(last + 1), o(c.D, 0.0);
-  double mx = -INFINITY;
-  for (int j = 0; j <= last; ++j) {
-    const uint16_t* kr = h.k.data() + (static_cast<size_t>(kv) * h.cap + j) * c.D;
-    double d = 0;
-    for (int i = 0; i < c.D; ++i) d += double(bf16_to_f32(q[i])) * bf16_to_f32(kr[i]);
-    sc[j] = d * h.scale;
-    mx = std::max(mx, sc[j]);
-  }
-  double sum = 0;
-  for (double& x : sc) sum += (x = std::exp(x - mx));
-  for (int j = 0; j <= last; ++j) {
-    const uint16_t* vr = h.v.data() + (static_cast<size_t>(kv) * h.cap + j) * c.D;
-    for (int i = 0; i < c.D; ++i) o[i] += sc[j] / sum * bf16_to_f32(vr[i]);
-  }
-  return o;
+  const size_t head0 = static_cast<size_t>(kv) * h.cap * c.D;
+  return testing::attention_reference_row(q, h.k.data() + head0, h.v.data() + head0, last, c.D, h.scale);
 }
 
 // Rows compared with the reference: all of them up to 256 queries, else the first and last 8 and every 7th.

@@ -1,13 +1,17 @@
 // Shared helpers for the evolution tests: temporary folders, a fast deterministic stand-in evaluator that
 // scores the tunable program's knob settings, and reading the example programs.
 #pragma once
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include "common/error.h"
 #include "evolve/controller.h"
+#include "evolve/database.h"
 #include "evolve/program_text.h"
 
 namespace gqa::evolve::testing {
@@ -17,6 +21,29 @@ inline std::string temp_dir(const std::string& name) {
   std::filesystem::remove_all(d);
   std::filesystem::create_directories(d);
   return d;
+}
+
+// Polls DB_PATH until it holds at least n programs, `seconds` pass, or the process pid (a run started by
+// the test) exits; returns the count last seen and sets *exited when the process ended first.
+inline int64_t wait_for_programs(const std::string& db_path, int64_t n, pid_t pid, int seconds, bool* exited) {
+  const auto t0 = std::chrono::steady_clock::now();
+  int64_t seen = 0;
+  *exited = false;
+  while (seen < n && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(seconds)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    if (std::filesystem::exists(db_path)) {
+      try {
+        seen = Database(db_path).count_programs();
+      } catch (const Error&) {  // mid-creation: try again
+      }
+    }
+    int status;
+    if (waitpid(pid, &status, WNOHANG) != 0) {
+      *exited = true;
+      break;
+    }
+  }
+  return seen;
 }
 
 inline std::string tunable_path() { return std::string(GQA_EXAMPLES_DIR) + "/tunable_program.cpp"; }

@@ -169,17 +169,9 @@ TEST(EvolveMpi, KilledWorkerRankEndsTheJobAndResumeLosesNothing) {
     _exit(127);
   }
   // Let the initial program and two children be committed, then kill evaluator rank 2 without warning.
-  const auto t0 = std::chrono::steady_clock::now();
-  int64_t seen = 0;
-  while (seen < 3 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(300)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    if (std::filesystem::exists(out + "/evolve.db")) {
-      try {
-        seen = Database(out + "/evolve.db").count_programs();
-      } catch (const gqa::Error&) {
-      }
-    }
-  }
+  bool exited = false;
+  const int64_t seen = wait_for_programs(out + "/evolve.db", 3, pid, 300, &exited);
+  ASSERT_FALSE(exited) << "mpirun exited early";
   const std::vector<pid_t> victims = ranks_of(pid, 2);
   ASSERT_EQ(victims.size(), 1u) << "rank 2 of mpirun " << pid << " not found";
   ASSERT_GE(seen, 3);

@@ -33,19 +33,9 @@ TEST(EvolveResume, SigkillThenResumeLosesNothing) {
     _exit(127);
   }
   // Wait for the initial program and three children to be committed, then kill without warning.
-  const auto t0 = std::chrono::steady_clock::now();
-  int64_t seen = 0;
-  while (seen < 4 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(400)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    if (std::filesystem::exists(out + "/evolve.db")) {
-      try {
-        seen = Database(out + "/evolve.db").count_programs();
-      } catch (const gqa::Error&) {
-      }
-    }
-    int status;
-    ASSERT_EQ(waitpid(pid, &status, WNOHANG), 0) << "evolve exited early";
-  }
+  bool exited = false;
+  const int64_t seen = wait_for_programs(out + "/evolve.db", 4, pid, 400, &exited);
+  ASSERT_FALSE(exited) << "evolve exited early";
   kill(pid, SIGKILL);
   int status;
   waitpid(pid, &status, 0);
