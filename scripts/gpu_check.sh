@@ -3,7 +3,8 @@
 #   scripts/gpu_check.sh build   # here (dev machine, which has the libraries): build-gpu/ for x86-64-v3 + sm_90a,
 #                                # then the three binaries the GPU machine needs, stripped, into .gpu-bin/
 #   scripts/gpu_check.sh run     # there (Ubuntu 24.04, CUDA 13, PyTorch; .gpu-bin carried): everything else
-#                                # (GQA_SKIP_HF=1: without the HF transformers baseline)
+#                                # (GQA_SKIP_HF=1: without the HF transformers baseline; GQA_BENCH_QUICK=1:
+#                                # decode layouts x contexts only; GQA_TEST_FILTER: a gtest filter)
 # Logs and JSON go to $OUT (default out/gpu-check); the summary table is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +35,7 @@ if grep -q "not found" "$ENV"; then echo "missing shared libraries"; exit 1; fi
 
 echo "== tests"
 # Bounded: a kernel that hangs (a grid barrier whose blocks are not all resident) must not eat the lease.
-GQA_FIXTURES_DIR="$PWD/tests/fixtures" timeout "${GQA_TEST_TIMEOUT:-300}" "$BIN/test_engine_cuda" --gtest_output="xml:$OUT/tests.xml" 2>&1 | tee "$OUT/tests.log"
+GQA_FIXTURES_DIR="$PWD/tests/fixtures" timeout "${GQA_TEST_TIMEOUT:-300}" "$BIN/test_engine_cuda" --gtest_filter="${GQA_TEST_FILTER:-*}" --gtest_output="xml:$OUT/tests.xml" 2>&1 | tee "$OUT/tests.log"
 tests_rc=${PIPESTATUS[0]}
 
 echo "== model"
@@ -43,7 +44,7 @@ if [[ ! -f "$MODEL/model.safetensors" ]]; then
 fi
 
 echo "== benchmark"
-timeout "${GQA_BENCH_TIMEOUT:-300}" "$BIN/cuda_bench" --model "$MODEL" --contexts 128,2048,8192 --tokens 256 --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log"
+timeout "${GQA_BENCH_TIMEOUT:-300}" "$BIN/cuda_bench" --model "$MODEL" --contexts 128,2048,8192 --tokens 256 --json "$OUT/bench.json" ${GQA_BENCH_QUICK:+--quick} 2>&1 | tee "$OUT/bench.log"
 
 echo "== gqa-evolve generate --device cuda"
 ids=$(python3 -c "print(','.join(str((i * 7919 + 13) % 151000) for i in range(128)))")

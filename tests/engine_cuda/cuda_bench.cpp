@@ -1,14 +1,17 @@
 // Benchmark of the CUDA engine (run by scripts/gpu_check.sh on the GPU machine; not a test):
-//   cuda_bench --model DIR [--contexts 128,2048,8192] [--tokens 256] [--json FILE]
+//   cuda_bench --model DIR [--contexts 128,2048,8192] [--tokens 256] [--json FILE] [--quick]
 // 1. read bandwidth of device memory (streaming reduction over 4 GiB);
 // 2. the decode GEMV against cuBLAS (cublasGemmEx, n = 1) on Qwen3-0.6B's five matrix shapes, each call on
 //    another copy of the weights so that L2 never holds them, timed as graph replays;
 // 3. batch-1 generation (greedy, device sampling) at each prompt length: prefill and decode tokens/s, the
 //    roofline time/token >= (weight bytes + context x KV bytes/token) / bandwidth at the mean decode
 //    context, % of roofline, peak device memory against weights + KV cache + 10%;
-//    for both decode-step layouts (fused per-layer kernels, unfused original kernels) in the same run;
-// 4. the fused layout at the first context without programmatic dependent launch, and without CUDA graphs;
+//    for every decode-step layout (persistent one-launch step, fused per-layer kernels, unfused original
+//    kernels) in the same run;
+// 4. the default (persistent) layout at the first context without programmatic dependent launch, and without
+//    CUDA graphs; its attention split length at the first and last context;
 // 5. the fused per-layer kernel alone (28 launches on distinct weights), against its bytes.
+// --quick: only 3 for the persistent and fused layouts.
 #include <cuda_runtime.h>
 
 #include <nlohmann/json.hpp>
@@ -35,6 +38,7 @@ struct Args {
   std::vector<int64_t> contexts{128, 2048, 8192};
   int64_t tokens = 256;
   bool only_layer = false;  // --only-layer: just the fused layer kernel's breakdown (for profiling it)
+  bool quick = false;       // --quick: layouts x contexts only
 };
 
 Args parse(int argc, char** argv) {
@@ -51,6 +55,8 @@ Args parse(int argc, char** argv) {
       a.tokens = std::stoll(val());
     } else if (k == "--only-layer") {
       a.only_layer = true;
+    } else if (k == "--quick") {
+      a.quick = true;
     } else if (k == "--json") {
       a.json_out = val();
     } else if (k == "--contexts") {
@@ -319,35 +325,38 @@ int run(int argc, char** argv) {
     if (!a.json_out.empty()) std::ofstream(a.json_out) << j.dump(2) << "\n";
     return 0;
   }
-  j["gemv"] = gemv_vs_cublas(bw);
-  j["ops"] = op_breakdown();
-  j["layer_kernel"] = layer_kernel(bw);
+  if (!a.quick) {
+    j["gemv"] = gemv_vs_cublas(bw);
+    j["ops"] = op_breakdown();
+    j["layer_kernel"] = layer_kernel(bw);
+  }
 
   std::printf("\n");
+  using Decode = CudaEngineOptions::Decode;
   nlohmann::json runs = nlohmann::json::array();
-  for (auto dec : {CudaEngineOptions::Decode::Fused, CudaEngineOptions::Decode::Unfused}) {
+  for (auto dec : {Decode::Persistent, Decode::Fused, Decode::Unfused}) {
+    if (a.quick && dec == Decode::Unfused) continue;
     CudaEngineOptions eo;
     eo.decode = dec;
     auto engine = open_cuda_engine(a.model, eo);
-    const char* name = dec == CudaEngineOptions::Decode::Fused ? "fused" : "unfused";
+    const char* name = dec == Decode::Persistent ? "persistent" : dec == Decode::Fused ? "fused" : "unfused";
     for (int64_t ctx : a.contexts) runs.push_back(bench_context(a.model, eo, name, ctx, a.tokens, bw, engine.get()));
   }
-  CudaEngineOptions no_pdl;
-  no_pdl.programmatic_launch = false;
-  runs.push_back(bench_context(a.model, no_pdl, "fused-nopdl", a.contexts.front(), a.tokens, bw, nullptr));
-  CudaEngineOptions no_graph;
-  no_graph.cuda_graph = false;
-  runs.push_back(bench_context(a.model, no_graph, "fused-nograph", a.contexts.front(), a.tokens, bw, nullptr));
-  // Tuning knobs of the fused layout at the shortest and longest context (same results, other speed).
   nlohmann::json sweep = nlohmann::json::array();
-  for (int64_t ctx : {a.contexts.front(), a.contexts.back()}) {
-    struct Knob { const char* name; int prefetch, split_keys; };
-    for (const Knob& k : {Knob{"prefetch4", 4, 32}, Knob{"prefetch0", 0, 32}, Knob{"split128", -1, 128},
-                          Knob{"split256", -1, 256}}) {
-      CudaEngineOptions eo;
-      eo.layer_prefetch = k.prefetch, eo.split_keys = k.split_keys;
-      sweep.push_back(bench_context(a.model, eo, k.name, ctx, a.tokens, bw, nullptr));
-    }
+  if (!a.quick) {
+    CudaEngineOptions no_pdl;
+    no_pdl.programmatic_launch = false;
+    runs.push_back(bench_context(a.model, no_pdl, "persistent-nopdl", a.contexts.front(), a.tokens, bw, nullptr));
+    CudaEngineOptions no_graph;
+    no_graph.cuda_graph = false;
+    runs.push_back(bench_context(a.model, no_graph, "persistent-nograph", a.contexts.front(), a.tokens, bw, nullptr));
+    // The persistent step's attention split length at the shortest and longest context (same results).
+    for (int64_t ctx : {a.contexts.front(), a.contexts.back()})
+      for (int keys : {64, 128, 512, 1024}) {
+        CudaEngineOptions eo;
+        eo.persistent_split_keys = keys;
+        sweep.push_back(bench_context(a.model, eo, fmt::format("split{}", keys).c_str(), ctx, a.tokens, bw, nullptr));
+      }
   }
   j["sweep"] = sweep;
   j["runs"] = runs;

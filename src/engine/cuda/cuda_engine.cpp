@@ -58,6 +58,8 @@ class CudaEngine final : public Engine {
   void enqueue_decode_step();
   void enqueue_decode_step_unfused();
   void enqueue_decode_step_fused();
+  void enqueue_decode_step_persistent();
+  cuda::PersistentDecodeArgs persistent_args() const;
   // The one place a decode step calls attention (q_ -> att_ for `layer`), whichever step layout is used.
   void run_attention_decode(int64_t layer);
   void run_decode_step();  // graph replay, or the kernels one by one
@@ -90,6 +92,8 @@ class CudaEngine final : public Engine {
   cuda::DeviceBuffer cublas_ws_;
   cuda::DeviceWeights w_;
   cuda::DeviceBuffer inv_freq_;  // [head_dim / 2] float
+  bool persistent_ok_ = false;    // the model's shape is one the persistent decode step supports
+  cuda::DeviceBuffer layer_table_;  // [layers] cuda::PersistentLayer
 
   // Per reset(): cache, activations, attention partials, logits, decode state.
   cuda::DeviceBuffer kv_, act_, logits_, state_;
@@ -101,6 +105,13 @@ class CudaEngine final : public Engine {
   int* dpos_ = nullptr;
   unsigned* counters_ = nullptr;  // decode attention: splits finished per KV head
   unsigned* layer_sync_ = nullptr;  // fused decode: grid barrier and per-head counters
+  unsigned* pers_sync_ = nullptr;   // persistent decode: step number, phase and head counters
+  float* pers_part_ = nullptr;      // persistent decode: attention split partials
+  // Profiling of the persistent step (GQA_CUDA_TRACE=FILE): per block and phase, written to FILE as CSV
+  // after each decode_on_device (the last step's times).
+  std::string trace_file_;
+  cuda::DeviceBuffer trace_;
+  void write_trace();
   unsigned long long* rng_ = nullptr;
   void* sample_scratch_ = nullptr;
   int64_t logit_rows_ = 0;
@@ -136,18 +147,24 @@ CudaEngine::CudaEngine(const std::string& dir, const CudaEngineOptions& opts)
   device_name_ = fmt::format("cuda ({}, sm_{}{})", prop.name, prop.major, prop.minor);
   ex_ = cuda::Exec{stream_.get(), opts.programmatic_launch && prop.major >= 9, prop.multiProcessorCount};
   if (const char* env = std::getenv("GQA_CUDA_DECODE"); env && *env) {
-    if (std::strcmp(env, "fused") == 0)
+    if (std::strcmp(env, "persistent") == 0)
+      opts_.decode = CudaEngineOptions::Decode::Persistent;
+    else if (std::strcmp(env, "fused") == 0)
       opts_.decode = CudaEngineOptions::Decode::Fused;
     else if (std::strcmp(env, "unfused") == 0)
       opts_.decode = CudaEngineOptions::Decode::Unfused;
     else
-      fail("cuda", "GQA_CUDA_DECODE='{}' is not a decode layout (known: fused, unfused)", env);
+      fail("cuda", "GQA_CUDA_DECODE='{}' is not a decode layout (known: persistent, fused, unfused)", env);
   }
+  if (const char* env = std::getenv("GQA_CUDA_TRACE"); env && *env) trace_file_ = env;
   opts_.layer_prefetch = env_int("GQA_CUDA_LAYER_PREFETCH", opts_.layer_prefetch, -1, 4);
   opts_.split_keys = env_int("GQA_CUDA_SPLIT_KEYS", opts_.split_keys, 1, 1 << 20);
-  if (opts_.layer_prefetch < -1 || opts_.layer_prefetch > 4 || opts_.split_keys < 1)
-    fail("cuda", "layer_prefetch must be -1..4 and split_keys positive (got {} and {})", opts_.layer_prefetch,
-         opts_.split_keys);
+  opts_.persistent_split_keys =
+      env_int("GQA_CUDA_PERSISTENT_SPLIT_KEYS", opts_.persistent_split_keys, 1, 1 << 20);
+  if (opts_.layer_prefetch < -1 || opts_.layer_prefetch > 4 || opts_.split_keys < 1 ||
+      opts_.persistent_split_keys < 1)
+    fail("cuda", "layer_prefetch must be -1..4 and split_keys, persistent_split_keys positive (got {}, {}, {})",
+         opts_.layer_prefetch, opts_.split_keys, opts_.persistent_split_keys);
 
   const int64_t G = cfg_.num_key_value_heads > 0 ? cfg_.num_attention_heads / cfg_.num_key_value_heads : 0;
   if (cfg_.num_key_value_heads <= 0 || cfg_.num_attention_heads % cfg_.num_key_value_heads != 0 ||
@@ -163,6 +180,18 @@ CudaEngine::CudaEngine(const std::string& dir, const CudaEngineOptions& opts)
   WeightStore store = WeightStore::open(dir);
   Qwen3Weights hw = load_qwen3_weights(store, cfg_);
   w_ = cuda::upload_weights(hw, stream_.get());
+  persistent_ok_ = cuda::persistent_decode_supported(
+      static_cast<int>(cfg_.hidden_size), static_cast<int>(cfg_.intermediate_size),
+      static_cast<int>(cfg_.num_attention_heads), static_cast<int>(cfg_.num_key_value_heads),
+      static_cast<int>(cfg_.head_dim));
+  if (persistent_ok_) {  // the persistent step reads each layer's weights through a table in device memory
+    std::vector<cuda::PersistentLayer> table;
+    for (const auto& l : w_.layers)
+      table.push_back({l.attn_norm, l.wqkv, l.q_norm, l.k_norm, l.wo, l.mlp_norm, l.wgu, l.wdown});
+    layer_table_ = cuda::DeviceBuffer(table.size() * sizeof(cuda::PersistentLayer));
+    GQA_CUDA_CHECK(cudaMemcpyAsync(layer_table_.get(), table.data(), table.size() * sizeof(cuda::PersistentLayer),
+                                   cudaMemcpyHostToDevice, stream_.get()));
+  }
 
   // RoPE inverse frequencies exactly as the CPU engine (and transformers) compute them.
   const int64_t half = cfg_.head_dim / 2;
@@ -239,6 +268,12 @@ void CudaEngine::reset(int64_t capacity) {
                o_cnt = take(static_cast<size_t>(cfg_.num_key_value_heads) * 4),
                o_sync = take(cuda::decode_layer_sync_words(static_cast<int>(nh), static_cast<int>(cfg_.num_key_value_heads)) * 4),
                o_ss = take(cuda::sample_scratch_bytes(static_cast<int>(cfg_.vocab_size)));
+  const size_t pers_words = cuda::persistent_decode_sync_words(static_cast<int>(L), static_cast<int>(nh),
+                                                               static_cast<int>(cfg_.num_key_value_heads));
+  const size_t o_psync = take(pers_words * 4),
+               o_ppart = take(cuda::persistent_decode_part_floats(ex_.sms, static_cast<int>(nh),
+                                                                  static_cast<int>(cfg_.num_key_value_heads),
+                                                                  static_cast<int>(cfg_.head_dim)) * 4);
   act_ = cuda::DeviceBuffer(off);
   char* base = static_cast<char*>(act_.get());
   x_ = reinterpret_cast<float*>(base + o_x);
@@ -258,6 +293,9 @@ void CudaEngine::reset(int64_t capacity) {
   GQA_CUDA_CHECK(cudaMemsetAsync(layer_sync_, 0, cuda::decode_layer_sync_words(static_cast<int>(nh),
                                  static_cast<int>(cfg_.num_key_value_heads)) * 4, stream_.get()));
   sample_scratch_ = base + o_ss;
+  pers_sync_ = reinterpret_cast<unsigned*>(base + o_psync);
+  GQA_CUDA_CHECK(cudaMemsetAsync(pers_sync_, 0, pers_words * 4, stream_.get()));
+  pers_part_ = reinterpret_cast<float*>(base + o_ppart);
 
   state_ = cuda::DeviceBuffer(256);  // token, position, generator state
   token_ = state_.as<int32_t>();
@@ -266,6 +304,15 @@ void CudaEngine::reset(int64_t capacity) {
   GQA_CUDA_CHECK(cudaMemsetAsync(state_.get(), 0, 256, stream_.get()));
   ensure_logit_rows(1);
   capacity_ = capacity;
+  if (persistent_ok_ && !trace_file_.empty())
+    trace_ = cuda::DeviceBuffer(static_cast<size_t>(ex_.sms) * (L * cuda::kPersistentPhases + 1) * 6 * 8);
+  if (persistent_ok_) {  // outside graph capture; a launch shape this GPU cannot hold means the fused step
+    try {
+      cuda::persistent_decode_configure(ex_, persistent_args());
+    } catch (const Error&) {
+      persistent_ok_ = false;
+    }
+  }
   if (program_) setup_program_buffers();
 }
 
@@ -439,12 +486,32 @@ void CudaEngine::prefill_chunk(const int32_t* tokens, int64_t T, bool last_chunk
 }
 
 // One decode step for the token in token_ at position *dpos_: logits into logits_, *dpos_ advanced.
+// The persistent layout inlines the stock attention: with an attention program the step is the fused one.
 void CudaEngine::enqueue_decode_step() {
-  if (opts_.decode == CudaEngineOptions::Decode::Fused)
-    enqueue_decode_step_fused();
-  else
+  if (opts_.decode == CudaEngineOptions::Decode::Persistent && persistent_ok_ && !program_)
+    enqueue_decode_step_persistent();
+  else if (opts_.decode == CudaEngineOptions::Decode::Unfused)
     enqueue_decode_step_unfused();
+  else
+    enqueue_decode_step_fused();
 }
+
+cuda::PersistentDecodeArgs CudaEngine::persistent_args() const {
+  cuda::PersistentDecodeArgs a;
+  a.layers = static_cast<int>(cfg_.num_hidden_layers), a.hidden = static_cast<int>(cfg_.hidden_size);
+  a.inter = static_cast<int>(cfg_.intermediate_size), a.n_heads = static_cast<int>(cfg_.num_attention_heads);
+  a.n_kv = static_cast<int>(cfg_.num_key_value_heads), a.head_dim = static_cast<int>(cfg_.head_dim);
+  a.vocab = static_cast<int>(cfg_.vocab_size), a.eps = static_cast<float>(cfg_.rms_norm_eps);
+  a.layer = layer_table_.as<cuda::PersistentLayer>(), a.embed = w_.embed, a.final_norm = w_.final_norm;
+  a.lm_head = w_.lm_head, a.inv_freq = inv_freq_.as<float>(), a.token = token_, a.pos = dpos_;
+  a.k_cache = k_cache_, a.v_cache = v_cache_, a.capacity = static_cast<int>(capacity_);
+  a.x = x_, a.qkv = qkv_, a.q = q_, a.att = att_, a.gu = gu_, a.part = pers_part_, a.logits = logits_.as<float>();
+  a.sync = pers_sync_, a.split_keys = opts_.persistent_split_keys;
+  a.trace = trace_.as<unsigned long long>();
+  return a;
+}
+
+void CudaEngine::enqueue_decode_step_persistent() { cuda::persistent_decode(ex_, persistent_args()); }
 
 void CudaEngine::run_attention_decode(int64_t layer) {
   if (program_) {
@@ -604,7 +671,24 @@ int64_t CudaEngine::decode_on_device(int32_t first, int64_t count, const Samplin
   // Steps queued past a stop ran ahead on the cache; they sit beyond the position and are overwritten later.
   GQA_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
   pos_ += emitted;
+  if (trace_.get()) write_trace();
   return emitted;
+}
+
+void CudaEngine::write_trace() {
+  const int64_t slots = cfg_.num_hidden_layers * cuda::kPersistentPhases + 1;
+  std::vector<unsigned long long> t(static_cast<size_t>(ex_.sms * slots * 6));
+  GQA_CUDA_CHECK(cudaMemcpy(t.data(), trace_.get(), t.size() * 8, cudaMemcpyDeviceToHost));
+  std::FILE* f = std::fopen(trace_file_.c_str(), "w");
+  if (!f) fail("cuda", "GQA_CUDA_TRACE: cannot write '{}'", trace_file_);
+  std::fprintf(f, "block,slot,start_ns,ready_ns,filled_ns,computed_ns,end_ns,data_wait_ns\n");
+  for (int b = 0; b < ex_.sms; ++b)
+    for (int64_t s = 0; s < slots; ++s) {
+      const unsigned long long* e = &t[static_cast<size_t>((b * slots + s) * 6)];
+      std::fprintf(f, "%d,%lld,%llu,%llu,%llu,%llu,%llu,%llu\n", b, static_cast<long long>(s), e[0], e[1], e[2], e[3],
+                   e[4], e[5]);
+    }
+  std::fclose(f);
 }
 
 }  // namespace

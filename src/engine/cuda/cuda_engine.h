@@ -15,11 +15,13 @@ struct CudaEngineOptions {
   bool programmatic_launch = true;
   // Replay the decode step as one CUDA graph (false: launch its kernels one by one; for measuring).
   bool cuda_graph = true;
-  // Decode step layout. Fused: per layer one persistent kernel for everything but attention plus the
-  // attention launch (59 kernels per token). Unfused: the original 170 kernels (kept to compare against).
-  // The environment variable GQA_CUDA_DECODE=fused|unfused overrides this when set.
-  enum class Decode { Fused, Unfused };
-  Decode decode = Decode::Fused;
+  // Decode step layout. Persistent: the whole step (every layer, the stock attention, lm_head) as one
+  // launch of one block per SM (falls back to Fused in attention-program mode, where attention must be a
+  // separate call, and for shapes it does not support). Fused: per layer one persistent kernel for
+  // everything but attention plus the attention launch (59 kernels per token). Unfused: the original 170
+  // kernels. The environment variable GQA_CUDA_DECODE=persistent|fused|unfused overrides this when set.
+  enum class Decode { Persistent, Fused, Unfused };
+  Decode decode = Decode::Persistent;
   // Tuning knobs of the decode step (results do not depend on them; GQA_CUDA_LAYER_PREFETCH and
   // GQA_CUDA_SPLIT_KEYS override them when set). layer_prefetch: -1 no L2 bulk prefetch of a fused layer
   // launch's weights, else how many of its matrices are prefetched before it waits for attention (0..4).
@@ -27,6 +29,9 @@ struct CudaEngineOptions {
   // and 4 blocks per SM).
   int layer_prefetch = -1;
   int split_keys = 32;
+  // persistent_split_keys (GQA_CUDA_PERSISTENT_SPLIT_KEYS): an attention split of the persistent step
+  // covers at least this many keys (at most 16 splits per KV head and one split per SM).
+  int persistent_split_keys = 256;
 };
 
 // True when this binary was built with the CUDA engine.

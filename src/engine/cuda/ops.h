@@ -110,6 +110,49 @@ size_t decode_layer_sync_words(int n_heads, int n_kv);
 void decode_layer(const Exec& ex, const DecodeLayerArgs& a);
 void configure_decode_layer_kernels();  // called by configure_kernels()
 
+// ---- decode_persistent.cu: the whole decode step (all layers, attention included, lm_head) as one launch
+// of one block per SM. Each block streams the weight tiles (and the KV tiles of its attention split) it
+// will need, in order, into a ring in shared memory with bulk copies (TMA), whatever the activations are
+// doing; its compute warps wait on per-phase counters in global memory (monotonic across steps) instead
+// of grid barriers. The stock attention runs inside (no attention program can be routed in).
+struct PersistentLayer {
+  const bf16 *attn_norm, *wqkv, *q_norm, *k_norm, *wo, *mlp_norm, *wgu, *wdown;
+};
+struct PersistentDecodeArgs {
+  int layers = 0, hidden = 0, inter = 0, n_heads = 0, n_kv = 0, head_dim = 0, vocab = 0;
+  float eps = 0;
+  const PersistentLayer* layer = nullptr;  // device array [layers]
+  const bf16* embed = nullptr;             // [vocab][hidden]
+  const bf16* final_norm = nullptr;
+  const bf16* lm_head = nullptr;           // [vocab][hidden]
+  const float* inv_freq = nullptr;         // [head_dim / 2]
+  const int32_t* token = nullptr;          // the token of this step
+  int* pos = nullptr;                      // its position; advanced by one at the end of the step
+  bf16* k_cache = nullptr;                 // all layers: [layer][n_kv][capacity][head_dim]
+  bf16* v_cache = nullptr;
+  int capacity = 0;
+  float* x = nullptr;       // [hidden] residual stream
+  float* qkv = nullptr;     // [q_dim + kv_dim] q and k rows before their norms
+  float* q = nullptr;       // [q_dim]
+  float* att = nullptr;     // [q_dim]
+  float* gu = nullptr;      // [2 inter]
+  float* part = nullptr;    // persistent_decode_part_floats(): attention split partials
+  float* logits = nullptr;  // [vocab]
+  unsigned* sync = nullptr;  // persistent_decode_sync_words(); zeroed once (reset), then left consistent
+  int split_keys = 256;      // an attention split covers at least this many keys (tuning; same results)
+  // Profiling (null: off): thread 0 of every block writes %globaltimer at the start of each phase, when its
+  // wait is over, when its input is built, when its tiles are consumed, at its end, and the time it waited
+  // for the ring's data: [block][layer * 5 + phase (qkv, att, o, gu, dn); layers * 5: lm_head][6].
+  unsigned long long* trace = nullptr;
+};
+bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, int head_dim);
+size_t persistent_decode_sync_words(int layers, int n_heads, int n_kv);
+size_t persistent_decode_part_floats(int sms, int n_heads, int n_kv, int head_dim);
+constexpr int kPersistentPhases = 5;
+void persistent_decode(const Exec& ex, const PersistentDecodeArgs& a);
+// Everything persistent_decode does but the launch (checks, kernel attributes): call it outside graph capture.
+void persistent_decode_configure(const Exec& ex, const PersistentDecodeArgs& a);
+
 // ---- attention_decode.cu: one query token per sequence against its cached keys. Split-KV: grid
 // (n_kv, n_splits, num_seqs), each block reads its range of K/V once for all query heads of its KV head and
 // writes its (max, sum, unnormalised output); the last block of a (sequence, KV head) to finish merges the

@@ -1,0 +1,947 @@
+// The persistent decode step (v6 of docs/engine-cuda.md): one launch per token, one block per SM.
+//
+// Why: the per-layer kernels spend most of a layer on fixed costs (chained launches ~2.7 us, grid barriers
+// 1.3-2 us, weight loads stalled behind them), not on bytes. Weights depend on no activation, so here each
+// block streams every weight tile (and every KV tile of its attention split) it will use during the whole
+// step into a ring of shared-memory stages with bulk copies (TMA, mbarrier completion), issued by a producer
+// warp as fast as the ring frees up. The eight compute warps walk the same sequence of tiles; at the start of
+// each phase they wait for the phase it depends on through a counter in global memory, build the phase's input
+// vector in shared memory (then registers) and consume tiles that are usually already there.
+//
+// Step, per layer l (a block only takes part in the phases where it owns tiles or an attention split):
+//   QKV  qkv = wqkv . rmsnorm(x)     waits DN(l-1) (layer 0: x = embed[token]); v rows go to the cache; the
+//        block completing a q/k head's rows normalises it, applies RoPE and stores q / the cached k
+//   ATT  split-KV attention of one KV head's query group over the cache; the last split merges
+//        waits QKV(l) (every head done)
+//   O    x += wo . att                waits ATT(l)
+//   GU   gu = wgu . rmsnorm(x)        waits O(l)
+//   DN   x += wdown . silu(g) * up    waits GU(l)
+// then LM: logits = lm_head . rmsnorm(x), waits DN(L-1). The last block to leave advances the position and
+// the step number.
+//
+// Counters are monotonic: phase P of layer l is complete in step e (1, 2, ...) when its counter reaches
+// e x (its units per step); unsigned wrap-around is handled by comparing differences. Every block is
+// resident at once (one block per SM, checked with the occupancy API), which the waits require.
+// Results are deterministic: every output element is computed by one warp in a fixed order.
+#include <algorithm>
+
+#include "engine/cuda/launch.cuh"
+#include "engine/cuda/ops.h"
+
+namespace gqa::cuda {
+
+namespace {
+
+constexpr int kConsumerWarps = 8, kConsumers = 32 * kConsumerWarps, kThreads = kConsumers + 32;
+constexpr int kRegChunks = 2;           // input vectors of k <= 8 x 32 x 2 = 512 are held in registers
+constexpr int kMaxInput = 3072;         // longest input vector (shared memory)
+constexpr int kStageBytes = 32 * 1024;  // one ring stage: one weight tile or one KV tile
+constexpr int kMaxStages = 5;
+constexpr int kMaxSplits = 16;          // attention splits per KV head
+constexpr int kMaxListedHeads = 64;     // q/k/v heads one block may complete in its QKV phase
+enum Phase { kQkv = 0, kAtt, kO, kGu, kDn, kPhases };
+constexpr int kTraceFields = 6;
+static_assert(kPhases == kPersistentPhases);
+constexpr int kSyncStep = 0, kSyncExit = 1, kSyncHeads = 2;  // then heads, splits, per-layer counters
+
+// ---- PTX: shared-memory addresses, mbarriers, bulk copies, acquire loads of counters.
+__device__ __forceinline__ unsigned smem_u32(const void* p) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void mbar_init(uint64_t* bar, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(bar)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_u32(bar)) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(bar)), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, unsigned parity) {
+  unsigned done = 0;
+  do {
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
+        : "=r"(done)
+        : "r"(smem_u32(bar)), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+// Bulk copy global -> shared (TMA), completing `bytes` of the barrier's expected transaction count.
+__device__ __forceinline__ void bulk_load(void* dst, const void* src, unsigned bytes, uint64_t* bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+               ::"r"(smem_u32(dst)), "l"(src), "r"(bytes), "r"(smem_u32(bar))
+               : "memory");
+}
+__device__ __forceinline__ unsigned ld_acquire(const unsigned* p) {
+  unsigned v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+// Barrier of the compute warps (the producer warp runs its own loop).
+__device__ __forceinline__ void consumer_sync() { asm volatile("bar.sync 1, %0;" ::"n"(kConsumers) : "memory"); }
+
+__device__ __forceinline__ float consumer_sum(float v, float* red) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  v = warp_sum(v);
+  consumer_sync();  // red may still be read by a previous call
+  if (lane == 0) red[warp] = v;
+  consumer_sync();
+  return warp_sum(lane < kConsumerWarps ? red[lane] : 0.f);
+}
+
+// ---- The schedule: which tiles of which matrix a block owns. Both the loads (thread 0) and the compute walk it.
+struct Mat {
+  const bf16* w;
+  int n, k, rows;  // rows per tile
+};
+// A block's tiles of a matrix: block, block + G, block + 2G, ... so that at any moment all blocks read
+// neighbouring tiles (one window of the matrix, as a grid of GEMV blocks does). Each block reading its own
+// contiguous range instead streamed at about half the bandwidth.
+struct Tiles {
+  int first, end, step;
+  __device__ int count() const { return first < end ? (end - first + step - 1) / step : 0; }
+};
+__device__ __forceinline__ int tiles_of(const Mat& m) { return (m.n + m.rows - 1) / m.rows; }
+__device__ __forceinline__ Tiles block_tiles(const Mat& m) {
+  return Tiles{static_cast<int>(blockIdx.x), tiles_of(m), static_cast<int>(gridDim.x)};
+}
+
+struct Plan {  // launch constants, computed on the host
+  int rows_qkv, rows_o, rows_gu, rows_dn, rows_lm;
+  int stages, keys_per_tile, max_splits, xs_floats;
+};
+
+struct Layer {
+  Mat qkv, o, gu, dn;
+};
+__device__ __forceinline__ Layer layer_mats(const PersistentDecodeArgs& a, const Plan& p, int l) {
+  const PersistentLayer& w = a.layer[l];
+  const int qd = a.n_heads * a.head_dim, kvd = a.n_kv * a.head_dim;
+  Layer m;
+  m.qkv = Mat{w.wqkv, qd + 2 * kvd, a.hidden, p.rows_qkv};
+  m.o = Mat{w.wo, a.hidden, qd, p.rows_o};
+  m.gu = Mat{w.wgu, 2 * a.inter, a.hidden, p.rows_gu};
+  m.dn = Mat{w.wdown, a.hidden, a.inter, p.rows_dn};
+  return m;
+}
+
+// This block's attention split at a step with keys 0..pos: its KV head, and its tiles of keys_per_tile keys
+// among the keys 0..pos-1 (streamed through the ring): s, s + S, s + 2S, ... (interleaved for the same reason
+// as matrix tiles). The new key at pos, written by this step's QKV phase, belongs to the last split.
+struct Split {
+  bool has, new_key;
+  int kvh, s, n_splits, tiles;
+};
+__device__ __forceinline__ Split block_split(const PersistentDecodeArgs& a, const Plan& p, int pos) {
+  const int len = pos + 1;
+  const int S = max(1, min((len + a.split_keys - 1) / a.split_keys, p.max_splits));
+  Split sp{};
+  sp.n_splits = S;
+  const int task = static_cast<int>(blockIdx.x);
+  sp.has = task < a.n_kv * S;
+  if (!sp.has) return sp;
+  sp.kvh = task / S, sp.s = task % S;
+  sp.tiles = (pos + p.keys_per_tile - 1) / p.keys_per_tile;
+  sp.new_key = sp.s == S - 1;
+  return sp;
+}
+
+// ---- Loads: one producer warp per block (its lane 0) issues a bulk copy (TMA) of each tile the block will
+// use, in the order the tiles are consumed, as soon as a ring stage is free; the compute warps never issue
+// loads, so memory back-pressure never stalls them (it did when they issued cp.async themselves).
+struct Ring {
+  char* stages;
+  uint64_t *full, *empty;
+  int n;
+};
+
+enum LoadPhase { kLoadQkv = 0, kLoadAtt, kLoadO, kLoadGu, kLoadDn, kLoadLm, kLoadDone };
+struct Loader {
+  unsigned issued = 0;          // tiles issued so far in this step
+  int l = 0, phase = kLoadQkv;  // where in the schedule the next tile is
+  int t = 0, t1 = -1, dt = 1;   // next tile, end and stride of the phase's tiles (t1 < 0: not entered yet)
+  int pos = -1;                 // the step's position, once known (the attention tiles depend on it)
+};
+
+
+// A tile of b0 bytes from s0, then b1 bytes from s1, into a stage.
+__device__ __forceinline__ void copy_tile(char* dst, const char* s0, unsigned b0, const char* s1, unsigned b1,
+                                          uint64_t* full) {
+  mbar_expect_tx(full, b0 + b1);
+  bulk_load(dst, s0, b0, full);
+  if (b1) bulk_load(dst + b0, s1, b1, full);
+}
+
+// The matrix a load phase streams (scalars, not a selected struct: selecting among structs by a runtime
+// value put the whole loader state in local memory).
+__device__ __forceinline__ Mat load_mat(const PersistentDecodeArgs& a, const Plan& p, int phase, int l) {
+  if (phase == kLoadLm) return Mat{a.lm_head, a.vocab, a.hidden, p.rows_lm};
+  const PersistentLayer* w = a.layer + l;
+  const int qd = a.n_heads * a.head_dim, kvd = a.n_kv * a.head_dim;
+  switch (phase) {
+    case kLoadQkv: return Mat{w->wqkv, qd + 2 * kvd, a.hidden, p.rows_qkv};
+    case kLoadO: return Mat{w->wo, a.hidden, qd, p.rows_o};
+    case kLoadGu: return Mat{w->wgu, 2 * a.inter, a.hidden, p.rows_gu};
+    default: return Mat{w->wdown, a.hidden, a.inter, p.rows_dn};
+  }
+}
+
+// Issues tiles in order, waiting for each stage to be free (mbarrier try_wait, which suspends the thread:
+// a test_wait spin here slowed the compute warps' shared-memory loads); returns when nothing is left, or
+// at the attention tiles while the position is not known yet.
+__device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& p, const Ring& ring, Loader& ld) {
+  const int D = a.head_dim;
+  while (ld.phase != kLoadDone) {
+    if (ld.t1 < 0) {  // entering the phase
+      if (ld.phase == kLoadAtt) {
+        if (ld.pos < 0) return;  // not known yet
+        const Split sp = block_split(a, p, ld.pos);
+        ld.t = sp.s, ld.t1 = sp.has ? sp.tiles : 0, ld.dt = sp.n_splits;
+      } else {
+        const Tiles r = block_tiles(load_mat(a, p, ld.phase, ld.l));
+        ld.t = r.first, ld.t1 = r.end, ld.dt = r.step;
+      }
+    }
+    if (ld.t >= ld.t1) {  // next phase
+      ld.t1 = -1;
+      if (ld.phase == kLoadLm) {
+        ld.phase = kLoadDone;
+      } else if (ld.phase == kLoadDn) {
+        ld.phase = ++ld.l < a.layers ? kLoadQkv : kLoadLm;
+      } else {
+        ++ld.phase;
+      }
+      continue;
+    }
+    const int s = static_cast<int>(ld.issued % ring.n);
+    if (ld.issued >= static_cast<unsigned>(ring.n)) mbar_wait(&ring.empty[s], ((ld.issued / ring.n) + 1) & 1);
+    char* dst = ring.stages + static_cast<size_t>(s) * kStageBytes;
+    if (ld.phase == kLoadAtt) {
+      const Split sp = block_split(a, p, ld.pos);
+      const int k = ld.t * p.keys_per_tile, n = min(p.keys_per_tile, ld.pos - k);
+      const size_t row = ((static_cast<size_t>(ld.l) * a.n_kv + sp.kvh) * a.capacity + k) * D;
+      const unsigned bytes = static_cast<unsigned>(n) * D * 2;
+      copy_tile(dst, reinterpret_cast<const char*>(a.k_cache + row), bytes,
+                 reinterpret_cast<const char*>(a.v_cache + row), bytes, &ring.full[s]);
+    } else {
+      const Mat m = load_mat(a, p, ld.phase, ld.l);
+      const int row0 = ld.t * m.rows, nr = min(m.rows, m.n - row0);
+      const unsigned bytes = static_cast<unsigned>(nr) * m.k * 2;
+      copy_tile(dst, reinterpret_cast<const char*>(m.w + static_cast<size_t>(row0) * m.k), bytes, nullptr, 0,
+                 &ring.full[s]);
+    }
+    ld.t += ld.dt, ++ld.issued;
+  }
+}
+
+// The producer: the first weights (layer 0's qkv) stream while the previous kernel finishes; the attention
+// tiles need the position, written by it.
+__device__ __forceinline__ void produce(const PersistentDecodeArgs& a, const Plan& p, const Ring& ring) {
+  Loader ld;
+  pump(a, p, ring, ld);
+  griddep_wait();
+  ld.pos = *const_cast<volatile int*>(a.pos);
+  pump(a, p, ring, ld);
+}
+
+// ---- Compute warps.
+struct Ctx {
+  const PersistentDecodeArgs& a;
+  const Plan& p;
+  Ring ring;
+  unsigned it;      // next ring slot to consume
+  unsigned step;    // this step's number (1, 2, ...)
+  int pos, token;
+  float* xs;        // the phase's input vector (and the attention merge scratch)
+  float* red;       // [kConsumerWarps] reduction scratch
+  int* list;        // finishing heads
+  int* flag;
+  int warp, lane;
+  int trace_slot;   // profiling: the phase being run (PersistentDecodeArgs::trace)
+  unsigned long long data_wait_ns;  // profiling: thread 0's time waiting for stages' data in this phase
+};
+
+__device__ __forceinline__ unsigned long long globaltimer() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
+// Trace fields of a phase: start, dependency met, input vector built, tiles consumed, end, data wait (ns).
+enum Mark { kMarkStart = 0, kMarkReady, kMarkFilled, kMarkComputed, kMarkEnd };
+__device__ __forceinline__ void mark(Ctx& c, int k) {
+  if (c.a.trace && threadIdx.x == 0) {
+    unsigned long long* e =
+        c.a.trace + (static_cast<size_t>(blockIdx.x) * (c.a.layers * kPhases + 1) + c.trace_slot) * kTraceFields;
+    e[k] = globaltimer();
+    if (k == kMarkEnd) e[kTraceFields - 1] = c.data_wait_ns, c.data_wait_ns = 0;
+  }
+}
+__device__ __forceinline__ void begin_phase(Ctx& c, int slot) {
+  c.trace_slot = slot;
+  mark(c, kMarkStart);
+}
+
+
+__device__ __forceinline__ unsigned* counter(const Ctx& c, int l, Phase ph) {
+  const PersistentDecodeArgs& a = c.a;
+  return a.sync + kSyncHeads + (a.n_heads + 2 * a.n_kv) + a.n_kv + l * kPhases + ph;
+}
+
+// Waits until `cnt` has reached step x units (thread 0 polls; the others wait at the barrier).
+__device__ __forceinline__ void wait_for(Ctx& c, const unsigned* cnt, unsigned units) {
+  if (threadIdx.x == 0) {
+    const unsigned target = c.step * units;
+    while (static_cast<int>(ld_acquire(cnt) - target) < 0) {
+    }
+    mark(c, kMarkReady);
+  }
+  consumer_sync();
+}
+
+// Every thread's writes of the phase are visible before `cnt` grows by `units`: the barrier orders them
+// before thread 0's release, which is cumulative (the grid-barrier pattern, without a full fence).
+__device__ __forceinline__ void signal(const unsigned* cnt, unsigned units) {
+  consumer_sync();
+  if (threadIdx.x == 0 && units)
+    asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(cnt), "r"(units) : "memory");
+}
+
+// A vector of up to kMaxInput floats spread over the compute threads, 4 consecutive elements per float4:
+// the fills load every element at once (one round trip to L2, not one per loop iteration).
+constexpr int kVec = kMaxInput / 4 / kConsumers;
+struct Vec {
+  float4 v[kVec];
+};
+__device__ __forceinline__ int vec_index(int j) { return (static_cast<int>(threadIdx.x) + j * kConsumers) * 4; }
+
+// src[0..n) written by other blocks during this launch: read from L2 (L1 is not coherent).
+__device__ __forceinline__ void load_vec(const float* src, int n, Vec& r) {
+#pragma unroll
+  for (int j = 0; j < kVec; ++j)
+    if (vec_index(j) < n) r.v[j] = __ldcg(reinterpret_cast<const float4*>(src + vec_index(j)));
+}
+// Read-only bf16 data (norm weights, an embedding row), kept as bf16 (half the registers of floats).
+struct BVec {
+  uint2 v[kVec];
+};
+__device__ __forceinline__ void load_vec(const bf16* src, int n, BVec& r) {
+#pragma unroll
+  for (int j = 0; j < kVec; ++j)
+    if (vec_index(j) < n) r.v[j] = __ldg(reinterpret_cast<const uint2*>(src + vec_index(j)));
+}
+__device__ __forceinline__ float4 to_float4(uint2 u) {
+  return make_float4(bf16_lo(u.x), bf16_hi(u.x), bf16_lo(u.y), bf16_hi(u.y));
+}
+__device__ __forceinline__ void store_vec(const Ctx& c, int n, const Vec& x) {
+#pragma unroll
+  for (int j = 0; j < kVec; ++j)
+    if (vec_index(j) < n) *reinterpret_cast<float4*>(c.xs + vec_index(j)) = x.v[j];
+  consumer_sync();
+}
+// xs = x * w / rms(x) (Qwen3's RMSNorm, as the per-layer kernels compute it).
+__device__ __forceinline__ void store_rmsnorm(const Ctx& c, int n, const Vec& x, const BVec& wb) {
+  float ss = 0.f;
+#pragma unroll
+  for (int j = 0; j < kVec; ++j)
+    if (vec_index(j) < n) ss += x.v[j].x * x.v[j].x + x.v[j].y * x.v[j].y + x.v[j].z * x.v[j].z + x.v[j].w * x.v[j].w;
+  const float inv = 1.0f / sqrtf(consumer_sum(ss, c.red) / static_cast<float>(n) + c.a.eps);
+  Vec y;
+#pragma unroll
+  for (int j = 0; j < kVec; ++j) {
+    const float4 w = to_float4(wb.v[j]);
+    y.v[j] = make_float4(x.v[j].x * inv * w.x, x.v[j].y * inv * w.y, x.v[j].z * inv * w.z, x.v[j].w * inv * w.w);
+  }
+  store_vec(c, n, y);
+}
+
+using XRegs = float[kRegChunks][8];
+
+__device__ __forceinline__ void load_xregs(const Ctx& c, int k, XRegs& xr) {
+#pragma unroll
+  for (int j = 0; j < kRegChunks; ++j) {
+    const int ch = c.lane + 32 * j;
+    if (ch < k / 8) {
+      const float4 u = *reinterpret_cast<const float4*>(c.xs + ch * 8);
+      const float4 v = *reinterpret_cast<const float4*>(c.xs + ch * 8 + 4);
+      xr[j][0] = u.x, xr[j][1] = u.y, xr[j][2] = u.z, xr[j][3] = u.w;
+      xr[j][4] = v.x, xr[j][5] = v.y, xr[j][6] = v.z, xr[j][7] = v.w;
+    }
+  }
+}
+
+__device__ __forceinline__ float dot8r(uint4 w, const float* x) {
+  float s = bf16_lo(w.x) * x[0];
+  s = fmaf(bf16_hi(w.x), x[1], s);
+  s = fmaf(bf16_lo(w.y), x[2], s);
+  s = fmaf(bf16_hi(w.y), x[3], s);
+  s = fmaf(bf16_lo(w.z), x[4], s);
+  s = fmaf(bf16_hi(w.z), x[5], s);
+  s = fmaf(bf16_lo(w.w), x[6], s);
+  s = fmaf(bf16_hi(w.w), x[7], s);
+  return s;
+}
+
+__device__ __forceinline__ const char* acquire_stage(Ctx& c) {
+  const int s = static_cast<int>(c.it % c.ring.n);
+  const unsigned parity = (c.it / c.ring.n) & 1;
+  if (c.a.trace && threadIdx.x == 0) {
+    const unsigned long long t0 = globaltimer();
+    mbar_wait(&c.ring.full[s], parity);
+    c.data_wait_ns += globaltimer() - t0;
+  }
+  mbar_wait(&c.ring.full[s], parity);
+  return c.ring.stages + static_cast<size_t>(s) * kStageBytes;
+}
+__device__ __forceinline__ void release_stage(Ctx& c) {
+  __syncwarp();
+  if (c.lane == 0) mbar_arrive(&c.ring.empty[c.it % c.ring.n]);
+  ++c.it;
+}
+
+// The block's tiles of m against the input vector in c.xs; finish(row, value) once per row (lane 0). A warp
+// owns rows warp, warp + 8, ... of a tile; 16-byte weight chunks are strided over its lanes. Vectors of up to
+// 512 elements are first copied into registers; longer ones are read from shared memory, two rows at a time.
+template <class Dot, class Finish>
+__device__ __forceinline__ void gemv_tiles_with(Ctx& c, const Mat& m, const Tiles& r, Dot&& dot, Finish&& finish) {
+#pragma unroll 1
+  for (int t = r.first; t < r.end; t += r.step) {
+    const bf16* tile = reinterpret_cast<const bf16*>(acquire_stage(c));
+    const int row0 = t * m.rows, nr = min(m.rows, m.n - row0);
+#pragma unroll 1
+    for (int ra = c.warp; ra < nr; ra += 2 * kConsumerWarps) {  // two rows at once: overlapping reductions
+      const int rb = ra + kConsumerWarps < nr ? ra + kConsumerWarps : ra;  // a second row, or ra (dropped)
+      float acc_a = 0.f, acc_b = 0.f;
+      dot(tile + static_cast<size_t>(ra) * m.k, tile + static_cast<size_t>(rb) * m.k, acc_a, acc_b);
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) {
+        acc_a += __shfl_xor_sync(0xffffffffu, acc_a, o);
+        acc_b += __shfl_xor_sync(0xffffffffu, acc_b, o);
+      }
+      if (c.lane == 0) {
+        finish(row0 + ra, acc_a);
+        if (rb != ra) finish(row0 + rb, acc_b);
+      }
+    }
+    release_stage(c);
+  }
+}
+
+template <class Finish>
+__device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r, Finish&& finish) {
+  const int chunks = m.k / 8;
+  if (chunks <= 32 * kRegChunks) {
+    XRegs xr;
+    load_xregs(c, m.k, xr);
+    gemv_tiles_with(
+        c, m, r,
+        [&](const bf16* wa, const bf16* wb, float& acc_a, float& acc_b) {
+#pragma unroll
+          for (int j = 0; j < kRegChunks; ++j) {
+            const int ch = c.lane + 32 * j;
+            if (ch < chunks) {
+              acc_a += dot8r(*reinterpret_cast<const uint4*>(wa + ch * 8), xr[j]);
+              acc_b += dot8r(*reinterpret_cast<const uint4*>(wb + ch * 8), xr[j]);
+            }
+          }
+        },
+        finish);
+    return;
+  }
+  gemv_tiles_with(
+      c, m, r,
+      [&](const bf16* wa, const bf16* wb, float& acc_a, float& acc_b) {
+#pragma unroll 4
+        for (int ch = c.lane; ch < chunks; ch += 32) {
+          acc_a += dot8(*reinterpret_cast<const uint4*>(wa + ch * 8), c.xs + ch * 8);
+          acc_b += dot8(*reinterpret_cast<const uint4*>(wb + ch * 8), c.xs + ch * 8);
+        }
+      },
+      finish);
+}
+
+// One q or k head (one warp): RMSNorm + RoPE of its rows in a.qkv, to a.q or the layer's k cache.
+template <int D>
+__device__ __forceinline__ void finish_head(const Ctx& c, int l, int head) {
+  const PersistentDecodeArgs& a = c.a;
+  if (head >= a.n_heads + a.n_kv) return;  // a v head: its rows went straight into the cache
+  constexpr int E = D / 32;
+  const PersistentLayer& w = a.layer[l];
+  float v[E];
+#pragma unroll
+  for (int e = 0; e < E; ++e) v[e] = __ldcg(a.qkv + static_cast<size_t>(head) * D + c.lane + 32 * e);
+  const bool is_q = head < a.n_heads;
+  norm_rope_warp(v, is_q ? w.q_norm : w.k_norm, a.inv_freq, c.pos, a.eps, c.lane);
+  if (is_q) {
+#pragma unroll
+    for (int e = 0; e < E; ++e) a.q[static_cast<size_t>(head) * D + c.lane + 32 * e] = v[e];
+  } else {
+    bf16* dst = a.k_cache + ((static_cast<size_t>(l) * a.n_kv + (head - a.n_heads)) * a.capacity + c.pos) * D;
+#pragma unroll
+    for (int e = 0; e < E; ++e) dst[c.lane + 32 * e] = __float2bfloat16(v[e]);
+  }
+}
+
+template <int D>
+__device__ __forceinline__ void phase_qkv(Ctx& c, int l, const Mat& m) {
+  const PersistentDecodeArgs& a = c.a;
+  const Tiles r = block_tiles(m);
+  if (r.count() == 0) return;
+  const int H = a.hidden, qd = a.n_heads * D, kvd = a.n_kv * D;
+  BVec w;
+  Vec x;
+  load_vec(a.layer[l].attn_norm, H, w);  // before the wait: it depends on nothing
+  if (l == 0) {
+    BVec e;
+    load_vec(a.embed + static_cast<size_t>(c.token) * H, H, e);
+#pragma unroll
+    for (int j = 0; j < kVec; ++j) x.v[j] = to_float4(e.v[j]);
+  } else {
+    wait_for(c, counter(c, l - 1, kDn), static_cast<unsigned>(tiles_of(layer_mats(a, c.p, l - 1).dn)));
+    load_vec(a.x, H, x);
+  }
+  store_rmsnorm(c, H, x, w);
+  bf16* vc = a.v_cache + static_cast<size_t>(l) * a.n_kv * a.capacity * D;
+  gemv_tiles(c, m, r, [&](int row, float s) {
+    if (row < qd + kvd) {
+      a.qkv[row] = s;
+    } else {
+      const int kvh = (row - qd - kvd) / D, d = (row - qd - kvd) % D;
+      vc[(static_cast<size_t>(kvh) * a.capacity + c.pos) * D + d] = __float2bfloat16(s);
+    }
+  });
+  mark(c, kMarkComputed);
+  // Count this block's rows per head (one thread per tile; the barrier, then the counting thread's fence,
+  // order every warp's stores before its count); the block completing a head finishes it and re-arms it.
+  if (threadIdx.x == 0) *c.flag = 0;
+  consumer_sync();
+  for (int i = threadIdx.x; i < r.count(); i += kConsumers) {
+    const int t = r.first + i * r.step, row_lo = t * m.rows, row_hi = min(row_lo + m.rows, m.n);
+    __threadfence();
+    for (int h = row_lo / D; h * D < row_hi; ++h) {
+      const int rows = min(row_hi, (h + 1) * D) - max(row_lo, h * D);
+      unsigned* cnt = a.sync + kSyncHeads + h;
+      if (atomicAdd(cnt, static_cast<unsigned>(rows)) + rows == static_cast<unsigned>(D)) {
+        atomicExch(cnt, 0u);
+        c.list[atomicAdd(c.flag, 1)] = h;
+      }
+    }
+  }
+  consumer_sync();
+  const int n_fin = *c.flag;
+  if (n_fin == 0) return;
+  __threadfence();
+  for (int i = c.warp; i < n_fin; i += kConsumerWarps) finish_head<D>(c, l, c.list[i]);
+  signal(counter(c, l, kQkv), static_cast<unsigned>(n_fin));
+}
+
+// Online softmax state of one group of D/8 lanes (8 dims each) for the G query heads of a KV head.
+template <int G>
+struct AttState {
+  float m[G], l[G], o[G][8];
+};
+
+// B keys at once (valid[b] false: key b absent): B independent scores first, then one softmax update, so
+// that the shuffles and exponentials of different keys overlap instead of forming one long chain.
+template <int D, int G, int B>
+__device__ __forceinline__ void attend_keys(AttState<G>& st, const float (&q)[G][8], const uint4 (&kk)[B],
+                                            const uint4 (&vv)[B], const bool (&valid)[B]) {
+  constexpr int kLanesPerKey = D / 8;
+  float sc[B][G];
+#pragma unroll
+  for (int b = 0; b < B; ++b)
+#pragma unroll
+    for (int g = 0; g < G; ++g) sc[b][g] = dot8r(kk[b], q[g]);
+#pragma unroll
+  for (int o = kLanesPerKey / 2; o > 0; o >>= 1)
+#pragma unroll
+    for (int b = 0; b < B; ++b)
+#pragma unroll
+      for (int g = 0; g < G; ++g) sc[b][g] += __shfl_xor_sync(0xffffffffu, sc[b][g], o);
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    float mn = st.m[g];
+#pragma unroll
+    for (int b = 0; b < B; ++b)
+      if (valid[b]) mn = fmaxf(mn, sc[b][g]);
+    if (mn == -INFINITY) continue;  // no key yet and none here
+    const float cs = exp2f(st.m[g] - mn);
+    st.l[g] *= cs;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) st.o[g][e] *= cs;
+#pragma unroll
+    for (int b = 0; b < B; ++b) {
+      if (!valid[b]) continue;
+      const float p = exp2f(sc[b][g] - mn);
+      st.l[g] += p;
+      float v[8];
+      unpack8(vv[b], v);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) st.o[g][e] = fmaf(p, v[e], st.o[g][e]);
+    }
+    st.m[g] = mn;
+  }
+}
+
+// (m, l) weights of merging a state with max ma into a total with max M; empty states (m = -inf) weigh 0.
+__device__ __forceinline__ float merge_weight(float ma, float M) { return ma == -INFINITY ? 0.f : exp2f(ma - M); }
+
+template <int D, int G>
+__device__ __forceinline__ void phase_att(Ctx& c, int l) {
+  const PersistentDecodeArgs& a = c.a;
+  const Split sp = block_split(a, c.p, c.pos);
+  if (!sp.has) return;
+  const int S = sp.n_splits;
+  constexpr int kLanesPerKey = D / 8, kKeysPerWarp = 32 / kLanesPerKey;
+  const int sub = c.lane % kLanesPerKey, slot = c.lane / kLanesPerKey;
+  wait_for(c, counter(c, l, kQkv), static_cast<unsigned>(a.n_heads + 2 * a.n_kv));
+  const float scale = rsqrtf(static_cast<float>(D)) * 1.4426950408889634f;  // scores in the log2 domain
+  float q[G][8];
+  AttState<G> st;
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    st.m[g] = -INFINITY, st.l[g] = 0.f;
+    const float4* qv = reinterpret_cast<const float4*>(a.q + (static_cast<size_t>(sp.kvh) * G + g) * D + sub * 8);
+    const float4 q0 = __ldcg(qv), q1 = __ldcg(qv + 1);
+    q[g][0] = q0.x * scale, q[g][1] = q0.y * scale, q[g][2] = q0.z * scale, q[g][3] = q0.w * scale;
+    q[g][4] = q1.x * scale, q[g][5] = q1.y * scale, q[g][6] = q1.z * scale, q[g][7] = q1.w * scale;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) st.o[g][e] = 0.f;
+  }
+  mark(c, kMarkFilled);
+  for (int j = sp.s; j < sp.tiles; j += S) {
+    const int n = min(c.p.keys_per_tile, c.pos - j * c.p.keys_per_tile);
+    const bf16* K = reinterpret_cast<const bf16*>(acquire_stage(c));
+    const bf16* V = K + static_cast<size_t>(n) * D;
+    constexpr int kBatch = 2;  // keys per lane group per iteration
+    for (int base = c.warp * kKeysPerWarp * kBatch; base < n; base += kConsumerWarps * kKeysPerWarp * kBatch) {
+      uint4 kk[kBatch], vv[kBatch];
+      bool valid[kBatch];
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        const int key = base + b * kKeysPerWarp + slot;
+        valid[b] = key < n;
+        kk[b] = vv[b] = uint4{};
+        if (valid[b]) {
+          kk[b] = *reinterpret_cast<const uint4*>(K + static_cast<size_t>(key) * D + sub * 8);
+          vv[b] = *reinterpret_cast<const uint4*>(V + static_cast<size_t>(key) * D + sub * 8);
+        }
+      }
+      attend_keys<D, G, kBatch>(st, q, kk, vv, valid);
+    }
+    release_stage(c);
+  }
+  if (sp.new_key && c.warp == 0) {  // the new key, written by this step's QKV phase
+    const size_t row = ((static_cast<size_t>(l) * a.n_kv + sp.kvh) * a.capacity + c.pos) * D + sub * 8;
+    uint4 kk{}, vv{};
+    if (slot == 0) {
+      kk = __ldcg(reinterpret_cast<const uint4*>(a.k_cache + row));
+      vv = __ldcg(reinterpret_cast<const uint4*>(a.v_cache + row));
+    }
+    const uint4 k1[1] = {kk}, v1[1] = {vv};
+    const bool ok[1] = {slot == 0};
+    attend_keys<D, G, 1>(st, q, k1, v1, ok);
+  }
+  mark(c, kMarkComputed);
+  // Merge the key slots of each warp, then the warps (through shared memory).
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+#pragma unroll
+    for (int off = kLanesPerKey; off < 32; off <<= 1) {
+      const float mo = __shfl_xor_sync(0xffffffffu, st.m[g], off), lo = __shfl_xor_sync(0xffffffffu, st.l[g], off);
+      const float M = fmaxf(st.m[g], mo);
+      const float wa = merge_weight(st.m[g], M), wb = merge_weight(mo, M);
+      st.l[g] = st.l[g] * wa + lo * wb;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const float oo = __shfl_xor_sync(0xffffffffu, st.o[g][e], off);
+        st.o[g][e] = st.o[g][e] * wa + oo * wb;
+      }
+      st.m[g] = M;
+    }
+  }
+  const int W = D + 2;  // scratch per (warp, head): o[D], m, l
+  float* scr = c.xs;
+  if (slot == 0) {
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      float* dst = scr + (static_cast<size_t>(c.warp) * G + g) * W;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) dst[sub * 8 + e] = st.o[g][e];
+      if (sub == 0) dst[D] = st.m[g], dst[D + 1] = st.l[g];
+    }
+  }
+  consumer_sync();
+  float* part = a.part + (static_cast<size_t>(sp.kvh) * S + sp.s) * G * W;  // [kv][split][g][W]
+  float* att = a.att + static_cast<size_t>(sp.kvh) * G * D;
+  for (int i = threadIdx.x; i < G * D; i += kConsumers) {
+    const int g = i / D, d = i % D;
+    float M = -INFINITY;
+    for (int w = 0; w < kConsumerWarps; ++w) M = fmaxf(M, scr[(w * G + g) * W + D]);
+    float L = 0.f, O = 0.f;
+    for (int w = 0; w < kConsumerWarps; ++w) {
+      const float* src = scr + (w * G + g) * W;
+      const float wt = merge_weight(src[D], M);
+      L += src[D + 1] * wt;
+      O += src[d] * wt;
+    }
+    if (S == 1) {
+      att[i] = O / L;
+    } else {
+      part[g * W + d] = O;
+      if (d == 0) part[g * W + D] = M, part[g * W + D + 1] = L;
+    }
+  }
+  if (S > 1) {  // the last split of this KV head to finish merges all of them
+    consumer_sync();
+    if (threadIdx.x == 0) {
+      __threadfence();
+      unsigned* cnt = a.sync + kSyncHeads + a.n_heads + 2 * a.n_kv + sp.kvh;
+      const bool last = atomicAdd(cnt, 1u) == static_cast<unsigned>(S - 1);
+      if (last) atomicExch(cnt, 0u);
+      *c.flag = last;
+    }
+    consumer_sync();
+    if (!*c.flag) return;
+    __threadfence();
+    const float* parts = a.part + static_cast<size_t>(sp.kvh) * S * G * W;
+    for (int i = threadIdx.x; i < G * D; i += kConsumers) {
+      const int g = i / D, d = i % D;
+      float M = -INFINITY;
+      for (int s = 0; s < S; ++s) M = fmaxf(M, __ldcg(parts + (s * G + g) * W + D));
+      float L = 0.f, O = 0.f;
+      for (int s = 0; s < S; ++s) {
+        const float* src = parts + (s * G + g) * W;
+        const float wt = merge_weight(__ldcg(src + D), M);
+        L += __ldcg(src + D + 1) * wt;
+        O += __ldcg(src + d) * wt;
+      }
+      att[i] = O / L;
+    }
+  }
+  signal(counter(c, l, kAtt), 1);
+}
+
+template <int D, int G>
+__device__ __forceinline__ void consume(Ctx& c) {
+  const PersistentDecodeArgs& a = c.a;
+  const int H = a.hidden, I = a.inter, qd = a.n_heads * D;
+  Layer m{};
+  for (int l = 0; l < a.layers; ++l) {
+    m = layer_mats(a, c.p, l);
+    begin_phase(c, l * kPhases + kQkv);
+    phase_qkv<D>(c, l, m.qkv);
+    mark(c, kMarkEnd);
+    begin_phase(c, l * kPhases + kAtt);
+    phase_att<D, G>(c, l);
+    mark(c, kMarkEnd);
+    begin_phase(c, l * kPhases + kO);
+    if (const Tiles r = block_tiles(m.o); r.count() > 0) {
+      wait_for(c, counter(c, l, kAtt), static_cast<unsigned>(a.n_kv));
+      Vec att;
+      load_vec(a.att, qd, att);
+      store_vec(c, qd, att);
+      mark(c, kMarkFilled);
+      const bf16* emb = a.embed + static_cast<size_t>(c.token) * H;
+      gemv_tiles(c, m.o, r, [&](int row, float s) {
+        const float x0 = l == 0 ? __bfloat162float(emb[row]) : __ldcg(a.x + row);
+        a.x[row] = x0 + s;
+      });
+      mark(c, kMarkComputed);
+      signal(counter(c, l, kO), static_cast<unsigned>(r.count()));
+    }
+    mark(c, kMarkEnd);
+    begin_phase(c, l * kPhases + kGu);
+    if (const Tiles r = block_tiles(m.gu); r.count() > 0) {
+      BVec w;
+      Vec x;
+      load_vec(a.layer[l].mlp_norm, H, w);
+      wait_for(c, counter(c, l, kO), static_cast<unsigned>(tiles_of(m.o)));
+      load_vec(a.x, H, x);
+      store_rmsnorm(c, H, x, w);
+      mark(c, kMarkFilled);
+      gemv_tiles(c, m.gu, r, [&](int row, float s) { a.gu[row] = s; });
+      mark(c, kMarkComputed);
+      signal(counter(c, l, kGu), static_cast<unsigned>(r.count()));
+    }
+    mark(c, kMarkEnd);
+    begin_phase(c, l * kPhases + kDn);
+    if (const Tiles r = block_tiles(m.dn); r.count() > 0) {
+      wait_for(c, counter(c, l, kGu), static_cast<unsigned>(tiles_of(m.gu)));
+      Vec g, u;
+      load_vec(a.gu, I, g);
+      load_vec(a.gu + I, I, u);
+      auto silu_mul = [](float gv, float uv) { return gv / (1.0f + expf(-gv)) * uv; };
+#pragma unroll
+      for (int j = 0; j < kVec; ++j)
+        g.v[j] = make_float4(silu_mul(g.v[j].x, u.v[j].x), silu_mul(g.v[j].y, u.v[j].y),
+                             silu_mul(g.v[j].z, u.v[j].z), silu_mul(g.v[j].w, u.v[j].w));
+      store_vec(c, I, g);
+      mark(c, kMarkFilled);
+      gemv_tiles(c, m.dn, r, [&](int row, float s) { a.x[row] = __ldcg(a.x + row) + s; });
+      mark(c, kMarkComputed);
+      signal(counter(c, l, kDn), static_cast<unsigned>(r.count()));
+    }
+    mark(c, kMarkEnd);
+  }
+  begin_phase(c, a.layers * kPhases);
+  const Mat lm{a.lm_head, a.vocab, H, c.p.rows_lm};
+  if (const Tiles r = block_tiles(lm); r.count() > 0) {
+    BVec w;
+    Vec x;
+    load_vec(a.final_norm, H, w);
+    wait_for(c, counter(c, a.layers - 1, kDn), static_cast<unsigned>(tiles_of(m.dn)));
+    load_vec(a.x, H, x);
+    store_rmsnorm(c, H, x, w);
+    mark(c, kMarkFilled);
+    gemv_tiles(c, lm, r, [&](int row, float s) { a.logits[row] = s; });
+    mark(c, kMarkComputed);
+  }
+  mark(c, kMarkEnd);
+}
+
+template <int D, int G>
+__global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __grid_constant__ PersistentDecodeArgs a,
+                                                                        const __grid_constant__ Plan p) {
+  extern __shared__ __align__(1024) char smem[];
+  __shared__ uint64_t bars[2 * kMaxStages];
+  __shared__ float red[kConsumerWarps];
+  __shared__ int misc[1 + kMaxListedHeads];
+  Ring ring{smem, bars, bars + kMaxStages, p.stages};
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < p.stages; ++s) mbar_init(&ring.full[s], 1), mbar_init(&ring.empty[s], kConsumerWarps);
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncthreads();
+  if (threadIdx.x / 32 == kConsumerWarps) {  // the producer warp
+    if (threadIdx.x % 32 == 0) produce(a, p, ring);
+    __syncwarp();  // reconverge before the block-wide barrier below
+  } else {
+    Ctx c{a, p, ring, 0, 0, 0, 0, reinterpret_cast<float*>(smem + static_cast<size_t>(p.stages) * kStageBytes),
+          red, misc + 1, misc, static_cast<int>(threadIdx.x / 32), static_cast<int>(threadIdx.x % 32), 0, 0};
+    griddep_wait();
+    c.step = *const_cast<volatile unsigned*>(a.sync + kSyncStep) + 1;
+    c.pos = *const_cast<volatile int*>(a.pos);
+    c.token = *const_cast<volatile int*>(a.token);
+    if (a.n_heads != G * a.n_kv) __trap();  // the launcher picks the instantiation
+    consume<D, G>(c);
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {  // the last block out closes the step
+    __threadfence();
+    if (atomicAdd(a.sync + kSyncExit, 1u) == gridDim.x - 1) {
+      a.sync[kSyncExit] = 0;
+      a.sync[kSyncStep] += 1;
+      *a.pos += 1;
+      __threadfence();
+    }
+  }
+}
+
+struct Config {
+  int occupancy = 0;
+  size_t smem = 0;
+};
+Config g_config[2][4];  // [D = 64 / 128][G = 1, 2, 4, 8], for the shared memory the launch asked for last
+
+using KernelFn = void (*)(PersistentDecodeArgs, Plan);
+template <int D>
+KernelFn kernel_for(int group) {
+  switch (group) {
+    case 1: return persistent_decode_kernel<D, 1>;
+    case 2: return persistent_decode_kernel<D, 2>;
+    case 4: return persistent_decode_kernel<D, 4>;
+    default: return persistent_decode_kernel<D, 8>;
+  }
+}
+
+int rows_per_tile(int n, int k, int sms) {
+  const int fit = kStageBytes / (2 * k), spread = (n + sms - 1) / sms;
+  return std::max(1, std::min(fit, spread));
+}
+
+}  // namespace
+
+bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, int head_dim) {
+  const int limit = kMaxInput;
+  if (head_dim != 64 && head_dim != 128) return false;
+  if (n_kv <= 0 || n_heads % n_kv != 0) return false;
+  const int group = n_heads / n_kv;
+  if (group != 1 && group != 2 && group != 4 && group != 8) return false;
+  for (int k : {hidden, inter, n_heads * head_dim})
+    if (k <= 0 || k % 8 != 0 || k > limit) return false;
+  return true;
+}
+
+size_t persistent_decode_sync_words(int layers, int n_heads, int n_kv) {
+  return kSyncHeads + static_cast<size_t>(n_heads + 2 * n_kv) + n_kv + static_cast<size_t>(layers) * kPhases;
+}
+
+size_t persistent_decode_part_floats(int sms, int n_heads, int n_kv, int head_dim) {
+  const int splits = std::clamp(sms / std::max(n_kv, 1), 1, kMaxSplits);
+  return static_cast<size_t>(splits) * n_heads * (head_dim + 2);
+}
+
+namespace {
+
+struct Prepared {
+  Plan plan;
+  size_t smem;
+  KernelFn kernel;
+};
+
+// The launch's plan and shared memory; sets the kernel's shared-memory limit the first time (outside graph
+// capture when the engine calls persistent_decode_configure from reset()).
+Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
+  const int D = a.head_dim;
+  if (!persistent_decode_supported(a.hidden, a.inter, a.n_heads, a.n_kv, D))
+    fail_unsupported("persistent_decode: model shape outside what the persistent decode step supports");
+  if (a.split_keys < 1) fail_unsupported("persistent_decode: split_keys must be positive");
+  const int G = ex.sms, qd = a.n_heads * D, kvd = a.n_kv * D;
+  Plan p{};
+  p.rows_qkv = rows_per_tile(qd + 2 * kvd, a.hidden, G);
+  p.rows_o = rows_per_tile(a.hidden, qd, G);
+  p.rows_gu = rows_per_tile(2 * a.inter, a.hidden, G);
+  p.rows_dn = rows_per_tile(a.hidden, a.inter, G);
+  p.rows_lm = rows_per_tile(a.vocab, a.hidden, G);
+  p.keys_per_tile = kStageBytes / (4 * D);
+  // The heads a block completes are listed in 64 shared slots (a tile touches at most rows / D + 2 heads).
+  const int qkv_tiles = (qd + 2 * kvd + p.rows_qkv - 1) / p.rows_qkv;
+  if ((qkv_tiles + G - 1) / G * (p.rows_qkv / D + 2) > kMaxListedHeads)
+    fail_unsupported("persistent_decode: too many qkv rows per block (more SMs needed for this model)");
+  p.max_splits = std::clamp(G / a.n_kv, 1, kMaxSplits);
+  const int group = a.n_heads / a.n_kv;
+  p.xs_floats = std::max({a.hidden, a.inter, qd, kConsumerWarps * group * (D + 2)});
+  int device = 0, optin = 0;
+  GQA_CUDA_CHECK(cudaGetDevice(&device));
+  GQA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  const size_t xs_bytes = (static_cast<size_t>(p.xs_floats) * 4 + 1023) / 1024 * 1024;
+  const size_t static_bytes = 2 * kMaxStages * 8 + kConsumerWarps * 4 + (1 + kMaxListedHeads) * 4 + 1024;
+  if (static_cast<size_t>(optin) < xs_bytes + static_bytes + 2 * kStageBytes)
+    fail_unsupported("persistent_decode: not enough shared memory per block for two ring stages");
+  p.stages = static_cast<int>(std::min<size_t>(kMaxStages, (optin - xs_bytes - static_bytes) / kStageBytes));
+  const size_t smem = static_cast<size_t>(p.stages) * kStageBytes + xs_bytes;
+  const KernelFn kernel = D == 64 ? kernel_for<64>(group) : kernel_for<128>(group);
+  Config& cfg = g_config[D == 64 ? 0 : 1][group == 1 ? 0 : group == 2 ? 1 : group == 4 ? 2 : 3];
+  if (cfg.smem != smem) {
+    GQA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    GQA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cfg.occupancy, kernel, kThreads, smem));
+    cfg.smem = smem;
+  }
+  // The waits between blocks need every block resident at once: one block per SM.
+  if (cfg.occupancy < 1) fail_unsupported("persistent_decode: the kernel cannot be resident on an SM (occupancy 0)");
+  return Prepared{p, smem, kernel};
+}
+
+}  // namespace
+
+void persistent_decode_configure(const Exec& ex, const PersistentDecodeArgs& a) { prepare(ex, a); }
+
+void persistent_decode(const Exec& ex, const PersistentDecodeArgs& a) {
+  const Prepared pr = prepare(ex, a);
+  launch(ex, dim3(ex.sms), dim3(kThreads), pr.smem, pr.kernel, a, pr.plan);
+}
+
+}  // namespace gqa::cuda
