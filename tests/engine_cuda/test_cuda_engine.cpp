@@ -213,8 +213,8 @@ TEST(CudaEngine, GraphsAndProgrammaticLaunchDoNotChangeResults) {
 // The step layouts compute the same function with sums in another order: logits within 1e-3 relative L2 of
 // the unfused layout's at every step on the Qwen3-0.6B head layout and on 4:1 GQA (an ulp of float before the
 // bf16 rounding of a cached K/V element moves the logits by ~1e-4 on these random models), same greedy tokens.
-// The persistent layout runs twice: with its default attention splits (one split at these lengths) and with
-// a split every 3 keys (up to 16 splits per KV head, merged by the last one); and across a 300-token context
+// The persistent layout runs twice: with 256-key attention splits (one split at these lengths) and with a
+// split every 3 keys (up to 16 splits per KV head, merged by the last one); and across a 300-token context
 // where splits stream several KV tiles through the ring.
 TEST(CudaEngine, DecodeLayoutsAgree) {
   GQA_REQUIRE_GPU();

@@ -31,7 +31,7 @@ struct CudaEngineOptions {
   int split_keys = 32;
   // persistent_split_keys (GQA_CUDA_PERSISTENT_SPLIT_KEYS): an attention split of the persistent step
   // covers at least this many keys (at most 16 splits per KV head and one split per SM).
-  int persistent_split_keys = 256;
+  int persistent_split_keys = 64;
 };
 
 // True when this binary was built with the CUDA engine.

@@ -503,6 +503,7 @@ __device__ __forceinline__ void phase_qkv(Ctx& c, int l, const Mat& m) {
     load_vec(a.x, H, x);
   }
   store_rmsnorm(c, H, x, w);
+  mark(c, kMarkFilled);
   bf16* vc = a.v_cache + static_cast<size_t>(l) * a.n_kv * a.capacity * D;
   gemv_tiles(c, m, r, [&](int row, float s) {
     if (row < qd + kvd) {

@@ -139,7 +139,7 @@ struct PersistentDecodeArgs {
   float* part = nullptr;    // persistent_decode_part_floats(): attention split partials
   float* logits = nullptr;  // [vocab]
   unsigned* sync = nullptr;  // persistent_decode_sync_words(); zeroed once (reset), then left consistent
-  int split_keys = 256;      // an attention split covers at least this many keys (tuning; same results)
+  int split_keys = 64;       // an attention split covers at least this many keys (tuning; same results)
   // Profiling (null: off): thread 0 of every block writes %globaltimer at the start of each phase, when its
   // wait is over, when its input is built, when its tiles are consumed, at its end, and the time it waited
   // for the ring's data: [block][layer * 5 + phase (qkv, att, o, gu, dn); layers * 5: lm_head][6].
