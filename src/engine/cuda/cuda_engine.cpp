@@ -56,6 +56,7 @@ class CudaEngine final : public Engine {
   void upload_position(int64_t pos);
   void prefill_chunk(const int32_t* tokens, int64_t T, bool last_chunk, bool all_logits, float* host_rows);
   void enqueue_decode_step();
+  CudaEngineOptions::Decode step_layout() const;
   void enqueue_decode_step_unfused();
   void enqueue_decode_step_fused();
   void enqueue_decode_step_persistent();
@@ -363,7 +364,7 @@ void CudaEngine::call_program(const gqa_attention_args& a) {
 // (q_out_bf16 / att_bf16); unfused steps convert around it. Lengths once per step, before layer 0.
 void CudaEngine::run_program_decode(int64_t layer) {
   const size_t qd = static_cast<size_t>(cfg_.q_dim());
-  const bool fused = opts_.decode == CudaEngineOptions::Decode::Fused;
+  const bool fused = step_layout() == CudaEngineOptions::Decode::Fused;
   if (layer == 0 || !fused) cuda::program_inputs(ex_, q_, fused ? 0 : qd, prog_q_, 1, dpos_, prog_lens_);
   call_program(program_args(layer, 1, capacity_, prog_q_, prog_att_));
   if (!fused) cuda::bf16_to_float(ex_, prog_att_, qd, att_);
@@ -486,14 +487,20 @@ void CudaEngine::prefill_chunk(const int32_t* tokens, int64_t T, bool last_chunk
 }
 
 // One decode step for the token in token_ at position *dpos_: logits into logits_, *dpos_ advanced.
-// The persistent layout inlines the stock attention: with an attention program the step is the fused one.
+// The layout a decode step uses: the persistent one inlines the stock attention, so with an attention
+// program (or a shape it does not support) the step is the fused one.
+CudaEngineOptions::Decode CudaEngine::step_layout() const {
+  using Decode = CudaEngineOptions::Decode;
+  if (opts_.decode == Decode::Persistent) return persistent_ok_ && !program_ ? Decode::Persistent : Decode::Fused;
+  return opts_.decode;
+}
+
 void CudaEngine::enqueue_decode_step() {
-  if (opts_.decode == CudaEngineOptions::Decode::Persistent && persistent_ok_ && !program_)
-    enqueue_decode_step_persistent();
-  else if (opts_.decode == CudaEngineOptions::Decode::Unfused)
-    enqueue_decode_step_unfused();
-  else
-    enqueue_decode_step_fused();
+  switch (step_layout()) {
+    case CudaEngineOptions::Decode::Persistent: enqueue_decode_step_persistent(); break;
+    case CudaEngineOptions::Decode::Fused: enqueue_decode_step_fused(); break;
+    case CudaEngineOptions::Decode::Unfused: enqueue_decode_step_unfused(); break;
+  }
 }
 
 cuda::PersistentDecodeArgs CudaEngine::persistent_args() const {
