@@ -13,9 +13,10 @@ BIN=.gpu-bin
 if [[ "${1:-run}" == build ]]; then
   set -e
   cmake -S . -B build-gpu -G Ninja -DGQA_CPU_ARCH=x86-64-v3 -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build build-gpu -j2 --target gqa-evolve test_engine_cuda cuda_bench
+  cmake --build build-gpu -j2 --target gqa-evolve test_engine_cuda cuda_bench test_adversarial_cuda
   mkdir -p "$BIN"
-  cp build-gpu/gqa-evolve build-gpu/tests/engine_cuda/test_engine_cuda build-gpu/tests/engine_cuda/cuda_bench "$BIN/"
+  cp build-gpu/gqa-evolve build-gpu/tests/engine_cuda/test_engine_cuda build-gpu/tests/engine_cuda/cuda_bench \
+    build-gpu/tests/evaluate/test_adversarial_cuda "$BIN/"
   strip "$BIN"/*
   ls -la "$BIN"
   exit 0
@@ -37,6 +38,13 @@ echo "== tests"
 # Bounded: a kernel that hangs (a grid barrier whose blocks are not all resident) must not eat the lease.
 GQA_FIXTURES_DIR="$PWD/tests/fixtures" timeout "${GQA_TEST_TIMEOUT:-300}" "$BIN/test_engine_cuda" --gtest_filter="${GQA_TEST_FILTER:-*}" --gtest_output="xml:$OUT/tests.xml" 2>&1 | tee "$OUT/tests.log"
 tests_rc=${PIPESTATUS[0]}
+# The engine through the attention-program hook (the stock kernels via the ABI) must give the engine's own
+# logits, whatever decode layout is the default: the evaluator's GPU suite holds that test.
+echo "== engine hook (test_adversarial_cuda: stock ABI, hook)"
+GQA_SOURCE_DIR=$PWD GQA_TEST_CACHE_DIR=/tmp/gqa-test-cache timeout 300 "$BIN/test_adversarial_cuda" \
+  --gtest_filter='*StockAbi*:*Hook*' 2>&1 | tee "$OUT/hook.log"
+hook_rc=${PIPESTATUS[0]}
+if [[ $hook_rc -ne 0 && $tests_rc -eq 0 ]]; then tests_rc=$hook_rc; fi
 
 echo "== model"
 if [[ ! -f "$MODEL/model.safetensors" ]]; then
