@@ -486,7 +486,6 @@ void CudaEngine::prefill_chunk(const int32_t* tokens, int64_t T, bool last_chunk
   }
 }
 
-// One decode step for the token in token_ at position *dpos_: logits into logits_, *dpos_ advanced.
 // The layout a decode step uses: the persistent one inlines the stock attention, so with an attention
 // program (or a shape it does not support) the step is the fused one.
 CudaEngineOptions::Decode CudaEngine::step_layout() const {
@@ -495,6 +494,7 @@ CudaEngineOptions::Decode CudaEngine::step_layout() const {
   return opts_.decode;
 }
 
+// One decode step for the token in token_ at position *dpos_: logits into logits_, *dpos_ advanced.
 void CudaEngine::enqueue_decode_step() {
   switch (step_layout()) {
     case CudaEngineOptions::Decode::Persistent: enqueue_decode_step_persistent(); break;

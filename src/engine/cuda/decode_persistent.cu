@@ -91,7 +91,7 @@ __device__ __forceinline__ float consumer_sum(float v, float* red) {
   return warp_sum(lane < kConsumerWarps ? red[lane] : 0.f);
 }
 
-// ---- The schedule: which tiles of which matrix a block owns. Both the loads (thread 0) and the compute walk it.
+// ---- The schedule: which tiles of which matrix a block owns. Both the producer and the compute warps walk it.
 struct Mat {
   const bf16* w;
   int n, k, rows;  // rows per tile
@@ -164,7 +164,6 @@ struct Loader {
   int t = 0, t1 = -1, dt = 1;   // next tile, end and stride of the phase's tiles (t1 < 0: not entered yet)
   int pos = -1;                 // the step's position, once known (the attention tiles depend on it)
 };
-
 
 // A tile of b0 bytes from s0, then b1 bytes from s1, into a stage.
 __device__ __forceinline__ void copy_tile(char* dst, const char* s0, unsigned b0, const char* s1, unsigned b1,
