@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The CUDA engine's check on a GPU machine: tests, benchmark, HF transformers baseline, summary table.
+# The CUDA engine's check on a GPU machine: engine tests, the engine-hook tests (stock kernels through the
+# attention ABI), benchmark, HF transformers baseline, summary table.
 #   scripts/gpu_check.sh build   # here (dev machine, which has the libraries): build-gpu/ for x86-64-v3 + sm_90a,
-#                                # then the three binaries the GPU machine needs, stripped, into .gpu-bin/
+#                                # then the four binaries the GPU machine needs, stripped, into .gpu-bin/
 #   scripts/gpu_check.sh run     # there (Ubuntu 24.04, CUDA 13, PyTorch; .gpu-bin carried): everything else
 #                                # (GQA_SKIP_HF=1: without the HF transformers baseline; GQA_BENCH_QUICK=1:
 #                                # decode layouts x contexts only; GQA_TEST_FILTER: a gtest filter)
