@@ -24,12 +24,6 @@ __device__ __forceinline__ void prefetch_l2(const void* p, unsigned bytes) {
 #endif
 }
 
-__device__ __forceinline__ unsigned ld_acquire(const unsigned* p) {
-  unsigned v;
-  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-  return v;
-}
-
 // Grid-wide barrier over co-resident blocks (the launcher checks occupancy; the engine launches one block
 // per SM). One counter: block 0 adds 2^31 - (blocks - 1), the others 1, so the top bit flips exactly when
 // the last block arrives and the low bits return to zero: no reset, reusable by the next barrier/launch.

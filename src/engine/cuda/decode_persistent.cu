@@ -44,7 +44,7 @@ constexpr int kTraceFields = 6;
 static_assert(kPhases == kPersistentPhases);
 constexpr int kSyncStep = 0, kSyncExit = 1, kSyncHeads = 2;  // then heads, splits, per-layer counters
 
-// ---- PTX: shared-memory addresses, mbarriers, bulk copies, acquire loads of counters.
+// ---- PTX: shared-memory addresses, mbarriers, bulk copies.
 __device__ __forceinline__ unsigned smem_u32(const void* p) {
   return static_cast<unsigned>(__cvta_generic_to_shared(p));
 }
@@ -73,11 +73,6 @@ __device__ __forceinline__ void bulk_load(void* dst, const void* src, unsigned b
   asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
                ::"r"(smem_u32(dst)), "l"(src), "r"(bytes), "r"(smem_u32(bar))
                : "memory");
-}
-__device__ __forceinline__ unsigned ld_acquire(const unsigned* p) {
-  unsigned v;
-  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-  return v;
 }
 // Barrier of the compute warps (the producer warp runs its own loop).
 __device__ __forceinline__ void consumer_sync() { asm volatile("bar.sync 1, %0;" ::"n"(kConsumers) : "memory"); }
@@ -110,22 +105,9 @@ __device__ __forceinline__ Tiles block_tiles(const Mat& m) {
 
 struct Plan {  // launch constants, computed on the host
   int rows_qkv, rows_o, rows_gu, rows_dn, rows_lm;
-  int stages, keys_per_tile, max_splits, xs_floats;
+  int stages, keys_per_tile, max_splits;
 };
 
-struct Layer {
-  Mat qkv, o, gu, dn;
-};
-__device__ __forceinline__ Layer layer_mats(const PersistentDecodeArgs& a, const Plan& p, int l) {
-  const PersistentLayer& w = a.layer[l];
-  const int qd = a.n_heads * a.head_dim, kvd = a.n_kv * a.head_dim;
-  Layer m;
-  m.qkv = Mat{w.wqkv, qd + 2 * kvd, a.hidden, p.rows_qkv};
-  m.o = Mat{w.wo, a.hidden, qd, p.rows_o};
-  m.gu = Mat{w.wgu, 2 * a.inter, a.hidden, p.rows_gu};
-  m.dn = Mat{w.wdown, a.hidden, a.inter, p.rows_dn};
-  return m;
-}
 
 // This block's attention split at a step with keys 0..pos: its KV head, and its tiles of keys_per_tile keys
 // among the keys 0..pos-1 (streamed through the ring): s, s + S, s + 2S, ... (interleaved for the same reason
@@ -173,8 +155,8 @@ __device__ __forceinline__ void copy_tile(char* dst, const char* s0, unsigned b0
   if (b1) bulk_load(dst + b0, s1, b1, full);
 }
 
-// The matrix a load phase streams (scalars, not a selected struct: selecting among structs by a runtime
-// value put the whole loader state in local memory).
+// The matrix a load phase streams, the one place matrices and their tiling are described (built per phase,
+// not selected from a struct of all four by a runtime value: that put the loader state in local memory).
 __device__ __forceinline__ Mat load_mat(const PersistentDecodeArgs& a, const Plan& p, int phase, int l) {
   if (phase == kLoadLm) return Mat{a.lm_head, a.vocab, a.hidden, p.rows_lm};
   const PersistentLayer* w = a.layer + l;
@@ -243,6 +225,14 @@ __device__ __forceinline__ void produce(const PersistentDecodeArgs& a, const Pla
   griddep_wait();
   ld.pos = *const_cast<volatile int*>(a.pos);
   pump(a, p, ring, ld);
+}
+
+struct Layer {
+  Mat qkv, o, gu, dn;
+};
+__device__ __forceinline__ Layer layer_mats(const PersistentDecodeArgs& a, const Plan& p, int l) {
+  return Layer{load_mat(a, p, kLoadQkv, l), load_mat(a, p, kLoadO, l), load_mat(a, p, kLoadGu, l),
+               load_mat(a, p, kLoadDn, l)};
 }
 
 // ---- Compute warps.
@@ -371,18 +361,6 @@ __device__ __forceinline__ void load_xregs(const Ctx& c, int k, XRegs& xr) {
   }
 }
 
-__device__ __forceinline__ float dot8r(uint4 w, const float* x) {
-  float s = bf16_lo(w.x) * x[0];
-  s = fmaf(bf16_hi(w.x), x[1], s);
-  s = fmaf(bf16_lo(w.y), x[2], s);
-  s = fmaf(bf16_hi(w.y), x[3], s);
-  s = fmaf(bf16_lo(w.z), x[4], s);
-  s = fmaf(bf16_hi(w.z), x[5], s);
-  s = fmaf(bf16_lo(w.w), x[6], s);
-  s = fmaf(bf16_hi(w.w), x[7], s);
-  return s;
-}
-
 __device__ __forceinline__ const char* acquire_stage(Ctx& c) {
   const int s = static_cast<int>(c.it % c.ring.n);
   const unsigned parity = (c.it / c.ring.n) & 1;
@@ -441,8 +419,8 @@ __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r,
           for (int j = 0; j < kRegChunks; ++j) {
             const int ch = c.lane + 32 * j;
             if (ch < chunks) {
-              acc_a += dot8r(*reinterpret_cast<const uint4*>(wa + ch * 8), xr[j]);
-              acc_b += dot8r(*reinterpret_cast<const uint4*>(wb + ch * 8), xr[j]);
+              acc_a += dot8_regs(*reinterpret_cast<const uint4*>(wa + ch * 8), xr[j]);
+              acc_b += dot8_regs(*reinterpret_cast<const uint4*>(wb + ch * 8), xr[j]);
             }
           }
         },
@@ -553,7 +531,7 @@ __device__ __forceinline__ void attend_keys(AttState<G>& st, const float (&q)[G]
 #pragma unroll
   for (int b = 0; b < B; ++b)
 #pragma unroll
-    for (int g = 0; g < G; ++g) sc[b][g] = dot8r(kk[b], q[g]);
+    for (int g = 0; g < G; ++g) sc[b][g] = dot8_regs(kk[b], q[g]);
 #pragma unroll
   for (int o = kLanesPerKey / 2; o > 0; o >>= 1)
 #pragma unroll
@@ -787,7 +765,7 @@ __device__ __forceinline__ void consume(Ctx& c) {
     mark(c, kMarkEnd);
   }
   begin_phase(c, a.layers * kPhases);
-  const Mat lm{a.lm_head, a.vocab, H, c.p.rows_lm};
+  const Mat lm = load_mat(a, c.p, kLoadLm, 0);
   if (const Tiles r = block_tiles(lm); r.count() > 0) {
     BVec w;
     Vec x;
@@ -865,13 +843,12 @@ int rows_per_tile(int n, int k, int sms) {
 }  // namespace
 
 bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, int head_dim) {
-  const int limit = kMaxInput;
   if (head_dim != 64 && head_dim != 128) return false;
   if (n_kv <= 0 || n_heads % n_kv != 0) return false;
   const int group = n_heads / n_kv;
   if (group != 1 && group != 2 && group != 4 && group != 8) return false;
   for (int k : {hidden, inter, n_heads * head_dim})
-    if (k <= 0 || k % 8 != 0 || k > limit) return false;
+    if (k <= 0 || k % 8 != 0 || k > kMaxInput) return false;
   return true;
 }
 
@@ -913,11 +890,11 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
     fail_unsupported("persistent_decode: too many qkv rows per block (more SMs needed for this model)");
   p.max_splits = std::clamp(G / a.n_kv, 1, kMaxSplits);
   const int group = a.n_heads / a.n_kv;
-  p.xs_floats = std::max({a.hidden, a.inter, qd, kConsumerWarps * group * (D + 2)});
+  const int xs_floats = std::max({a.hidden, a.inter, qd, kConsumerWarps * group * (D + 2)});
   int device = 0, optin = 0;
   GQA_CUDA_CHECK(cudaGetDevice(&device));
   GQA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  const size_t xs_bytes = (static_cast<size_t>(p.xs_floats) * 4 + 1023) / 1024 * 1024;
+  const size_t xs_bytes = (static_cast<size_t>(xs_floats) * 4 + 1023) / 1024 * 1024;
   const size_t static_bytes = 2 * kMaxStages * 8 + kConsumerWarps * 4 + (1 + kMaxListedHeads) * 4 + 1024;
   if (static_cast<size_t>(optin) < xs_bytes + static_bytes + 2 * kStageBytes)
     fail_unsupported("persistent_decode: not enough shared memory per block for two ring stages");

@@ -59,19 +59,31 @@ __device__ __forceinline__ void unpack8(uint4 v, float* f) {
   f[4] = bf16_lo(v.z), f[5] = bf16_hi(v.z), f[6] = bf16_lo(v.w), f[7] = bf16_hi(v.w);
 }
 
-// Dot product of 8 bf16 weights (one 16-byte load) with 8 floats of a vector in shared memory.
+// Dot product of 8 bf16 weights (one 16-byte load) with 8 floats (registers).
+__device__ __forceinline__ float dot8_regs(uint4 w, const float (&x)[8]) {
+  float s = bf16_lo(w.x) * x[0];
+  s = fmaf(bf16_hi(w.x), x[1], s);
+  s = fmaf(bf16_lo(w.y), x[2], s);
+  s = fmaf(bf16_hi(w.y), x[3], s);
+  s = fmaf(bf16_lo(w.z), x[4], s);
+  s = fmaf(bf16_hi(w.z), x[5], s);
+  s = fmaf(bf16_lo(w.w), x[6], s);
+  s = fmaf(bf16_hi(w.w), x[7], s);
+  return s;
+}
+// The same with the 8 floats at xs in shared memory (16-byte aligned).
 __device__ __forceinline__ float dot8(uint4 w, const float* xs) {
   const float4 a = *reinterpret_cast<const float4*>(xs);
   const float4 b = *reinterpret_cast<const float4*>(xs + 4);
-  float s = bf16_lo(w.x) * a.x;
-  s = fmaf(bf16_hi(w.x), a.y, s);
-  s = fmaf(bf16_lo(w.y), a.z, s);
-  s = fmaf(bf16_hi(w.y), a.w, s);
-  s = fmaf(bf16_lo(w.z), b.x, s);
-  s = fmaf(bf16_hi(w.z), b.y, s);
-  s = fmaf(bf16_lo(w.w), b.z, s);
-  s = fmaf(bf16_hi(w.w), b.w, s);
-  return s;
+  const float x[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+  return dot8_regs(w, x);
+}
+
+// Acquire load of a counter other blocks of the same launch update (grid barriers, phase counters).
+__device__ __forceinline__ unsigned ld_acquire(const unsigned* p) {
+  unsigned v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
 }
 
 __device__ __forceinline__ float to_float(float v) { return v; }
