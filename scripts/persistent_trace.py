@@ -21,8 +21,11 @@ FIELDS = ["start_ns", "ready_ns", "filled_ns", "computed_ns", "end_ns", "data_wa
 
 def load(path):
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with opener(path, "rt") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        sys.exit(f"{path}: cannot read a trace: {e}")
     if not rows or any(k not in rows[0] for k in FIELDS + ["block", "slot"]):
         sys.exit(f"{path}: not a persistent decode trace (columns block, slot, {', '.join(FIELDS)})")
     by_slot = collections.defaultdict(list)

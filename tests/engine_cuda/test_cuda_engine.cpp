@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <string>
 #include <vector>
 
 #include "common/error.h"
@@ -54,6 +56,27 @@ void expect_close(const float* got, const float* want, int64_t V, const std::str
   *worst = std::max(*worst, d.rel_l2);
   EXPECT_LE(d.rel_l2, kMaxRelL2) << where;
   EXPECT_TRUE(d.top1_explained) << where << ": top-1 differs beyond the measured error (max |diff| " << d.max_abs << ")";
+}
+
+// Decodes ids[prompt..end) one token at a time on both engines after a shared prompt (capacity end + 10) and
+// checks every step's logits: relative L2 <= 1e-3 and the top-1 explained. Returns the worst relative L2.
+double decode_drift(Engine& tested, Engine& reference, const std::vector<int32_t>& ids, int prompt,
+                    const std::string& where) {
+  const int64_t V = tested.config().vocab_size, end = static_cast<int64_t>(ids.size());
+  tested.reset(end + 10);
+  reference.reset(end + 10);
+  tested.forward(std::span<const int32_t>(ids.data(), prompt));
+  reference.forward(std::span<const int32_t>(ids.data(), prompt));
+  double worst = 0;
+  for (int64_t t = prompt; t < end; ++t) {
+    const float* f = tested.forward(std::span<const int32_t>(&ids[t], 1));
+    std::vector<float> fv(f, f + V);
+    auto d = testing::compare_rows(fv.data(), reference.forward(std::span<const int32_t>(&ids[t], 1)), V);
+    worst = std::max(worst, d.rel_l2);
+    EXPECT_LE(d.rel_l2, 1e-3) << where << " position " << t;
+    EXPECT_TRUE(d.top1_explained) << where << " position " << t;
+  }
+  return worst;
 }
 
 TEST(CudaEngineNoGpu, OpeningWithoutADeviceIsAClearError) {
@@ -234,21 +257,8 @@ TEST(CudaEngine, DecodeLayoutsAgree) {
         eo.persistent_split_keys = v.split_keys;
         auto tested = open_cuda_engine(dir, eo);
         auto unfused = open_cuda_engine(dir, with(Decode::Unfused));
-        const int64_t V = tested->config().vocab_size;
         auto ids = test_prompt(prompt + 30, 7);
-        tested->reset(prompt + 40);
-        unfused->reset(prompt + 40);
-        tested->forward(std::span<const int32_t>(ids.data(), prompt));
-        unfused->forward(std::span<const int32_t>(ids.data(), prompt));
-        double worst = 0;
-        for (int t = prompt; t < prompt + 30; ++t) {
-          const float* f = tested->forward(std::span<const int32_t>(&ids[t], 1));
-          std::vector<float> fv(f, f + V);
-          auto d = testing::compare_rows(fv.data(), unfused->forward(std::span<const int32_t>(&ids[t], 1)), V);
-          worst = std::max(worst, d.rel_l2);
-          EXPECT_LE(d.rel_l2, 1e-3) << p.name << " " << v.name << " position " << t;
-          EXPECT_TRUE(d.top1_explained) << p.name << " " << v.name << " position " << t;
-        }
+        const double worst = decode_drift(*tested, *unfused, ids, prompt, std::string(p.name) + " " + v.name);
         std::printf("%s %s vs unfused decode after %d tokens: worst relative L2 %.2e\n", p.name, v.name, prompt,
                     worst);
         GenerateOptions o;
@@ -277,26 +287,58 @@ TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
     eo.persistent_split_keys = split_keys;
     auto tested = open_cuda_engine(dir.string(), eo);
     auto unfused = open_cuda_engine(dir.string(), with(Decode::Unfused));
-    const int64_t V = tested->config().vocab_size;
     auto ids = test_prompt(330, 9);
-    for (auto& id : ids) id %= static_cast<int32_t>(V);
-    tested->reset(340);
-    unfused->reset(340);
-    tested->forward(std::span<const int32_t>(ids.data(), 300));
-    unfused->forward(std::span<const int32_t>(ids.data(), 300));
-    double worst = 0;
-    for (int t = 300; t < 330; ++t) {
-      const float* f = tested->forward(std::span<const int32_t>(&ids[t], 1));
-      std::vector<float> fv(f, f + V);
-      auto d = testing::compare_rows(fv.data(), unfused->forward(std::span<const int32_t>(&ids[t], 1)), V);
-      worst = std::max(worst, d.rel_l2);
-      EXPECT_LE(d.rel_l2, 1e-3) << "split_keys " << split_keys << " position " << t;
-      EXPECT_TRUE(d.top1_explained) << "split_keys " << split_keys << " position " << t;
-    }
+    for (auto& id : ids) id %= static_cast<int32_t>(tested->config().vocab_size);
+    const double worst = decode_drift(*tested, *unfused, ids, 300, "split_keys " + std::to_string(split_keys));
     std::printf("Qwen3-0.6B layer shapes, persistent (split_keys %d) vs unfused: worst relative L2 %.2e\n",
                 split_keys, worst);
   }
   std::filesystem::remove_all(dir);
+}
+
+// GQA_CUDA_TRACE=FILE: after a device decode loop the file holds, per block and phase, the times of the last
+// step in order (start <= end), one row per block and slot; an unwritable path is a clear error.
+TEST(CudaEngine, PersistentTraceFileRecordsEveryPhase) {
+  GQA_REQUIRE_GPU();
+  const auto dir = testing::tiny_model_dir("tiny", 1);
+  const auto file = std::filesystem::temp_directory_path() / ("gqa-trace-" + std::to_string(::getpid()) + ".csv");
+  setenv("GQA_CUDA_TRACE", file.c_str(), 1);
+  auto gpu = open_cuda_engine(dir, with(Decode::Persistent));
+  unsetenv("GQA_CUDA_TRACE");
+  GenerateOptions o;
+  o.max_tokens = 8;
+  o.ignore_stop_tokens = true;
+  EXPECT_EQ(generate(*gpu, test_prompt(12, 8), o).stats.decode_path, "device");
+  std::ifstream in(file);
+  std::string line;
+  ASSERT_TRUE(std::getline(in, line)) << file;
+  EXPECT_EQ(line, "block,slot,start_ns,ready_ns,filled_ns,computed_ns,end_ns,data_wait_ns");
+  const int64_t slots = gpu->config().num_hidden_layers * 5 + 1;
+  int64_t rows = 0, ended = 0;
+  while (std::getline(in, line)) {
+    unsigned long long f[8] = {};
+    ASSERT_EQ(std::sscanf(line.c_str(), "%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu", &f[0], &f[1], &f[2], &f[3], &f[4],
+                          &f[5], &f[6], &f[7]), 8) << line;
+    EXPECT_EQ(f[1], static_cast<unsigned long long>(rows % slots)) << line;
+    EXPECT_GT(f[2], 0u) << line;  // every block passes every phase (and writes its marks)
+    EXPECT_GE(f[6], f[2]) << line;
+    ended += f[6] > 0;
+    ++rows;
+  }
+  EXPECT_GT(rows, 0);
+  EXPECT_EQ(rows % slots, 0);
+  EXPECT_EQ(ended, rows);
+  std::filesystem::remove(file);
+
+  setenv("GQA_CUDA_TRACE", "/nonexistent-dir/trace.csv", 1);
+  auto bad = open_cuda_engine(dir, with(Decode::Persistent));
+  unsetenv("GQA_CUDA_TRACE");
+  try {
+    generate(*bad, test_prompt(12, 8), o);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("GQA_CUDA_TRACE"), std::string::npos) << e.what();
+  }
 }
 
 TEST(CudaEngine, StopTokensEndGenerationAndPositionFollows) {
@@ -337,6 +379,12 @@ TEST(CudaEngine, MisuseIsAClearError) {
   setenv("GQA_CUDA_DECODE", "sideways", 1);
   EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1)), Error);
   unsetenv("GQA_CUDA_DECODE");
+  CudaEngineOptions no_keys;
+  no_keys.persistent_split_keys = 0;
+  EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1), no_keys), Error);
+  setenv("GQA_CUDA_PERSISTENT_SPLIT_KEYS", "lots", 1);
+  EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1)), Error);
+  unsetenv("GQA_CUDA_PERSISTENT_SPLIT_KEYS");
 }
 
 }  // namespace
