@@ -106,8 +106,8 @@ class CudaEngine final : public Engine {
   int* dpos_ = nullptr;
   unsigned* counters_ = nullptr;  // decode attention: splits finished per KV head
   unsigned* layer_sync_ = nullptr;  // fused decode: grid barrier and per-head counters
-  unsigned* pers_sync_ = nullptr;   // persistent decode: step number, phase and head counters
-  float* pers_part_ = nullptr;      // persistent decode: attention split partials
+  unsigned* pers_sync_ = nullptr;         // persistent decode: step number, exit count
+  unsigned long long* pers_ll_ = nullptr;  // persistent decode: activations as {value, tag} words
   // Profiling of the persistent step (GQA_CUDA_TRACE=FILE): per block and phase, written to FILE as CSV
   // after each decode_on_device (the last step's times).
   std::string trace_file_;
@@ -269,12 +269,11 @@ void CudaEngine::reset(int64_t capacity) {
                o_cnt = take(static_cast<size_t>(cfg_.num_key_value_heads) * 4),
                o_sync = take(cuda::decode_layer_sync_words(static_cast<int>(nh), static_cast<int>(cfg_.num_key_value_heads)) * 4),
                o_ss = take(cuda::sample_scratch_bytes(static_cast<int>(cfg_.vocab_size)));
-  const size_t pers_words = cuda::persistent_decode_sync_words(static_cast<int>(L), static_cast<int>(nh),
-                                                               static_cast<int>(cfg_.num_key_value_heads));
-  const size_t o_psync = take(pers_words * 4),
-               o_ppart = take(cuda::persistent_decode_part_floats(ex_.sms, static_cast<int>(nh),
-                                                                  static_cast<int>(cfg_.num_key_value_heads),
-                                                                  static_cast<int>(cfg_.head_dim)) * 4);
+  const size_t pers_words = cuda::persistent_decode_sync_words();
+  const size_t pers_ll = cuda::persistent_decode_ll_words(
+      static_cast<int>(H), static_cast<int>(I), static_cast<int>(nh), static_cast<int>(cfg_.num_key_value_heads),
+      static_cast<int>(cfg_.head_dim), ex_.sms);
+  const size_t o_psync = take(pers_words * 4), o_pll = take(pers_ll * 8);
   act_ = cuda::DeviceBuffer(off);
   char* base = static_cast<char*>(act_.get());
   x_ = reinterpret_cast<float*>(base + o_x);
@@ -296,7 +295,8 @@ void CudaEngine::reset(int64_t capacity) {
   sample_scratch_ = base + o_ss;
   pers_sync_ = reinterpret_cast<unsigned*>(base + o_psync);
   GQA_CUDA_CHECK(cudaMemsetAsync(pers_sync_, 0, pers_words * 4, stream_.get()));
-  pers_part_ = reinterpret_cast<float*>(base + o_ppart);
+  pers_ll_ = reinterpret_cast<unsigned long long*>(base + o_pll);  // tags of 0 match no step
+  GQA_CUDA_CHECK(cudaMemsetAsync(pers_ll_, 0, pers_ll * 8, stream_.get()));
 
   state_ = cuda::DeviceBuffer(256);  // token, position, generator state
   token_ = state_.as<int32_t>();
@@ -512,7 +512,7 @@ cuda::PersistentDecodeArgs CudaEngine::persistent_args() const {
   a.layer = layer_table_.as<cuda::PersistentLayer>(), a.embed = w_.embed, a.final_norm = w_.final_norm;
   a.lm_head = w_.lm_head, a.inv_freq = inv_freq_.as<float>(), a.token = token_, a.pos = dpos_;
   a.k_cache = k_cache_, a.v_cache = v_cache_, a.capacity = static_cast<int>(capacity_);
-  a.x = x_, a.qkv = qkv_, a.q = q_, a.att = att_, a.gu = gu_, a.part = pers_part_, a.logits = logits_.as<float>();
+  a.ll = pers_ll_, a.logits = logits_.as<float>();
   a.sync = pers_sync_, a.split_keys = opts_.persistent_split_keys;
   a.trace = trace_.as<unsigned long long>();
   return a;

@@ -1,28 +1,34 @@
-// The persistent decode step (v6 of docs/engine-cuda.md): one launch per token, one block per SM.
+// The persistent decode step (v6/v7 of docs/engine-cuda.md): one launch per token, one block per SM.
 //
 // Why: the per-layer kernels spend most of a layer on fixed costs (chained launches ~2.7 us, grid barriers
 // 1.3-2 us, weight loads stalled behind them), not on bytes. Weights depend on no activation, so here each
 // block streams every weight tile (and every KV tile of its attention split) it will use during the whole
 // step into a ring of shared-memory stages with bulk copies (TMA, mbarrier completion), issued by a producer
 // warp as fast as the ring frees up. The eight compute warps walk the same sequence of tiles; at the start of
-// each phase they wait for the phase it depends on through a counter in global memory, build the phase's input
-// vector in shared memory (then registers) and consume tiles that are usually already there.
+// each phase they read the phase's input vector as other blocks produce it and consume tiles that are
+// usually already there.
 //
 // Step, per layer l (a block only takes part in the phases where it owns tiles or an attention split):
-//   QKV  qkv = wqkv . rmsnorm(x)     waits DN(l-1) (layer 0: x = embed[token]); v rows go to the cache; the
-//        block completing a q/k head's rows normalises it, applies RoPE and stores q / the cached k
-//   ATT  split-KV attention of one KV head's query group over the cache; the last split merges
-//        waits QKV(l) (every head done)
-//   O    x += wo . att                waits ATT(l)
-//   GU   gu = wgu . rmsnorm(x)        waits O(l)
-//   DN   x += wdown . silu(g) * up    waits GU(l)
-// then LM: logits = lm_head . rmsnorm(x), waits DN(L-1). The last block to leave advances the position and
-// the step number.
+//   QKV  qkv = wqkv . rmsnorm(x)             reads XD(l-1) (layer 0: x = embed[token])
+//   ATT  split-KV attention of one KV head's query group over the cache: the block normalises and rotates
+//        its q heads itself (and, in the split holding the new key, k, writing k and v to the cache); the
+//        last split merges the others' partials
+//   O    xo = x + wo . att
+//   GU   h = silu(wg . rmsnorm(xo)) * (wu . rmsnorm(xo))   (a tile holds matching gate and up rows)
+//   DN   xd = xo + wdown . h
+// then LM: logits = lm_head . rmsnorm(xd), reading XD(L-1). The last block to leave advances the position
+// and the step number.
 //
-// Counters are monotonic: phase P of layer l is complete in step e (1, 2, ...) when its counter reaches
-// e x (its units per step); unsigned wrap-around is handled by comparing differences. Every block is
-// resident at once (one block per SM, checked with the occupancy API), which the waits require.
-// Results are deterministic: every output element is computed by one warp in a fixed order.
+// Blocks hand activations to each other without counters or fences (v7): every element is written as one
+// 8-byte word {float value, tag}, the tag naming (step, layer, phase); a reader polls the words it needs
+// until all carry the tag it expects. An 8-byte store is single-copy atomic, so a matching tag means the
+// value beside it is the new one. (v6 counted finished tiles per phase: a barrier and a release after the
+// writes, an atomic, a polling thread and a barrier on the reading side, ~3 us per phase on the H200.)
+// Tags are unique per step (the step number is kept in memory across launches and the buffers are zeroed
+// with it), so no buffer needs clearing between steps; a buffer is rewritten for layer l+1 only after every
+// reader of layer l has read it, since each phase of l+1 depends, through the chain, on all of layer l.
+// Every block is resident at once (one block per SM, checked with the occupancy API), which the polling
+// requires. Results are deterministic: every output element is computed by one warp in a fixed order.
 #include <algorithm>
 
 #include "engine/cuda/launch.cuh"
@@ -38,11 +44,28 @@ constexpr int kMaxInput = 3072;         // longest input vector (shared memory)
 constexpr int kStageBytes = 32 * 1024;  // one ring stage: one weight tile or one KV tile
 constexpr int kMaxStages = 5;
 constexpr int kMaxSplits = 16;          // attention splits per KV head
-constexpr int kMaxListedHeads = 64;     // q/k/v heads one block may complete in its QKV phase
 enum Phase { kQkv = 0, kAtt, kO, kGu, kDn, kPhases };
 constexpr int kTraceFields = 6;
 static_assert(kPhases == kPersistentPhases);
-constexpr int kSyncStep = 0, kSyncExit = 1, kSyncHeads = 2;  // then heads, splits, per-layer counters
+constexpr int kSyncStep = 0, kSyncExit = 1, kSyncWords = 2;
+
+// Where each activation lives in PersistentDecodeArgs::ll (8-byte {value, tag} words); host and device.
+struct LLLayout {
+  size_t xo, xd, qkv, att, h, part, total;
+};
+__host__ __device__ __forceinline__ LLLayout ll_layout(int hidden, int inter, int n_heads, int n_kv, int head_dim,
+                                                       int max_splits) {
+  const size_t qd = static_cast<size_t>(n_heads) * head_dim, kvd = static_cast<size_t>(n_kv) * head_dim;
+  LLLayout o{};
+  o.xo = 0;
+  o.xd = o.xo + hidden;
+  o.qkv = o.xd + hidden;
+  o.att = o.qkv + qd + 2 * kvd;
+  o.h = o.att + qd;
+  o.part = o.h + inter;  // [n_kv][splits][group][head_dim + 2]: a split's o, m, l per query head
+  o.total = o.part + static_cast<size_t>(max_splits) * n_heads * (head_dim + 2);
+  return o;
+}
 
 // ---- PTX: shared-memory addresses, mbarriers, bulk copies.
 __device__ __forceinline__ unsigned smem_u32(const void* p) {
@@ -90,6 +113,9 @@ __device__ __forceinline__ float consumer_sum(float v, float* red) {
 struct Mat {
   const bf16* w;
   int n, k, rows;  // rows per tile
+  // Pairs (gate/up): "row" i stands for rows i and n + i of w; a tile holds its rows' first halves, then
+  // their second halves, so the tile's consumer can combine the two (silu(gate) * up) at once.
+  bool pairs;
 };
 // A block's tiles of a matrix: block, block + G, block + 2G, ... so that at any moment all blocks read
 // neighbouring tiles (one window of the matrix, as a grid of GEMV blocks does). Each block reading its own
@@ -104,7 +130,7 @@ __device__ __forceinline__ Tiles block_tiles(const Mat& m) {
 }
 
 struct Plan {  // launch constants, computed on the host
-  int rows_qkv, rows_o, rows_gu, rows_dn, rows_lm;
+  int rows_qkv, rows_o, rows_gu, rows_dn, rows_lm;  // rows (gate/up: row pairs) per tile
   int stages, keys_per_tile, max_splits;
 };
 
@@ -158,14 +184,14 @@ __device__ __forceinline__ void copy_tile(char* dst, const char* s0, unsigned b0
 // The matrix a load phase streams, the one place matrices and their tiling are described (built per phase,
 // not selected from a struct of all four by a runtime value: that put the loader state in local memory).
 __device__ __forceinline__ Mat load_mat(const PersistentDecodeArgs& a, const Plan& p, int phase, int l) {
-  if (phase == kLoadLm) return Mat{a.lm_head, a.vocab, a.hidden, p.rows_lm};
+  if (phase == kLoadLm) return Mat{a.lm_head, a.vocab, a.hidden, p.rows_lm, false};
   const PersistentLayer* w = a.layer + l;
   const int qd = a.n_heads * a.head_dim, kvd = a.n_kv * a.head_dim;
   switch (phase) {
-    case kLoadQkv: return Mat{w->wqkv, qd + 2 * kvd, a.hidden, p.rows_qkv};
-    case kLoadO: return Mat{w->wo, a.hidden, qd, p.rows_o};
-    case kLoadGu: return Mat{w->wgu, 2 * a.inter, a.hidden, p.rows_gu};
-    default: return Mat{w->wdown, a.hidden, a.inter, p.rows_dn};
+    case kLoadQkv: return Mat{w->wqkv, qd + 2 * kvd, a.hidden, p.rows_qkv, false};
+    case kLoadO: return Mat{w->wo, a.hidden, qd, p.rows_o, false};
+    case kLoadGu: return Mat{w->wgu, a.inter, a.hidden, p.rows_gu, true};
+    default: return Mat{w->wdown, a.hidden, a.inter, p.rows_dn, false};
   }
 }
 
@@ -210,8 +236,9 @@ __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& 
       const Mat m = load_mat(a, p, ld.phase, ld.l);
       const int row0 = ld.t * m.rows, nr = min(m.rows, m.n - row0);
       const unsigned bytes = static_cast<unsigned>(nr) * m.k * 2;
-      copy_tile(dst, reinterpret_cast<const char*>(m.w + static_cast<size_t>(row0) * m.k), bytes, nullptr, 0,
-                 &ring.full[s]);
+      const char* src = reinterpret_cast<const char*>(m.w + static_cast<size_t>(row0) * m.k);
+      copy_tile(dst, src, bytes, m.pairs ? src + static_cast<size_t>(m.n) * m.k * 2 : nullptr, m.pairs ? bytes : 0,
+                &ring.full[s]);
     }
     ld.t += ld.dt, ++ld.issued;
   }
@@ -244,12 +271,13 @@ struct Ctx {
   unsigned step;    // this step's number (1, 2, ...)
   int pos, token;
   float* xs;        // the phase's input vector (and the attention merge scratch)
+  float* res;       // [kMaxInput] the residual rows of the phase (o, down); attention's q and new k/v
   float* red;       // [kConsumerWarps] reduction scratch
-  int* list;        // finishing heads
-  int* flag;
   int warp, lane;
   int trace_slot;   // profiling: the phase being run (PersistentDecodeArgs::trace)
   unsigned long long data_wait_ns;  // profiling: thread 0's time waiting for stages' data in this phase
+  // The activations, as {value, tag} words (ll_layout).
+  unsigned long long *xo, *xd, *qkv, *att, *h, *part;
 };
 
 __device__ __forceinline__ unsigned long long globaltimer() {
@@ -258,7 +286,8 @@ __device__ __forceinline__ unsigned long long globaltimer() {
   return t;
 }
 
-// Trace fields of a phase: start, dependency met, input vector built, tiles consumed, end, data wait (ns).
+// Trace fields of a phase: start, input read (every word it polled carried its tag), input vector built,
+// tiles consumed, end, data wait (ns).
 enum Mark { kMarkStart = 0, kMarkReady, kMarkFilled, kMarkComputed, kMarkEnd };
 __device__ __forceinline__ void mark(Ctx& c, int k) {
   if (c.a.trace && threadIdx.x == 0) {
@@ -273,29 +302,53 @@ __device__ __forceinline__ void begin_phase(Ctx& c, int slot) {
   mark(c, kMarkStart);
 }
 
-
-__device__ __forceinline__ unsigned* counter(const Ctx& c, int l, Phase ph) {
-  const PersistentDecodeArgs& a = c.a;
-  return a.sync + kSyncHeads + (a.n_heads + 2 * a.n_kv) + a.n_kv + l * kPhases + ph;
+// ---- Activations between blocks: {float value, tag} in one 8-byte word (the file's header explains why).
+using Word = unsigned long long;
+// The tag of phase ph of layer l in this step; never 0 (what the zeroed buffers hold) within 2^32 / (5 L) steps.
+__device__ __forceinline__ unsigned tag_of(const Ctx& c, int l, Phase ph) {
+  return (c.step * static_cast<unsigned>(c.a.layers) + static_cast<unsigned>(l)) * kPhases + ph + 1;
 }
+__device__ __forceinline__ unsigned tag_word(Word w) { return static_cast<unsigned>(w >> 32); }
+__device__ __forceinline__ float value_word(Word w) { return __uint_as_float(static_cast<unsigned>(w)); }
+__device__ __forceinline__ void ll_store(Word* dst, float v, unsigned tag) {
+  const Word w = (static_cast<Word>(tag) << 32) | __float_as_uint(v);
+  asm volatile("st.relaxed.gpu.global.b64 [%0], %1;" ::"l"(dst), "l"(w) : "memory");
+}
+__device__ __forceinline__ Word ll_load(const Word* p) {
+  Word w;
+  asm volatile("ld.relaxed.gpu.global.b64 %0, [%1];" : "=l"(w) : "l"(p) : "memory");
+  return w;
+}
+// Two words (16-byte aligned); each is single-copy atomic on its own.
+__device__ __forceinline__ void ll_load2(const Word* p, Word& w0, Word& w1) {
+  asm volatile("ld.relaxed.gpu.global.v2.b64 {%0, %1}, [%2];" : "=l"(w0), "=l"(w1) : "l"(p) : "memory");
+}
+// A short pause between polls, so that blocks waiting for a vector leave L2 to the weight streams.
+__device__ __forceinline__ void poll_pause() { __nanosleep(32); }
 
-// Waits until `cnt` has reached step x units (thread 0 polls; the others wait at the barrier).
-__device__ __forceinline__ void wait_for(Ctx& c, const unsigned* cnt, unsigned units) {
-  if (threadIdx.x == 0) {
-    const unsigned target = c.step * units;
-    while (static_cast<int>(ld_acquire(cnt) - target) < 0) {
-    }
-    mark(c, kMarkReady);
+// N words, addr(i) for i < N (null: not wanted), all loaded at once, then polled until each carries tag.
+template <int N, class Addr>
+__device__ __forceinline__ void ll_gather(unsigned tag, float (&out)[N], Addr&& addr) {
+  Word w[N];
+#pragma unroll
+  for (int i = 0; i < N; ++i) w[i] = addr(i) ? ll_load(addr(i)) : static_cast<Word>(tag) << 32;
+  for (;;) {
+    bool ok = true;
+#pragma unroll
+    for (int i = 0; i < N; ++i) ok = ok && tag_word(w[i]) == tag;
+    if (ok) break;
+    poll_pause();
+#pragma unroll
+    for (int i = 0; i < N; ++i)
+      if (tag_word(w[i]) != tag) w[i] = ll_load(addr(i));
   }
-  consumer_sync();
+#pragma unroll
+  for (int i = 0; i < N; ++i) out[i] = value_word(w[i]);
 }
-
-// Every thread's writes of the phase are visible before `cnt` grows by `units`: the barrier orders them
-// before thread 0's release, which is cumulative (the grid-barrier pattern, without a full fence).
-__device__ __forceinline__ void signal(const unsigned* cnt, unsigned units) {
-  consumer_sync();
-  if (threadIdx.x == 0 && units)
-    asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(cnt), "r"(units) : "memory");
+__device__ __forceinline__ float ll_get(const Word* p, unsigned tag) {
+  float v[1];
+  ll_gather<1>(tag, v, [&](int) { return p; });
+  return v[0];
 }
 
 // A vector of up to kMaxInput floats spread over the compute threads, 4 consecutive elements per float4:
@@ -306,11 +359,33 @@ struct Vec {
 };
 __device__ __forceinline__ int vec_index(int j) { return (static_cast<int>(threadIdx.x) + j * kConsumers) * 4; }
 
-// src[0..n) written by other blocks during this launch: read from L2 (L1 is not coherent).
-__device__ __forceinline__ void load_vec(const float* src, int n, Vec& r) {
+// src[0..n) as other blocks write it in this step with `tag` (n a multiple of 4).
+__device__ __forceinline__ void ll_read(const Word* src, int n, unsigned tag, Vec& r) {
+  Word w[kVec][4];
+  auto load = [&](int j) {
+    ll_load2(src + vec_index(j), w[j][0], w[j][1]);
+    ll_load2(src + vec_index(j) + 2, w[j][2], w[j][3]);
+  };
+  auto ready = [&](int j) {
+    return vec_index(j) >= n || (tag_word(w[j][0]) == tag && tag_word(w[j][1]) == tag &&
+                                 tag_word(w[j][2]) == tag && tag_word(w[j][3]) == tag);
+  };
 #pragma unroll
   for (int j = 0; j < kVec; ++j)
-    if (vec_index(j) < n) r.v[j] = __ldcg(reinterpret_cast<const float4*>(src + vec_index(j)));
+    if (vec_index(j) < n) load(j);
+  for (;;) {
+    bool ok = true;
+#pragma unroll
+    for (int j = 0; j < kVec; ++j) ok = ok && ready(j);
+    if (ok) break;
+    poll_pause();
+#pragma unroll
+    for (int j = 0; j < kVec; ++j)
+      if (!ready(j)) load(j);
+  }
+#pragma unroll
+  for (int j = 0; j < kVec; ++j)
+    r.v[j] = make_float4(value_word(w[j][0]), value_word(w[j][1]), value_word(w[j][2]), value_word(w[j][3]));
 }
 // Read-only bf16 data (norm weights, an embedding row), kept as bf16 (half the registers of floats).
 struct BVec {
@@ -346,6 +421,17 @@ __device__ __forceinline__ void store_rmsnorm(const Ctx& c, int n, const Vec& x,
   store_vec(c, n, y);
 }
 
+// The block's rows of m (slot i: tile i / rows, row i % rows of it), read into c.res before its tiles: the
+// residual stream the phase adds to. Written long before (a phase or more), so one L2 round trip, which the
+// wait for the phase's input hides. emb: layer 0's residual is the token's embedding row.
+__device__ __forceinline__ void fill_residual(Ctx& c, const Mat& m, const Tiles& r, const Word* src, unsigned tag,
+                                              const bf16* emb) {
+  for (int i = threadIdx.x; i < r.count() * m.rows; i += kConsumers) {
+    const int row = (r.first + i / m.rows * r.step) * m.rows + i % m.rows;
+    if (row < m.n) c.res[i] = emb ? __bfloat162float(emb[row]) : ll_get(src + row, tag);
+  }
+}
+
 using XRegs = float[kRegChunks][8];
 
 __device__ __forceinline__ void load_xregs(const Ctx& c, int k, XRegs& xr) {
@@ -378,18 +464,22 @@ __device__ __forceinline__ void release_stage(Ctx& c) {
   ++c.it;
 }
 
-// The block's tiles of m against the input vector in c.xs; finish(row, value) once per row (lane 0). A warp
-// owns rows warp, warp + 8, ... of a tile; 16-byte weight chunks are strided over its lanes. Vectors of up to
-// 512 elements are first copied into registers; longer ones are read from shared memory, two rows at a time.
+// The block's tiles of m against the input vector in c.xs. A warp owns rows warp, warp + 8, ... of a tile;
+// 16-byte weight chunks are strided over its lanes; two rows at once (overlapping reductions): rows ra and
+// ra + 8, or for pairs the two halves of row ra. Lane 0 finishes each row: finish(row, slot, value), or
+// finish(row, slot, first, second) for pairs, slot being the row's place among the block's rows (c.res).
 template <class Dot, class Finish>
 __device__ __forceinline__ void gemv_tiles_with(Ctx& c, const Mat& m, const Tiles& r, Dot&& dot, Finish&& finish) {
+  int slot0 = 0;
 #pragma unroll 1
-  for (int t = r.first; t < r.end; t += r.step) {
+  for (int t = r.first; t < r.end; t += r.step, slot0 += m.rows) {
     const bf16* tile = reinterpret_cast<const bf16*>(acquire_stage(c));
     const int row0 = t * m.rows, nr = min(m.rows, m.n - row0);
+    const int stride = m.pairs ? kConsumerWarps : 2 * kConsumerWarps;
 #pragma unroll 1
-    for (int ra = c.warp; ra < nr; ra += 2 * kConsumerWarps) {  // two rows at once: overlapping reductions
-      const int rb = ra + kConsumerWarps < nr ? ra + kConsumerWarps : ra;  // a second row, or ra (dropped)
+    for (int ra = c.warp; ra < nr; ra += stride) {
+      // the second row: the pair's other half, or ra + 8 if there is one (else ra again, dropped)
+      const int rb = m.pairs ? nr + ra : ra + kConsumerWarps < nr ? ra + kConsumerWarps : ra;
       float acc_a = 0.f, acc_b = 0.f;
       dot(tile + static_cast<size_t>(ra) * m.k, tile + static_cast<size_t>(rb) * m.k, acc_a, acc_b);
 #pragma unroll
@@ -397,17 +487,15 @@ __device__ __forceinline__ void gemv_tiles_with(Ctx& c, const Mat& m, const Tile
         acc_a += __shfl_xor_sync(0xffffffffu, acc_a, o);
         acc_b += __shfl_xor_sync(0xffffffffu, acc_b, o);
       }
-      if (c.lane == 0) {
-        finish(row0 + ra, acc_a);
-        if (rb != ra) finish(row0 + rb, acc_b);
-      }
+      if (c.lane == 0) finish(row0 + ra, slot0 + ra, rb, acc_a, acc_b);
     }
     release_stage(c);
   }
 }
 
+// finish(row, slot, rb, value_a, value_b): see gemv_tiles_with (rb is the tile-local second row).
 template <class Finish>
-__device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r, Finish&& finish) {
+__device__ __forceinline__ void gemv_tiles_raw(Ctx& c, const Mat& m, const Tiles& r, Finish&& finish) {
   const int chunks = m.k / 8;
   if (chunks <= 32 * kRegChunks) {
     XRegs xr;
@@ -438,27 +526,14 @@ __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r,
       },
       finish);
 }
-
-// One q or k head (one warp): RMSNorm + RoPE of its rows in a.qkv, to a.q or the layer's k cache.
-template <int D>
-__device__ __forceinline__ void finish_head(const Ctx& c, int l, int head) {
-  const PersistentDecodeArgs& a = c.a;
-  if (head >= a.n_heads + a.n_kv) return;  // a v head: its rows went straight into the cache
-  constexpr int E = D / 32;
-  const PersistentLayer& w = a.layer[l];
-  float v[E];
-#pragma unroll
-  for (int e = 0; e < E; ++e) v[e] = __ldcg(a.qkv + static_cast<size_t>(head) * D + c.lane + 32 * e);
-  const bool is_q = head < a.n_heads;
-  norm_rope_warp(v, is_q ? w.q_norm : w.k_norm, a.inv_freq, c.pos, a.eps, c.lane);
-  if (is_q) {
-#pragma unroll
-    for (int e = 0; e < E; ++e) a.q[static_cast<size_t>(head) * D + c.lane + 32 * e] = v[e];
-  } else {
-    bf16* dst = a.k_cache + ((static_cast<size_t>(l) * a.n_kv + (head - a.n_heads)) * a.capacity + c.pos) * D;
-#pragma unroll
-    for (int e = 0; e < E; ++e) dst[c.lane + 32 * e] = __float2bfloat16(v[e]);
-  }
+// Rows one by one: finish(row, slot, value).
+template <class Finish>
+__device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r, Finish&& finish) {
+  gemv_tiles_raw(c, m, r, [&](int row, int slot, int rb, float va, float vb) {
+    finish(row, slot, va);
+    const int ra = row % m.rows;
+    if (rb != ra) finish(row + rb - ra, slot + rb - ra, vb);
+  });
 }
 
 template <int D>
@@ -466,7 +541,7 @@ __device__ __forceinline__ void phase_qkv(Ctx& c, int l, const Mat& m) {
   const PersistentDecodeArgs& a = c.a;
   const Tiles r = block_tiles(m);
   if (r.count() == 0) return;
-  const int H = a.hidden, qd = a.n_heads * D, kvd = a.n_kv * D;
+  const int H = a.hidden;
   BVec w;
   Vec x;
   load_vec(a.layer[l].attn_norm, H, w);  // before the wait: it depends on nothing
@@ -476,43 +551,14 @@ __device__ __forceinline__ void phase_qkv(Ctx& c, int l, const Mat& m) {
 #pragma unroll
     for (int j = 0; j < kVec; ++j) x.v[j] = to_float4(e.v[j]);
   } else {
-    wait_for(c, counter(c, l - 1, kDn), static_cast<unsigned>(tiles_of(layer_mats(a, c.p, l - 1).dn)));
-    load_vec(a.x, H, x);
+    ll_read(c.xd, H, tag_of(c, l - 1, kDn), x);
   }
+  mark(c, kMarkReady);
   store_rmsnorm(c, H, x, w);
   mark(c, kMarkFilled);
-  bf16* vc = a.v_cache + static_cast<size_t>(l) * a.n_kv * a.capacity * D;
-  gemv_tiles(c, m, r, [&](int row, float s) {
-    if (row < qd + kvd) {
-      a.qkv[row] = s;
-    } else {
-      const int kvh = (row - qd - kvd) / D, d = (row - qd - kvd) % D;
-      vc[(static_cast<size_t>(kvh) * a.capacity + c.pos) * D + d] = __float2bfloat16(s);
-    }
-  });
+  const unsigned tag = tag_of(c, l, kQkv);
+  gemv_tiles(c, m, r, [&](int row, int, float s) { ll_store(c.qkv + row, s, tag); });
   mark(c, kMarkComputed);
-  // Count this block's rows per head (one thread per tile; the barrier, then the counting thread's fence,
-  // order every warp's stores before its count); the block completing a head finishes it and re-arms it.
-  if (threadIdx.x == 0) *c.flag = 0;
-  consumer_sync();
-  for (int i = threadIdx.x; i < r.count(); i += kConsumers) {
-    const int t = r.first + i * r.step, row_lo = t * m.rows, row_hi = min(row_lo + m.rows, m.n);
-    __threadfence();
-    for (int h = row_lo / D; h * D < row_hi; ++h) {
-      const int rows = min(row_hi, (h + 1) * D) - max(row_lo, h * D);
-      unsigned* cnt = a.sync + kSyncHeads + h;
-      if (atomicAdd(cnt, static_cast<unsigned>(rows)) + rows == static_cast<unsigned>(D)) {
-        atomicExch(cnt, 0u);
-        c.list[atomicAdd(c.flag, 1)] = h;
-      }
-    }
-  }
-  consumer_sync();
-  const int n_fin = *c.flag;
-  if (n_fin == 0) return;
-  __threadfence();
-  for (int i = c.warp; i < n_fin; i += kConsumerWarps) finish_head<D>(c, l, c.list[i]);
-  signal(counter(c, l, kQkv), static_cast<unsigned>(n_fin));
 }
 
 // Online softmax state of one group of D/8 lanes (8 dims each) for the G query heads of a KV head.
@@ -566,6 +612,40 @@ __device__ __forceinline__ void attend_keys(AttState<G>& st, const float (&q)[G]
 // (m, l) weights of merging a state with max ma into a total with max M; empty states (m = -inf) weigh 0.
 __device__ __forceinline__ float merge_weight(float ma, float M) { return ma == -INFINITY ? 0.f : exp2f(ma - M); }
 
+// The inputs of an attention split, from this step's qkv rows: its G query heads normalised and rotated
+// (c.res[g * D + d]); in the split holding the new key also that key (normalised, rotated) and its value,
+// which it writes to the cache and keeps as bf16 after the queries (what the cache holds).
+template <int D, int G>
+__device__ __forceinline__ void attention_inputs(Ctx& c, int l, const Split& sp) {
+  const PersistentDecodeArgs& a = c.a;
+  constexpr int E = D / 32;
+  const int qd = a.n_heads * D, kvd = a.n_kv * D;
+  const unsigned tag = tag_of(c, l, kQkv);
+  bf16* kv_new = reinterpret_cast<bf16*>(c.res + G * D);
+  const PersistentLayer& w = a.layer[l];
+  for (int h = c.warp; h < G + (sp.new_key ? 2 : 0); h += kConsumerWarps) {
+    const int src = h < G ? (sp.kvh * G + h) * D : h == G ? qd + sp.kvh * D : qd + kvd + sp.kvh * D;
+    float v[E];
+    ll_gather<E>(tag, v, [&](int e) { return c.qkv + src + c.lane + 32 * e; });
+    if (h < G) {
+      norm_rope_warp(v, w.q_norm, a.inv_freq, c.pos, a.eps, c.lane);
+#pragma unroll
+      for (int e = 0; e < E; ++e) c.res[h * D + c.lane + 32 * e] = v[e];
+      continue;
+    }
+    if (h == G) norm_rope_warp(v, w.k_norm, a.inv_freq, c.pos, a.eps, c.lane);
+    bf16* cache = (h == G ? a.k_cache : a.v_cache) +
+                  ((static_cast<size_t>(l) * a.n_kv + sp.kvh) * a.capacity + c.pos) * D;
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+      const bf16 b = __float2bfloat16(v[e]);
+      cache[c.lane + 32 * e] = b;
+      kv_new[(h - G) * D + c.lane + 32 * e] = b;
+    }
+  }
+  consumer_sync();
+}
+
 template <int D, int G>
 __device__ __forceinline__ void phase_att(Ctx& c, int l) {
   const PersistentDecodeArgs& a = c.a;
@@ -574,15 +654,16 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
   const int S = sp.n_splits;
   constexpr int kLanesPerKey = D / 8, kKeysPerWarp = 32 / kLanesPerKey;
   const int sub = c.lane % kLanesPerKey, slot = c.lane / kLanesPerKey;
-  wait_for(c, counter(c, l, kQkv), static_cast<unsigned>(a.n_heads + 2 * a.n_kv));
+  attention_inputs<D, G>(c, l, sp);
+  mark(c, kMarkReady);
   const float scale = rsqrtf(static_cast<float>(D)) * 1.4426950408889634f;  // scores in the log2 domain
   float q[G][8];
   AttState<G> st;
 #pragma unroll
   for (int g = 0; g < G; ++g) {
     st.m[g] = -INFINITY, st.l[g] = 0.f;
-    const float4* qv = reinterpret_cast<const float4*>(a.q + (static_cast<size_t>(sp.kvh) * G + g) * D + sub * 8);
-    const float4 q0 = __ldcg(qv), q1 = __ldcg(qv + 1);
+    const float4 q0 = *reinterpret_cast<const float4*>(c.res + g * D + sub * 8);
+    const float4 q1 = *reinterpret_cast<const float4*>(c.res + g * D + sub * 8 + 4);
     q[g][0] = q0.x * scale, q[g][1] = q0.y * scale, q[g][2] = q0.z * scale, q[g][3] = q0.w * scale;
     q[g][4] = q1.x * scale, q[g][5] = q1.y * scale, q[g][6] = q1.z * scale, q[g][7] = q1.w * scale;
 #pragma unroll
@@ -611,12 +692,12 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
     }
     release_stage(c);
   }
-  if (sp.new_key && c.warp == 0) {  // the new key, written by this step's QKV phase
-    const size_t row = ((static_cast<size_t>(l) * a.n_kv + sp.kvh) * a.capacity + c.pos) * D + sub * 8;
+  if (sp.new_key && c.warp == 0) {  // the new key, from attention_inputs
+    const bf16* kv_new = reinterpret_cast<const bf16*>(c.res + G * D);
     uint4 kk{}, vv{};
     if (slot == 0) {
-      kk = __ldcg(reinterpret_cast<const uint4*>(a.k_cache + row));
-      vv = __ldcg(reinterpret_cast<const uint4*>(a.v_cache + row));
+      kk = *reinterpret_cast<const uint4*>(kv_new + sub * 8);
+      vv = *reinterpret_cast<const uint4*>(kv_new + D + sub * 8);
     }
     const uint4 k1[1] = {kk}, v1[1] = {vv};
     const bool ok[1] = {slot == 0};
@@ -652,8 +733,10 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
     }
   }
   consumer_sync();
-  float* part = a.part + (static_cast<size_t>(sp.kvh) * S + sp.s) * G * W;  // [kv][split][g][W]
-  float* att = a.att + static_cast<size_t>(sp.kvh) * G * D;
+  // The block's result per (query head, dim). With several splits, the last one (which also attends the new
+  // key) merges the others' partials into its own, in split order; the others publish theirs.
+  const unsigned tag = tag_of(c, l, kAtt);
+  Word* part = c.part + static_cast<size_t>(sp.kvh) * S * G * W;  // [split][g][W] of this KV head
   for (int i = threadIdx.x; i < G * D; i += kConsumers) {
     const int g = i / D, d = i % D;
     float M = -INFINITY;
@@ -665,41 +748,25 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
       L += src[D + 1] * wt;
       O += src[d] * wt;
     }
+    Word* out = c.att + static_cast<size_t>(sp.kvh) * G * D + i;
     if (S == 1) {
-      att[i] = O / L;
+      ll_store(out, O / L, tag);
+    } else if (sp.s < S - 1) {
+      Word* mine = part + (static_cast<size_t>(sp.s) * G + g) * W;
+      ll_store(mine + d, O, tag);
+      if (d == 0) ll_store(mine + D, M, tag), ll_store(mine + D + 1, L, tag);
     } else {
-      part[g * W + d] = O;
-      if (d == 0) part[g * W + D] = M, part[g * W + D + 1] = L;
-    }
-  }
-  if (S > 1) {  // the last split of this KV head to finish merges all of them
-    consumer_sync();
-    if (threadIdx.x == 0) {
-      __threadfence();
-      unsigned* cnt = a.sync + kSyncHeads + a.n_heads + 2 * a.n_kv + sp.kvh;
-      const bool last = atomicAdd(cnt, 1u) == static_cast<unsigned>(S - 1);
-      if (last) atomicExch(cnt, 0u);
-      *c.flag = last;
-    }
-    consumer_sync();
-    if (!*c.flag) return;
-    __threadfence();
-    const float* parts = a.part + static_cast<size_t>(sp.kvh) * S * G * W;
-    for (int i = threadIdx.x; i < G * D; i += kConsumers) {
-      const int g = i / D, d = i % D;
-      float M = -INFINITY;
-      for (int s = 0; s < S; ++s) M = fmaxf(M, __ldcg(parts + (s * G + g) * W + D));
-      float L = 0.f, O = 0.f;
-      for (int s = 0; s < S; ++s) {
-        const float* src = parts + (s * G + g) * W;
-        const float wt = merge_weight(__ldcg(src + D), M);
-        L += __ldcg(src + D + 1) * wt;
-        O += __ldcg(src + d) * wt;
+      for (int s = 0; s < S - 1; ++s) {
+        const Word* theirs = part + (static_cast<size_t>(s) * G + g) * W;
+        float v[3];  // m, l, o
+        ll_gather<3>(tag, v, [&](int k) { return theirs + (k == 2 ? d : D + k); });
+        const float Mn = fmaxf(M, v[0]);
+        const float wa = merge_weight(M, Mn), wb = merge_weight(v[0], Mn);
+        L = L * wa + v[1] * wb, O = O * wa + v[2] * wb, M = Mn;
       }
-      att[i] = O / L;
+      ll_store(out, O / L, tag);
     }
   }
-  signal(counter(c, l, kAtt), 1);
 }
 
 template <int D, int G>
@@ -717,18 +784,16 @@ __device__ __forceinline__ void consume(Ctx& c) {
     mark(c, kMarkEnd);
     begin_phase(c, l * kPhases + kO);
     if (const Tiles r = block_tiles(m.o); r.count() > 0) {
-      wait_for(c, counter(c, l, kAtt), static_cast<unsigned>(a.n_kv));
+      fill_residual(c, m.o, r, c.xd, l > 0 ? tag_of(c, l - 1, kDn) : 0,
+                    l == 0 ? a.embed + static_cast<size_t>(c.token) * H : nullptr);
       Vec att;
-      load_vec(a.att, qd, att);
+      ll_read(c.att, qd, tag_of(c, l, kAtt), att);
+      mark(c, kMarkReady);
       store_vec(c, qd, att);
       mark(c, kMarkFilled);
-      const bf16* emb = a.embed + static_cast<size_t>(c.token) * H;
-      gemv_tiles(c, m.o, r, [&](int row, float s) {
-        const float x0 = l == 0 ? __bfloat162float(emb[row]) : __ldcg(a.x + row);
-        a.x[row] = x0 + s;
-      });
+      const unsigned tag = tag_of(c, l, kO);
+      gemv_tiles(c, m.o, r, [&](int row, int slot, float s) { ll_store(c.xo + row, c.res[slot] + s, tag); });
       mark(c, kMarkComputed);
-      signal(counter(c, l, kO), static_cast<unsigned>(r.count()));
     }
     mark(c, kMarkEnd);
     begin_phase(c, l * kPhases + kGu);
@@ -736,31 +801,28 @@ __device__ __forceinline__ void consume(Ctx& c) {
       BVec w;
       Vec x;
       load_vec(a.layer[l].mlp_norm, H, w);
-      wait_for(c, counter(c, l, kO), static_cast<unsigned>(tiles_of(m.o)));
-      load_vec(a.x, H, x);
+      ll_read(c.xo, H, tag_of(c, l, kO), x);
+      mark(c, kMarkReady);
       store_rmsnorm(c, H, x, w);
       mark(c, kMarkFilled);
-      gemv_tiles(c, m.gu, r, [&](int row, float s) { a.gu[row] = s; });
+      const unsigned tag = tag_of(c, l, kGu);
+      gemv_tiles_raw(c, m.gu, r, [&](int row, int, int, float g, float u) {
+        ll_store(c.h + row, g / (1.0f + expf(-g)) * u, tag);
+      });
       mark(c, kMarkComputed);
-      signal(counter(c, l, kGu), static_cast<unsigned>(r.count()));
     }
     mark(c, kMarkEnd);
     begin_phase(c, l * kPhases + kDn);
     if (const Tiles r = block_tiles(m.dn); r.count() > 0) {
-      wait_for(c, counter(c, l, kGu), static_cast<unsigned>(tiles_of(m.gu)));
-      Vec g, u;
-      load_vec(a.gu, I, g);
-      load_vec(a.gu + I, I, u);
-      auto silu_mul = [](float gv, float uv) { return gv / (1.0f + expf(-gv)) * uv; };
-#pragma unroll
-      for (int j = 0; j < kVec; ++j)
-        g.v[j] = make_float4(silu_mul(g.v[j].x, u.v[j].x), silu_mul(g.v[j].y, u.v[j].y),
-                             silu_mul(g.v[j].z, u.v[j].z), silu_mul(g.v[j].w, u.v[j].w));
-      store_vec(c, I, g);
+      fill_residual(c, m.dn, r, c.xo, tag_of(c, l, kO), nullptr);
+      Vec h;
+      ll_read(c.h, I, tag_of(c, l, kGu), h);
+      mark(c, kMarkReady);
+      store_vec(c, I, h);
       mark(c, kMarkFilled);
-      gemv_tiles(c, m.dn, r, [&](int row, float s) { a.x[row] = __ldcg(a.x + row) + s; });
+      const unsigned tag = tag_of(c, l, kDn);
+      gemv_tiles(c, m.dn, r, [&](int row, int slot, float s) { ll_store(c.xd + row, c.res[slot] + s, tag); });
       mark(c, kMarkComputed);
-      signal(counter(c, l, kDn), static_cast<unsigned>(r.count()));
     }
     mark(c, kMarkEnd);
   }
@@ -770,11 +832,11 @@ __device__ __forceinline__ void consume(Ctx& c) {
     BVec w;
     Vec x;
     load_vec(a.final_norm, H, w);
-    wait_for(c, counter(c, a.layers - 1, kDn), static_cast<unsigned>(tiles_of(m.dn)));
-    load_vec(a.x, H, x);
+    ll_read(c.xd, H, tag_of(c, a.layers - 1, kDn), x);
+    mark(c, kMarkReady);
     store_rmsnorm(c, H, x, w);
     mark(c, kMarkFilled);
-    gemv_tiles(c, lm, r, [&](int row, float s) { a.logits[row] = s; });
+    gemv_tiles(c, lm, r, [&](int row, int, float s) { a.logits[row] = s; });
     mark(c, kMarkComputed);
   }
   mark(c, kMarkEnd);
@@ -786,7 +848,6 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
   extern __shared__ __align__(1024) char smem[];
   __shared__ uint64_t bars[2 * kMaxStages];
   __shared__ float red[kConsumerWarps];
-  __shared__ int misc[1 + kMaxListedHeads];
   Ring ring{smem, bars, bars + kMaxStages, p.stages};
   if (threadIdx.x == 0) {
     for (int s = 0; s < p.stages; ++s) mbar_init(&ring.full[s], 1), mbar_init(&ring.empty[s], kConsumerWarps);
@@ -797,8 +858,11 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
     if (threadIdx.x % 32 == 0) produce(a, p, ring);
     __syncwarp();  // reconverge before the block-wide barrier below
   } else {
-    Ctx c{a, p, ring, 0, 0, 0, 0, reinterpret_cast<float*>(smem + static_cast<size_t>(p.stages) * kStageBytes),
-          red, misc + 1, misc, static_cast<int>(threadIdx.x / 32), static_cast<int>(threadIdx.x % 32), 0, 0};
+    float* res = reinterpret_cast<float*>(smem + static_cast<size_t>(p.stages) * kStageBytes);
+    const LLLayout ll = ll_layout(a.hidden, a.inter, a.n_heads, a.n_kv, a.head_dim, p.max_splits);
+    Ctx c{a, p, ring, 0, 0, 0, 0, res + kMaxInput, res, red, static_cast<int>(threadIdx.x / 32),
+          static_cast<int>(threadIdx.x % 32), 0, 0, a.ll + ll.xo, a.ll + ll.xd, a.ll + ll.qkv, a.ll + ll.att,
+          a.ll + ll.h, a.ll + ll.part};
     griddep_wait();
     c.step = *const_cast<volatile unsigned*>(a.sync + kSyncStep) + 1;
     c.pos = *const_cast<volatile int*>(a.pos);
@@ -852,13 +916,12 @@ bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, i
   return true;
 }
 
-size_t persistent_decode_sync_words(int layers, int n_heads, int n_kv) {
-  return kSyncHeads + static_cast<size_t>(n_heads + 2 * n_kv) + n_kv + static_cast<size_t>(layers) * kPhases;
-}
+size_t persistent_decode_sync_words() { return kSyncWords; }
 
-size_t persistent_decode_part_floats(int sms, int n_heads, int n_kv, int head_dim) {
-  const int splits = std::clamp(sms / std::max(n_kv, 1), 1, kMaxSplits);
-  return static_cast<size_t>(splits) * n_heads * (head_dim + 2);
+int persistent_decode_max_splits(int sms, int n_kv) { return std::clamp(sms / std::max(n_kv, 1), 1, kMaxSplits); }
+
+size_t persistent_decode_ll_words(int hidden, int inter, int n_heads, int n_kv, int head_dim, int sms) {
+  return ll_layout(hidden, inter, n_heads, n_kv, head_dim, persistent_decode_max_splits(sms, n_kv)).total;
 }
 
 namespace {
@@ -880,26 +943,28 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   Plan p{};
   p.rows_qkv = rows_per_tile(qd + 2 * kvd, a.hidden, G);
   p.rows_o = rows_per_tile(a.hidden, qd, G);
-  p.rows_gu = rows_per_tile(2 * a.inter, a.hidden, G);
+  p.rows_gu = std::max(1, rows_per_tile(2 * a.inter, a.hidden, G) / 2);  // row pairs: gate and up
   p.rows_dn = rows_per_tile(a.hidden, a.inter, G);
   p.rows_lm = rows_per_tile(a.vocab, a.hidden, G);
   p.keys_per_tile = kStageBytes / (4 * D);
-  // The heads a block completes are listed in 64 shared slots (a tile touches at most rows / D + 2 heads).
-  const int qkv_tiles = (qd + 2 * kvd + p.rows_qkv - 1) / p.rows_qkv;
-  if ((qkv_tiles + G - 1) / G * (p.rows_qkv / D + 2) > kMaxListedHeads)
-    fail_unsupported("persistent_decode: too many qkv rows per block (more SMs needed for this model)");
-  p.max_splits = std::clamp(G / a.n_kv, 1, kMaxSplits);
+  p.max_splits = persistent_decode_max_splits(G, a.n_kv);
   const int group = a.n_heads / a.n_kv;
+  // c.res holds a block's residual rows of o_proj and down, and an attention split's q heads and new k/v.
+  auto block_rows = [&](int n, int rows) { return ((n + rows - 1) / rows + G - 1) / G * rows; };
+  if (std::max(block_rows(a.hidden, p.rows_o), block_rows(a.hidden, p.rows_dn)) > kMaxInput ||
+      (group + 1) * D > kMaxInput)
+    fail_unsupported("persistent_decode: too many rows per block for its residual buffer (more SMs needed)");
   const int xs_floats = std::max({a.hidden, a.inter, qd, kConsumerWarps * group * (D + 2)});
   int device = 0, optin = 0;
   GQA_CUDA_CHECK(cudaGetDevice(&device));
   GQA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   const size_t xs_bytes = (static_cast<size_t>(xs_floats) * 4 + 1023) / 1024 * 1024;
-  const size_t static_bytes = 2 * kMaxStages * 8 + kConsumerWarps * 4 + (1 + kMaxListedHeads) * 4 + 1024;
-  if (static_cast<size_t>(optin) < xs_bytes + static_bytes + 2 * kStageBytes)
+  const size_t res_bytes = kMaxInput * 4, static_bytes = 2 * kMaxStages * 8 + kConsumerWarps * 4 + 1024;
+  if (static_cast<size_t>(optin) < res_bytes + xs_bytes + static_bytes + 2 * kStageBytes)
     fail_unsupported("persistent_decode: not enough shared memory per block for two ring stages");
-  p.stages = static_cast<int>(std::min<size_t>(kMaxStages, (optin - xs_bytes - static_bytes) / kStageBytes));
-  const size_t smem = static_cast<size_t>(p.stages) * kStageBytes + xs_bytes;
+  p.stages =
+      static_cast<int>(std::min<size_t>(kMaxStages, (optin - res_bytes - xs_bytes - static_bytes) / kStageBytes));
+  const size_t smem = static_cast<size_t>(p.stages) * kStageBytes + res_bytes + xs_bytes;
   const KernelFn kernel = D == 64 ? kernel_for<64>(group) : kernel_for<128>(group);
   Config& cfg = g_config[D == 64 ? 0 : 1][group == 1 ? 0 : group == 2 ? 1 : group == 4 ? 2 : 3];
   if (cfg.smem != smem) {

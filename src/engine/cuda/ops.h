@@ -113,8 +113,8 @@ void configure_decode_layer_kernels();  // called by configure_kernels()
 // ---- decode_persistent.cu: the whole decode step (all layers, attention included, lm_head) as one launch
 // of one block per SM. Each block streams the weight tiles (and the KV tiles of its attention split) it
 // will need, in order, into a ring in shared memory with bulk copies (TMA), whatever the activations are
-// doing; its compute warps wait on per-phase counters in global memory (monotonic across steps) instead
-// of grid barriers. The stock attention runs inside (no attention program can be routed in).
+// doing; blocks pass activations to each other as {value, tag} words that readers poll, instead of grid
+// barriers or counters. The stock attention runs inside (no attention program can be routed in).
 struct PersistentLayer {
   const bf16 *attn_norm, *wqkv, *q_norm, *k_norm, *wo, *mlp_norm, *wgu, *wdown;
 };
@@ -131,14 +131,11 @@ struct PersistentDecodeArgs {
   bf16* k_cache = nullptr;                 // all layers: [layer][n_kv][capacity][head_dim]
   bf16* v_cache = nullptr;
   int capacity = 0;
-  float* x = nullptr;       // [hidden] residual stream
-  float* qkv = nullptr;     // [q_dim + kv_dim] q and k rows before their norms
-  float* q = nullptr;       // [q_dim]
-  float* att = nullptr;     // [q_dim]
-  float* gu = nullptr;      // [2 inter]
-  float* part = nullptr;    // persistent_decode_part_floats(): attention split partials
-  float* logits = nullptr;  // [vocab]
-  unsigned* sync = nullptr;  // persistent_decode_sync_words(); zeroed once (reset), then left consistent
+  // persistent_decode_ll_words() words: the activations passed between blocks (residual stream, qkv,
+  // attention output and split partials, gate/up product). Zeroed together with sync, never in between.
+  unsigned long long* ll = nullptr;
+  float* logits = nullptr;   // [vocab]
+  unsigned* sync = nullptr;  // persistent_decode_sync_words(): step number, exit count; zeroed once (reset)
   int split_keys = 64;       // an attention split covers at least this many keys (tuning; same results)
   // Profiling (null: off): thread 0 of every block writes %globaltimer at the start of each phase, when its
   // wait is over, when its input is built, when its tiles are consumed, at its end, and the time it waited
@@ -146,8 +143,8 @@ struct PersistentDecodeArgs {
   unsigned long long* trace = nullptr;
 };
 bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, int head_dim);
-size_t persistent_decode_sync_words(int layers, int n_heads, int n_kv);
-size_t persistent_decode_part_floats(int sms, int n_heads, int n_kv, int head_dim);
+size_t persistent_decode_sync_words();
+size_t persistent_decode_ll_words(int hidden, int inter, int n_heads, int n_kv, int head_dim, int sms);
 constexpr int kPersistentPhases = 5;
 void persistent_decode(const Exec& ex, const PersistentDecodeArgs& a);
 // Everything persistent_decode does but the launch (checks, kernel attributes): call it outside graph capture.
