@@ -357,6 +357,13 @@ int run(int argc, char** argv) {
         eo.persistent_split_keys = keys;
         sweep.push_back(bench_context(a.model, eo, fmt::format("split{}", keys).c_str(), ctx, a.tokens, bw, nullptr));
       }
+    // Its weight tile size (default 64 KiB; results differ by rounding only).
+    for (int64_t ctx : {a.contexts.front(), a.contexts.back()})
+      for (int kib : {32, 96, 128}) {
+        CudaEngineOptions eo;
+        eo.persistent_tile_kib = kib;
+        sweep.push_back(bench_context(a.model, eo, fmt::format("tile{}k", kib).c_str(), ctx, a.tokens, bw, nullptr));
+      }
   }
   j["sweep"] = sweep;
   j["runs"] = runs;

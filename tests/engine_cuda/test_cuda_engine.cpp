@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/error.h"
@@ -259,6 +260,7 @@ TEST(CudaEngine, DecodeLayoutsAgree) {
         auto unfused = open_cuda_engine(dir, with(Decode::Unfused));
         auto ids = test_prompt(prompt + 30, 7);
         const double worst = decode_drift(*tested, *unfused, ids, prompt, std::string(p.name) + " " + v.name);
+        EXPECT_EQ(cuda_decode_layout(*tested), v.decode) << p.name << " " << v.name;
         std::printf("%s %s vs unfused decode after %d tokens: worst relative L2 %.2e\n", p.name, v.name, prompt,
                     worst);
         GenerateOptions o;
@@ -270,9 +272,10 @@ TEST(CudaEngine, DecodeLayoutsAgree) {
 }
 
 // Qwen3-0.6B's real layer shapes (hidden 1024, intermediate 3072, 16:8 heads of 128), 2 layers and a small
-// vocabulary: the persistent step's tiles then hold several rows (8 of o_proj, 5 of down, 16 of qkv), a head
-// spans tiles of several blocks and the attention splits stream several KV tiles, none of which the tiny
-// presets exercise. Its logits must match the unfused step's.
+// vocabulary: the persistent step's tiles then hold several rows (32 KiB tiles: 8 of o_proj, 5 of down, 16
+// of qkv, one block of 16 for the mma; 64 KiB: two blocks; 80 KiB: three), a head spans tiles of several
+// blocks and the attention splits stream several KV tiles, none of which the tiny presets exercise. Its
+// logits must match the unfused step's.
 TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
   GQA_REQUIRE_GPU();
   ModelConfig cfg = preset_config("qwen3-0.6b");
@@ -282,16 +285,19 @@ TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
   cfg.eos_token_ids = {2};
   const auto dir = std::filesystem::temp_directory_path() / ("gqa-test-" + std::to_string(::getpid()) + "-q06-2l");
   make_random_model(cfg, 3, dir.string(), "");
-  for (const int split_keys : {256, 16}) {
+  for (const auto [split_keys, tile_kib] : {std::pair{256, 64}, std::pair{16, 32}, std::pair{64, 80}}) {
     CudaEngineOptions eo = with(Decode::Persistent);
     eo.persistent_split_keys = split_keys;
+    eo.persistent_tile_kib = tile_kib;
     auto tested = open_cuda_engine(dir.string(), eo);
     auto unfused = open_cuda_engine(dir.string(), with(Decode::Unfused));
     auto ids = test_prompt(330, 9);
     for (auto& id : ids) id %= static_cast<int32_t>(tested->config().vocab_size);
-    const double worst = decode_drift(*tested, *unfused, ids, 300, "split_keys " + std::to_string(split_keys));
-    std::printf("Qwen3-0.6B layer shapes, persistent (split_keys %d) vs unfused: worst relative L2 %.2e\n",
-                split_keys, worst);
+    const std::string what =
+        "split_keys " + std::to_string(split_keys) + ", " + std::to_string(tile_kib) + " KiB tiles";
+    const double worst = decode_drift(*tested, *unfused, ids, 300, what);
+    EXPECT_EQ(cuda_decode_layout(*tested), Decode::Persistent) << what;  // not the fused fallback
+    std::printf("Qwen3-0.6B layer shapes, persistent (%s) vs unfused: worst relative L2 %.2e\n", what.c_str(), worst);
   }
   std::filesystem::remove_all(dir);
 }
@@ -385,6 +391,12 @@ TEST(CudaEngine, MisuseIsAClearError) {
   setenv("GQA_CUDA_PERSISTENT_SPLIT_KEYS", "lots", 1);
   EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1)), Error);
   unsetenv("GQA_CUDA_PERSISTENT_SPLIT_KEYS");
+  CudaEngineOptions small_tiles;
+  small_tiles.persistent_tile_kib = 16;  // a stage must hold a 32 KiB KV tile
+  EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1), small_tiles), Error);
+  setenv("GQA_CUDA_PERSISTENT_TILE_KIB", "1000", 1);
+  EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1)), Error);
+  unsetenv("GQA_CUDA_PERSISTENT_TILE_KIB");
 }
 
 }  // namespace

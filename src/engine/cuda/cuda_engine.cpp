@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -56,7 +57,11 @@ class CudaEngine final : public Engine {
   void upload_position(int64_t pos);
   void prefill_chunk(const int32_t* tokens, int64_t T, bool last_chunk, bool all_logits, float* host_rows);
   void enqueue_decode_step();
+
+ public:
   CudaEngineOptions::Decode step_layout() const;
+
+ private:
   void enqueue_decode_step_unfused();
   void enqueue_decode_step_fused();
   void enqueue_decode_step_persistent();
@@ -162,10 +167,13 @@ CudaEngine::CudaEngine(const std::string& dir, const CudaEngineOptions& opts)
   opts_.split_keys = env_int("GQA_CUDA_SPLIT_KEYS", opts_.split_keys, 1, 1 << 20);
   opts_.persistent_split_keys =
       env_int("GQA_CUDA_PERSISTENT_SPLIT_KEYS", opts_.persistent_split_keys, 1, 1 << 20);
+  opts_.persistent_tile_kib = env_int("GQA_CUDA_PERSISTENT_TILE_KIB", opts_.persistent_tile_kib, 32, 192);
   if (opts_.layer_prefetch < -1 || opts_.layer_prefetch > 4 || opts_.split_keys < 1 ||
-      opts_.persistent_split_keys < 1)
-    fail("cuda", "layer_prefetch must be -1..4 and split_keys, persistent_split_keys positive (got {}, {}, {})",
-         opts_.layer_prefetch, opts_.split_keys, opts_.persistent_split_keys);
+      opts_.persistent_split_keys < 1 || opts_.persistent_tile_kib < 32 || opts_.persistent_tile_kib > 192)
+    fail("cuda",
+         "layer_prefetch must be -1..4, split_keys and persistent_split_keys positive, persistent_tile_kib 32..192 "
+         "(got {}, {}, {}, {})",
+         opts_.layer_prefetch, opts_.split_keys, opts_.persistent_split_keys, opts_.persistent_tile_kib);
 
   const int64_t G = cfg_.num_key_value_heads > 0 ? cfg_.num_attention_heads / cfg_.num_key_value_heads : 0;
   if (cfg_.num_key_value_heads <= 0 || cfg_.num_attention_heads % cfg_.num_key_value_heads != 0 ||
@@ -310,8 +318,11 @@ void CudaEngine::reset(int64_t capacity) {
   if (persistent_ok_) {  // outside graph capture; a launch shape this GPU cannot hold means the fused step
     try {
       cuda::persistent_decode_configure(ex_, persistent_args());
-    } catch (const Error&) {
+    } catch (const Error& e) {
       persistent_ok_ = false;
+      if (opts_.decode == CudaEngineOptions::Decode::Persistent)  // said once per cache size, so that no timing is mislabelled
+        std::fprintf(stderr, "note: the persistent decode step is unavailable here (%s); decoding with the fused "
+                     "layout\n", e.what());
     }
   }
   if (program_) setup_program_buffers();
@@ -513,7 +524,7 @@ cuda::PersistentDecodeArgs CudaEngine::persistent_args() const {
   a.lm_head = w_.lm_head, a.inv_freq = inv_freq_.as<float>(), a.token = token_, a.pos = dpos_;
   a.k_cache = k_cache_, a.v_cache = v_cache_, a.capacity = static_cast<int>(capacity_);
   a.ll = pers_ll_, a.logits = logits_.as<float>();
-  a.sync = pers_sync_, a.split_keys = opts_.persistent_split_keys;
+  a.sync = pers_sync_, a.split_keys = opts_.persistent_split_keys, a.tile_kib = opts_.persistent_tile_kib;
   a.trace = trace_.as<unsigned long long>();
   return a;
 }
@@ -710,6 +721,12 @@ std::unique_ptr<Engine> open_cuda_engine(const std::string& model_dir, const Cud
   if (options.device < 0 || options.device >= n)
     fail("cuda", "device {} requested but only {} CUDA device(s) are present", options.device, n);
   return std::make_unique<CudaEngine>(model_dir, options);
+}
+
+CudaEngineOptions::Decode cuda_decode_layout(const Engine& engine) {
+  const auto* cuda = dynamic_cast<const CudaEngine*>(&engine);
+  if (!cuda) fail("cuda", "cuda_decode_layout: not a CUDA engine ({})", engine.device_name());
+  return cuda->step_layout();
 }
 
 }  // namespace gqa

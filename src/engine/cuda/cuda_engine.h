@@ -31,7 +31,10 @@ struct CudaEngineOptions {
   int split_keys = 32;
   // persistent_split_keys (GQA_CUDA_PERSISTENT_SPLIT_KEYS): an attention split of the persistent step
   // covers at least this many keys (at most 16 splits per KV head and one split per SM).
+  // persistent_tile_kib (GQA_CUDA_PERSISTENT_TILE_KIB): weight bytes per ring stage of the persistent step,
+  // 32..192 (a larger tile means fewer, longer tiles per block and phase; results differ by rounding).
   int persistent_split_keys = 64;
+  int persistent_tile_kib = 64;
 };
 
 // True when this binary was built with the CUDA engine.
@@ -41,5 +44,9 @@ int cuda_device_count();
 // Throws "[cuda] this build has no CUDA engine" in builds without CUDA, and "[cuda] no CUDA device ..."
 // when none is present.
 std::unique_ptr<Engine> open_cuda_engine(const std::string& model_dir, const CudaEngineOptions& options = {});
+// The decode layout the engine's steps use now (after reset(): the persistent one can be unavailable for a
+// model's shape or a tile size this GPU cannot hold, and attention programs run in the fused one). Throws
+// for an engine that open_cuda_engine did not make.
+CudaEngineOptions::Decode cuda_decode_layout(const Engine& engine);
 
 }  // namespace gqa

@@ -12,4 +12,6 @@ std::unique_ptr<Engine> open_cuda_engine(const std::string&, const CudaEngineOpt
   fail("cuda", "this build has no CUDA engine (no CUDA compiler was found when it was configured); use --device cpu");
 }
 
+CudaEngineOptions::Decode cuda_decode_layout(const Engine&) { fail("cuda", "this build has no CUDA engine"); }
+
 }  // namespace gqa

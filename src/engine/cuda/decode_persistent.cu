@@ -30,6 +30,7 @@
 // Every block is resident at once (one block per SM, checked with the occupancy API), which the polling
 // requires. Results are deterministic: every output element is computed by one warp in a fixed order.
 #include <algorithm>
+#include <type_traits>
 
 #include "engine/cuda/launch.cuh"
 #include "engine/cuda/ops.h"
@@ -39,9 +40,13 @@ namespace gqa::cuda {
 namespace {
 
 constexpr int kConsumerWarps = 8, kConsumers = 32 * kConsumerWarps, kThreads = kConsumers + 32;
-constexpr int kRegChunks = 2;           // input vectors of k <= 8 x 32 x 2 = 512 are held in registers
 constexpr int kMaxInput = 3072;         // longest input vector (shared memory)
-constexpr int kStageBytes = 32 * 1024;  // one ring stage: one weight tile or one KV tile
+// A ring stage (PersistentDecodeArgs::tile_kib KiB and room for the padding) holds one KV tile (32 KiB) or
+// one weight tile: rows of k bf16 each followed by 16 bytes of padding (row_pitch), so that the 8 rows an
+// ldmatrix reads fall into different banks.
+constexpr int kKvTileBytes = 32 * 1024, kRowPad = 8;
+constexpr int kMaxTileRows = 128;       // rows (pairs: both halves) per weight tile: 8 blocks of 16 for the mma
+constexpr int kStagePadBytes = kMaxTileRows * 2 * kRowPad;
 constexpr int kMaxStages = 5;
 constexpr int kMaxSplits = 16;          // attention splits per KV head
 enum Phase { kQkv = 0, kAtt, kO, kGu, kDn, kPhases };
@@ -68,9 +73,6 @@ __host__ __device__ __forceinline__ LLLayout ll_layout(int hidden, int inter, in
 }
 
 // ---- PTX: shared-memory addresses, mbarriers, bulk copies.
-__device__ __forceinline__ unsigned smem_u32(const void* p) {
-  return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
 __device__ __forceinline__ void mbar_init(uint64_t* bar, unsigned count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(bar)), "r"(count) : "memory");
 }
@@ -99,6 +101,7 @@ __device__ __forceinline__ void bulk_load(void* dst, const void* src, unsigned b
 }
 // Barrier of the compute warps (the producer warp runs its own loop).
 __device__ __forceinline__ void consumer_sync() { asm volatile("bar.sync 1, %0;" ::"n"(kConsumers) : "memory"); }
+
 
 __device__ __forceinline__ float consumer_sum(float v, float* red) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -131,7 +134,7 @@ __device__ __forceinline__ Tiles block_tiles(const Mat& m) {
 
 struct Plan {  // launch constants, computed on the host
   int rows_qkv, rows_o, rows_gu, rows_dn, rows_lm;  // rows (gate/up: row pairs) per tile
-  int stages, keys_per_tile, max_splits;
+  int stages, stage_bytes, keys_per_tile, max_splits;
 };
 
 
@@ -162,7 +165,7 @@ __device__ __forceinline__ Split block_split(const PersistentDecodeArgs& a, cons
 struct Ring {
   char* stages;
   uint64_t *full, *empty;
-  int n;
+  int n, bytes;  // stages, bytes per stage
 };
 
 enum LoadPhase { kLoadQkv = 0, kLoadAtt, kLoadO, kLoadGu, kLoadDn, kLoadLm, kLoadDone };
@@ -173,12 +176,23 @@ struct Loader {
   int pos = -1;                 // the step's position, once known (the attention tiles depend on it)
 };
 
-// A tile of b0 bytes from s0, then b1 bytes from s1, into a stage.
-__device__ __forceinline__ void copy_tile(char* dst, const char* s0, unsigned b0, const char* s1, unsigned b1,
-                                          uint64_t* full) {
-  mbar_expect_tx(full, b0 + b1);
-  bulk_load(dst, s0, b0, full);
-  if (b1) bulk_load(dst + b0, s1, b1, full);
+__host__ __device__ __forceinline__ int row_pitch(int k) { return k + kRowPad; }  // bf16 elements
+
+// A KV tile: n keys of K, then their V, contiguous.
+__device__ __forceinline__ void copy_kv(char* dst, const char* k, const char* v, unsigned bytes, uint64_t* full) {
+  mbar_expect_tx(full, 2 * bytes);
+  bulk_load(dst, k, bytes, full);
+  bulk_load(dst + bytes, v, bytes, full);
+}
+// A weight tile: rows [row0, row0 + nr) of m (pairs: then the rows n + row0 ...), one copy per padded row.
+__device__ __forceinline__ void copy_rows(char* dst, const Mat& m, int row0, int nr, uint64_t* full) {
+  const unsigned bytes = static_cast<unsigned>(m.k) * 2, pitch = static_cast<unsigned>(row_pitch(m.k)) * 2;
+  const int halves = m.pairs ? 2 : 1;
+  mbar_expect_tx(full, bytes * nr * halves);
+  for (int h = 0; h < halves; ++h)
+    for (int r = 0; r < nr; ++r)
+      bulk_load(dst + static_cast<size_t>(h * nr + r) * pitch,
+                m.w + (static_cast<size_t>(h) * m.n + row0 + r) * m.k, bytes, full);
 }
 
 // The matrix a load phase streams, the one place matrices and their tiling are described (built per phase,
@@ -224,21 +238,17 @@ __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& 
     }
     const int s = static_cast<int>(ld.issued % ring.n);
     if (ld.issued >= static_cast<unsigned>(ring.n)) mbar_wait(&ring.empty[s], ((ld.issued / ring.n) + 1) & 1);
-    char* dst = ring.stages + static_cast<size_t>(s) * kStageBytes;
+    char* dst = ring.stages + static_cast<size_t>(s) * ring.bytes;
     if (ld.phase == kLoadAtt) {
       const Split sp = block_split(a, p, ld.pos);
       const int k = ld.t * p.keys_per_tile, n = min(p.keys_per_tile, ld.pos - k);
       const size_t row = ((static_cast<size_t>(ld.l) * a.n_kv + sp.kvh) * a.capacity + k) * D;
-      const unsigned bytes = static_cast<unsigned>(n) * D * 2;
-      copy_tile(dst, reinterpret_cast<const char*>(a.k_cache + row), bytes,
-                 reinterpret_cast<const char*>(a.v_cache + row), bytes, &ring.full[s]);
+      copy_kv(dst, reinterpret_cast<const char*>(a.k_cache + row), reinterpret_cast<const char*>(a.v_cache + row),
+              static_cast<unsigned>(n) * D * 2, &ring.full[s]);
     } else {
       const Mat m = load_mat(a, p, ld.phase, ld.l);
-      const int row0 = ld.t * m.rows, nr = min(m.rows, m.n - row0);
-      const unsigned bytes = static_cast<unsigned>(nr) * m.k * 2;
-      const char* src = reinterpret_cast<const char*>(m.w + static_cast<size_t>(row0) * m.k);
-      copy_tile(dst, src, bytes, m.pairs ? src + static_cast<size_t>(m.n) * m.k * 2 : nullptr, m.pairs ? bytes : 0,
-                &ring.full[s]);
+      const int row0 = ld.t * m.rows;
+      copy_rows(dst, m, row0, min(m.rows, m.n - row0), &ring.full[s]);
     }
     ld.t += ld.dt, ++ld.issued;
   }
@@ -273,6 +283,7 @@ struct Ctx {
   float* xs;        // the phase's input vector (and the attention merge scratch)
   float* res;       // [kMaxInput] the residual rows of the phase (o, down); attention's q and new k/v
   float* red;       // [kConsumerWarps] reduction scratch
+  float* gpart;     // [2][kMaxTileRows] the GEMV's partial sums per warp, by tile parity
   int warp, lane;
   int trace_slot;   // profiling: the phase being run (PersistentDecodeArgs::trace)
   unsigned long long data_wait_ns;  // profiling: thread 0's time waiting for stages' data in this phase
@@ -399,10 +410,27 @@ __device__ __forceinline__ void load_vec(const bf16* src, int n, BVec& r) {
 __device__ __forceinline__ float4 to_float4(uint2 u) {
   return make_float4(bf16_lo(u.x), bf16_hi(u.x), bf16_lo(u.y), bf16_hi(u.y));
 }
+// The input vector as the mma's B operand: x = hi + mid + lo, three bf16 terms (each the rounding of what the
+// previous ones leave: 24 significant bits, the float input), term j at xs[j (n + kTermPad) ...] as bf16 (the
+// padding puts the terms' words of one k-step in different banks).
+// Two terms (16 bits) gave GEMVs 20x less precise than fp32 FMAs (3e-6 vs 1.4e-7 relative, measured on the
+// H200) and logits drifting up to 9e-4 from the unfused step's on the tiny random models.
+constexpr int kTerms = 3, kTermPad = 8;
+__device__ __forceinline__ uint32_t bf16x2_bits(__nv_bfloat162 v) { return *reinterpret_cast<const uint32_t*>(&v); }
 __device__ __forceinline__ void store_vec(const Ctx& c, int n, const Vec& x) {
+  bf16* out = reinterpret_cast<bf16*>(c.xs);
 #pragma unroll
-  for (int j = 0; j < kVec; ++j)
-    if (vec_index(j) < n) *reinterpret_cast<float4*>(c.xs + vec_index(j)) = x.v[j];
+  for (int j = 0; j < kVec; ++j) {
+    const int i = vec_index(j);
+    if (i >= n) continue;
+    float4 r = x.v[j];  // what the terms so far leave
+#pragma unroll
+    for (int term = 0; term < kTerms; ++term) {
+      const __nv_bfloat162 a = __floats2bfloat162_rn(r.x, r.y), b = __floats2bfloat162_rn(r.z, r.w);
+      *reinterpret_cast<uint2*>(out + term * (n + kTermPad) + i) = uint2{bf16x2_bits(a), bf16x2_bits(b)};
+      r = make_float4(r.x - __low2float(a), r.y - __high2float(a), r.z - __low2float(b), r.w - __high2float(b));
+    }
+  }
   consumer_sync();
 }
 // xs = x * w / rms(x) (Qwen3's RMSNorm, as the per-layer kernels compute it).
@@ -426,24 +454,10 @@ __device__ __forceinline__ void store_rmsnorm(const Ctx& c, int n, const Vec& x,
 // wait for the phase's input hides. emb: layer 0's residual is the token's embedding row.
 __device__ __forceinline__ void fill_residual(Ctx& c, const Mat& m, const Tiles& r, const Word* src, unsigned tag,
                                               const bf16* emb) {
+  consumer_sync();  // c.res may still be read by the slowest thread of an earlier phase
   for (int i = threadIdx.x; i < r.count() * m.rows; i += kConsumers) {
     const int row = (r.first + i / m.rows * r.step) * m.rows + i % m.rows;
     if (row < m.n) c.res[i] = emb ? __bfloat162float(emb[row]) : ll_get(src + row, tag);
-  }
-}
-
-using XRegs = float[kRegChunks][8];
-
-__device__ __forceinline__ void load_xregs(const Ctx& c, int k, XRegs& xr) {
-#pragma unroll
-  for (int j = 0; j < kRegChunks; ++j) {
-    const int ch = c.lane + 32 * j;
-    if (ch < k / 8) {
-      const float4 u = *reinterpret_cast<const float4*>(c.xs + ch * 8);
-      const float4 v = *reinterpret_cast<const float4*>(c.xs + ch * 8 + 4);
-      xr[j][0] = u.x, xr[j][1] = u.y, xr[j][2] = u.z, xr[j][3] = u.w;
-      xr[j][4] = v.x, xr[j][5] = v.y, xr[j][6] = v.z, xr[j][7] = v.w;
-    }
   }
 }
 
@@ -456,7 +470,7 @@ __device__ __forceinline__ const char* acquire_stage(Ctx& c) {
     c.data_wait_ns += globaltimer() - t0;
   }
   mbar_wait(&c.ring.full[s], parity);
-  return c.ring.stages + static_cast<size_t>(s) * kStageBytes;
+  return c.ring.stages + static_cast<size_t>(s) * c.ring.bytes;
 }
 __device__ __forceinline__ void release_stage(Ctx& c) {
   __syncwarp();
@@ -464,76 +478,84 @@ __device__ __forceinline__ void release_stage(Ctx& c) {
   ++c.it;
 }
 
-// The block's tiles of m against the input vector in c.xs. A warp owns rows warp, warp + 8, ... of a tile;
-// 16-byte weight chunks are strided over its lanes; two rows at once (overlapping reductions): rows ra and
-// ra + 8, or for pairs the two halves of row ra. Lane 0 finishes each row: finish(row, slot, value), or
-// finish(row, slot, first, second) for pairs, slot being the row's place among the block's rows (c.res).
-template <class Dot, class Finish>
-__device__ __forceinline__ void gemv_tiles_with(Ctx& c, const Mat& m, const Tiles& r, Dot&& dot, Finish&& finish) {
-  int slot0 = 0;
-#pragma unroll 1
-  for (int t = r.first; t < r.end; t += r.step, slot0 += m.rows) {
-    const bf16* tile = reinterpret_cast<const bf16*>(acquire_stage(c));
-    const int row0 = t * m.rows, nr = min(m.rows, m.n - row0);
-    const int stride = m.pairs ? kConsumerWarps : 2 * kConsumerWarps;
-#pragma unroll 1
-    for (int ra = c.warp; ra < nr; ra += stride) {
-      // the second row: the pair's other half, or ra + 8 if there is one (else ra again, dropped)
-      const int rb = m.pairs ? nr + ra : ra + kConsumerWarps < nr ? ra + kConsumerWarps : ra;
-      float acc_a = 0.f, acc_b = 0.f;
-      dot(tile + static_cast<size_t>(ra) * m.k, tile + static_cast<size_t>(rb) * m.k, acc_a, acc_b);
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) {
-        acc_a += __shfl_xor_sync(0xffffffffu, acc_a, o);
-        acc_b += __shfl_xor_sync(0xffffffffu, acc_b, o);
-      }
-      if (c.lane == 0) finish(row0 + ra, slot0 + ra, rb, acc_a, acc_b);
-    }
-    release_stage(c);
-  }
-}
+// ---- Tensor-core GEMV: y = W x for a tile of W's rows, as mma.m16n8k16 (launch.cuh) with A = 16 rows x 16 k
+// of W (by ldmatrix from the padded stage) and B = [x_hi x_mid x_lo ...] (16 k x 8): columns 0..2 of D are
+// W times each term, their sum the row's value. One mma replaces 256 scalar FMAs and the bf16 unpacking.
 
-// finish(row, slot, rb, value_a, value_b): see gemv_tiles_with (rb is the tile-local second row).
-template <class Finish>
-__device__ __forceinline__ void gemv_tiles_raw(Ctx& c, const Mat& m, const Tiles& r, Finish&& finish) {
-  const int chunks = m.k / 8;
-  if (chunks <= 32 * kRegChunks) {
-    XRegs xr;
-    load_xregs(c, m.k, xr);
-    gemv_tiles_with(
-        c, m, r,
-        [&](const bf16* wa, const bf16* wb, float& acc_a, float& acc_b) {
-#pragma unroll
-          for (int j = 0; j < kRegChunks; ++j) {
-            const int ch = c.lane + 32 * j;
-            if (ch < chunks) {
-              acc_a += dot8_regs(*reinterpret_cast<const uint4*>(wa + ch * 8), xr[j]);
-              acc_b += dot8_regs(*reinterpret_cast<const uint4*>(wb + ch * 8), xr[j]);
-            }
-          }
-        },
-        finish);
-    return;
-  }
-  gemv_tiles_with(
-      c, m, r,
-      [&](const bf16* wa, const bf16* wb, float& acc_a, float& acc_b) {
-#pragma unroll 4
-        for (int ch = c.lane; ch < chunks; ch += 32) {
-          acc_a += dot8(*reinterpret_cast<const uint4*>(wa + ch * 8), c.xs + ch * 8);
-          acc_b += dot8(*reinterpret_cast<const uint4*>(wb + ch * 8), c.xs + ch * 8);
-        }
-      },
-      finish);
-}
-// Rows one by one: finish(row, slot, value).
+// The block's tiles of m against the input vector in c.xs (store_vec). A tile's rows (pairs: first halves,
+// then second halves) form blocks of 16; each block's k-steps are spread over 8 / blocks warps (1..8), whose
+// partial sums meet in shared memory and are added in warp order (deterministic). Then finish(row, slot,
+// value), or finish(row, slot, first, second) for pairs, slot being the row's place among the block's rows.
 template <class Finish>
 __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r, Finish&& finish) {
-  gemv_tiles_raw(c, m, r, [&](int row, int slot, int rb, float va, float vb) {
-    finish(row, slot, va);
-    const int ra = row % m.rows;
-    if (rb != ra) finish(row + rb - ra, slot + rb - ra, vb);
-  });
+  const int pitch = row_pitch(m.k), steps = m.k / 16;
+  const int g = c.lane >> 2, t = c.lane & 3;
+  // B fragment words of lane (g, t) at k-step s: x[16 s + 2 t ..] and x[16 s + 8 + 2 t ..] of term g (g < 3;
+  // the other columns of D are not used).
+  const uint32_t* xb = reinterpret_cast<const uint32_t*>(c.xs) + (g < kTerms ? g : 0) * ((m.k + kTermPad) / 2) + t;
+  int slot0 = 0;
+#pragma unroll 1
+  for (int ti = r.first; ti < r.end; ti += r.step, slot0 += m.rows) {
+    const bf16* tile = reinterpret_cast<const bf16*>(acquire_stage(c));
+    const int row0 = ti * m.rows, nr = min(m.rows, m.n - row0), rows = m.pairs ? 2 * nr : nr;
+    const int blocks = (rows + 15) / 16;
+    const int wpb = blocks == 1 ? 8 : blocks == 2 ? 4 : blocks <= 4 ? 2 : 1;  // warps per block of rows
+    float* part = c.gpart + (c.it & 1) * kMaxTileRows;                       // [block][warp of it][16]
+    const int mat = c.lane >> 3;  // ldmatrix: lane supplies row (lane % 8) of matrix mat (a0..a3 order)
+#pragma unroll 1
+    for (int rb = c.warp / wpb; rb < blocks; rb += kConsumerWarps / wpb) {
+      const int wi = c.warp % wpb;
+      const int row = min(rb * 16 + (c.lane & 7) + (mat & 1) * 8, rows - 1);  // rows past the tile: ignored
+      const bf16* arow = tile + static_cast<size_t>(row) * pitch + (mat >> 1) * 8;
+      // Each mma starts from zero and its 16-product sums are added in fp32 here: accumulating in the tensor
+      // core instead (d += ...) made the logits' agreement with the float GEMV 3-20x worse (tests' drift).
+      float d0[4] = {0.f, 0.f, 0.f, 0.f}, d1[4] = {0.f, 0.f, 0.f, 0.f};
+      auto step = [&](float (&d)[4], int k) {
+        uint32_t a[4];
+        ldmatrix_x4(a, smem_u32(arow + k * 16));
+        float e[4] = {0.f, 0.f, 0.f, 0.f};
+        mma_bf16(e, a, xb[k * 8], xb[k * 8 + 4]);
+#pragma unroll
+        for (int q = 0; q < 4; ++q) d[q] += e[q];
+      };
+      int s = wi;
+#pragma unroll 2
+      for (; s + wpb < steps; s += 2 * wpb) {  // two independent chains
+        step(d0, s);
+        step(d1, s + wpb);
+      }
+      if (s < steps) step(d0, s);
+      // Row g's terms: columns 0, 1 at lane (g, 0), column 2 at lane (g, 1); rows g + 8 likewise.
+      float ra = t == 0 ? (d0[0] + d0[1]) + (d1[0] + d1[1]) : d0[0] + d1[0];
+      float rb8 = t == 0 ? (d0[2] + d0[3]) + (d1[2] + d1[3]) : d0[2] + d1[2];
+      ra += __shfl_down_sync(0xffffffffu, ra, 1);
+      rb8 += __shfl_down_sync(0xffffffffu, rb8, 1);
+      if (t == 0) {
+        float* dst = part + (rb * wpb + wi) * 16;
+        dst[g] = ra;
+        dst[g + 8] = rb8;
+      }
+    }
+    release_stage(c);  // the stage's data is in registers by now; part is double-buffered by tile parity
+    consumer_sync();
+    auto value = [&](int row) {  // the warps' partials in warp order: independent loads, then the adds
+      const float* src = part + row / 16 * wpb * 16 + row % 16;
+      float p[kConsumerWarps];
+#pragma unroll
+      for (int w = 0; w < kConsumerWarps; ++w) p[w] = w < wpb ? src[w * 16] : 0.f;
+      float v = p[0];
+#pragma unroll
+      for (int w = 1; w < kConsumerWarps; ++w) v += p[w];
+      return v;
+    };
+    for (int i = threadIdx.x; i < nr; i += kConsumers) {
+      if constexpr (std::is_invocable_v<Finish, int, int, float, float>) {
+        if (m.pairs) finish(row0 + i, slot0 + i, value(i), value(nr + i));
+      } else {
+        finish(row0 + i, slot0 + i, value(i));
+      }
+    }
+  }
 }
 
 template <int D>
@@ -623,6 +645,7 @@ __device__ __forceinline__ void attention_inputs(Ctx& c, int l, const Split& sp)
   const unsigned tag = tag_of(c, l, kQkv);
   bf16* kv_new = reinterpret_cast<bf16*>(c.res + G * D);
   const PersistentLayer& w = a.layer[l];
+  consumer_sync();  // c.res may still be read by the slowest thread of an earlier phase
   for (int h = c.warp; h < G + (sp.new_key ? 2 : 0); h += kConsumerWarps) {
     const int src = h < G ? (sp.kvh * G + h) * D : h == G ? qd + sp.kvh * D : qd + kvd + sp.kvh * D;
     float v[E];
@@ -767,6 +790,7 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
       ll_store(out, O / L, tag);
     }
   }
+  consumer_sync();  // the merge scratch (c.xs) is read across warps: done before the next phase's writes
 }
 
 template <int D, int G>
@@ -806,7 +830,7 @@ __device__ __forceinline__ void consume(Ctx& c) {
       store_rmsnorm(c, H, x, w);
       mark(c, kMarkFilled);
       const unsigned tag = tag_of(c, l, kGu);
-      gemv_tiles_raw(c, m.gu, r, [&](int row, int, int, float g, float u) {
+      gemv_tiles(c, m.gu, r, [&](int row, int, float g, float u) {
         ll_store(c.h + row, g / (1.0f + expf(-g)) * u, tag);
       });
       mark(c, kMarkComputed);
@@ -847,8 +871,9 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
                                                                         const __grid_constant__ Plan p) {
   extern __shared__ __align__(1024) char smem[];
   __shared__ uint64_t bars[2 * kMaxStages];
+  __shared__ float gpart[2 * kMaxTileRows];
   __shared__ float red[kConsumerWarps];
-  Ring ring{smem, bars, bars + kMaxStages, p.stages};
+  Ring ring{smem, bars, bars + kMaxStages, p.stages, p.stage_bytes};
   if (threadIdx.x == 0) {
     for (int s = 0; s < p.stages; ++s) mbar_init(&ring.full[s], 1), mbar_init(&ring.empty[s], kConsumerWarps);
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
@@ -858,9 +883,9 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
     if (threadIdx.x % 32 == 0) produce(a, p, ring);
     __syncwarp();  // reconverge before the block-wide barrier below
   } else {
-    float* res = reinterpret_cast<float*>(smem + static_cast<size_t>(p.stages) * kStageBytes);
+    float* res = reinterpret_cast<float*>(smem + static_cast<size_t>(p.stages) * p.stage_bytes);
     const LLLayout ll = ll_layout(a.hidden, a.inter, a.n_heads, a.n_kv, a.head_dim, p.max_splits);
-    Ctx c{a, p, ring, 0, 0, 0, 0, res + kMaxInput, res, red, static_cast<int>(threadIdx.x / 32),
+    Ctx c{a, p, ring, 0, 0, 0, 0, res + kMaxInput, res, red, gpart, static_cast<int>(threadIdx.x / 32),
           static_cast<int>(threadIdx.x % 32), 0, 0, a.ll + ll.xo, a.ll + ll.xd, a.ll + ll.qkv, a.ll + ll.att,
           a.ll + ll.h, a.ll + ll.part};
     griddep_wait();
@@ -899,8 +924,10 @@ KernelFn kernel_for(int group) {
   }
 }
 
-int rows_per_tile(int n, int k, int sms) {
-  const int fit = kStageBytes / (2 * k), spread = (n + sms - 1) / sms;
+// Rows (pairs: row pairs, halves = 2) per tile of an n x k matrix: what a stage holds, at most kMaxTileRows,
+// and no more than spreads the matrix over every SM.
+int rows_per_tile(int n, int k, int sms, int stage_bytes, int halves = 1) {
+  const int fit = std::min(stage_bytes / (2 * row_pitch(k)), kMaxTileRows) / halves, spread = (n + sms - 1) / sms;
   return std::max(1, std::min(fit, spread));
 }
 
@@ -912,7 +939,7 @@ bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, i
   const int group = n_heads / n_kv;
   if (group != 1 && group != 2 && group != 4 && group != 8) return false;
   for (int k : {hidden, inter, n_heads * head_dim})
-    if (k <= 0 || k % 8 != 0 || k > kMaxInput) return false;
+    if (k <= 0 || k % 16 != 0 || k > kMaxInput) return false;  // whole mma k-steps
   return true;
 }
 
@@ -939,14 +966,18 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   if (!persistent_decode_supported(a.hidden, a.inter, a.n_heads, a.n_kv, D))
     fail_unsupported("persistent_decode: model shape outside what the persistent decode step supports");
   if (a.split_keys < 1) fail_unsupported("persistent_decode: split_keys must be positive");
+  if (a.tile_kib < kKvTileBytes / 1024 || a.tile_kib > 192)
+    fail_unsupported("persistent_decode: tile_kib must be 32..192 (a stage holds a 32 KiB KV tile)");
   const int G = ex.sms, qd = a.n_heads * D, kvd = a.n_kv * D;
   Plan p{};
-  p.rows_qkv = rows_per_tile(qd + 2 * kvd, a.hidden, G);
-  p.rows_o = rows_per_tile(a.hidden, qd, G);
-  p.rows_gu = std::max(1, rows_per_tile(2 * a.inter, a.hidden, G) / 2);  // row pairs: gate and up
-  p.rows_dn = rows_per_tile(a.hidden, a.inter, G);
-  p.rows_lm = rows_per_tile(a.vocab, a.hidden, G);
-  p.keys_per_tile = kStageBytes / (4 * D);
+  p.stage_bytes = a.tile_kib * 1024 + kStagePadBytes;
+  const int sb = p.stage_bytes;
+  p.rows_qkv = rows_per_tile(qd + 2 * kvd, a.hidden, G, sb);
+  p.rows_o = rows_per_tile(a.hidden, qd, G, sb);
+  p.rows_gu = rows_per_tile(a.inter, a.hidden, G, sb, 2);  // row pairs: gate and up
+  p.rows_dn = rows_per_tile(a.hidden, a.inter, G, sb);
+  p.rows_lm = rows_per_tile(a.vocab, a.hidden, G, sb);
+  p.keys_per_tile = kKvTileBytes / (4 * D);
   p.max_splits = persistent_decode_max_splits(G, a.n_kv);
   const int group = a.n_heads / a.n_kv;
   // c.res holds a block's residual rows of o_proj and down, and an attention split's q heads and new k/v.
@@ -954,17 +985,19 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   if (std::max(block_rows(a.hidden, p.rows_o), block_rows(a.hidden, p.rows_dn)) > kMaxInput ||
       (group + 1) * D > kMaxInput)
     fail_unsupported("persistent_decode: too many rows per block for its residual buffer (more SMs needed)");
-  const int xs_floats = std::max({a.hidden, a.inter, qd, kConsumerWarps * group * (D + 2)});
+  // c.xs: a GEMV input (kTerms bf16 per element), or attention's merge scratch (floats).
+  const size_t xs_need = std::max<size_t>(2 * kTerms * static_cast<size_t>(std::max({a.hidden, a.inter, qd}) + kTermPad),
+                                          4 * static_cast<size_t>(kConsumerWarps) * group * (D + 2));
   int device = 0, optin = 0;
   GQA_CUDA_CHECK(cudaGetDevice(&device));
   GQA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  const size_t xs_bytes = (static_cast<size_t>(xs_floats) * 4 + 1023) / 1024 * 1024;
-  const size_t res_bytes = kMaxInput * 4, static_bytes = 2 * kMaxStages * 8 + kConsumerWarps * 4 + 1024;
-  if (static_cast<size_t>(optin) < res_bytes + xs_bytes + static_bytes + 2 * kStageBytes)
-    fail_unsupported("persistent_decode: not enough shared memory per block for two ring stages");
-  p.stages =
-      static_cast<int>(std::min<size_t>(kMaxStages, (optin - res_bytes - xs_bytes - static_bytes) / kStageBytes));
-  const size_t smem = static_cast<size_t>(p.stages) * kStageBytes + res_bytes + xs_bytes;
+  const size_t xs_bytes = (xs_need + 1023) / 1024 * 1024;
+  const size_t res_bytes = kMaxInput * 4;
+  const size_t static_bytes = 2 * kMaxStages * 8 + (2 * kMaxTileRows + kConsumerWarps) * 4 + 1024;
+  if (static_cast<size_t>(optin) < res_bytes + xs_bytes + static_bytes + 2 * static_cast<size_t>(sb))
+    fail_unsupported("persistent_decode: not enough shared memory per block for two ring stages (tile_kib too large)");
+  p.stages = static_cast<int>(std::min<size_t>(kMaxStages, (optin - res_bytes - xs_bytes - static_bytes) / sb));
+  const size_t smem = static_cast<size_t>(p.stages) * sb + res_bytes + xs_bytes;
   const KernelFn kernel = D == 64 ? kernel_for<64>(group) : kernel_for<128>(group);
   Config& cfg = g_config[D == 64 ? 0 : 1][group == 1 ? 0 : group == 2 ? 1 : group == 4 ? 2 : 3];
   if (cfg.smem != smem) {

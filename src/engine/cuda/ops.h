@@ -137,6 +137,7 @@ struct PersistentDecodeArgs {
   float* logits = nullptr;   // [vocab]
   unsigned* sync = nullptr;  // persistent_decode_sync_words(): step number, exit count; zeroed once (reset)
   int split_keys = 64;       // an attention split covers at least this many keys (tuning; same results)
+  int tile_kib = 64;         // weight bytes per ring stage, 32..192 KiB (tuning; results differ by rounding)
   // Profiling (null: off): thread 0 of every block writes %globaltimer at the start of each phase, when its
   // wait is over, when its input is built, when its tiles are consumed, at its end, and the time it waited
   // for the ring's data: [block][layer * 5 + phase (qkv, att, o, gu, dn); layers * 5: lm_head][6].
