@@ -507,27 +507,28 @@ __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r,
       const int wi = c.warp % wpb;
       const int row = min(rb * 16 + (c.lane & 7) + (mat & 1) * 8, rows - 1);  // rows past the tile: ignored
       const bf16* arow = tile + static_cast<size_t>(row) * pitch + (mat >> 1) * 8;
-      // Each mma starts from zero and its 16-product sums are added in fp32 here: accumulating in the tensor
-      // core instead (d += ...) made the logits' agreement with the float GEMV 3-20x worse (tests' drift).
-      float d0[4] = {0.f, 0.f, 0.f, 0.f}, d1[4] = {0.f, 0.f, 0.f, 0.f};
-      auto step = [&](float (&d)[4], int k) {
-        uint32_t a[4];
-        ldmatrix_x4(a, smem_u32(arow + k * 16));
-        float e[4] = {0.f, 0.f, 0.f, 0.f};
-        mma_bf16(e, a, xb[k * 8], xb[k * 8 + 4]);
-#pragma unroll
-        for (int q = 0; q < 4; ++q) d[q] += e[q];
-      };
+      // Four independent accumulator chains (the mma and ldmatrix latencies overlap), summed in order.
+      float d[4][4] = {};
       int s = wi;
-#pragma unroll 2
-      for (; s + wpb < steps; s += 2 * wpb) {  // two independent chains
-        step(d0, s);
-        step(d1, s + wpb);
+#pragma unroll 1
+      for (; s + 3 * wpb < steps; s += 4 * wpb) {
+        uint32_t a[4][4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) ldmatrix_x4(a[u], smem_u32(arow + (s + u * wpb) * 16));
+#pragma unroll
+        for (int u = 0; u < 4; ++u) mma_bf16(d[u], a[u], xb[(s + u * wpb) * 8], xb[(s + u * wpb) * 8 + 4]);
       }
-      if (s < steps) step(d0, s);
+      for (; s < steps; s += wpb) {  // the rest (up to three steps), one by one
+        uint32_t a[4];
+        ldmatrix_x4(a, smem_u32(arow + s * 16));
+        mma_bf16(d[0], a, xb[s * 8], xb[s * 8 + 4]);
+      }
+#pragma unroll
+      for (int q = 0; q < 4; ++q) d[0][q] = (d[0][q] + d[1][q]) + (d[2][q] + d[3][q]);
+      float (&d0)[4] = d[0];
       // Row g's terms: columns 0, 1 at lane (g, 0), column 2 at lane (g, 1); rows g + 8 likewise.
-      float ra = t == 0 ? (d0[0] + d0[1]) + (d1[0] + d1[1]) : d0[0] + d1[0];
-      float rb8 = t == 0 ? (d0[2] + d0[3]) + (d1[2] + d1[3]) : d0[2] + d1[2];
+      float ra = t == 0 ? d0[0] + d0[1] : d0[0];
+      float rb8 = t == 0 ? d0[2] + d0[3] : d0[2];
       ra += __shfl_down_sync(0xffffffffu, ra, 1);
       rb8 += __shfl_down_sync(0xffffffffu, rb8, 1);
       if (t == 0) {
