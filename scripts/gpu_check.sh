@@ -88,7 +88,8 @@ if b:
     rows.append(("read bandwidth", f"{b['read_bandwidth_bytes_per_second'] / 1e9:.0f} GB/s"))
     for r in b["runs"] + b.get("sweep", []):
         ok = "ok" if r["peak_device_memory_bytes"] <= r["memory_budget_bytes"] else "OVER"
-        rows.append((f"decode {r['variant']} ctx {r['context']}",
+        ran = "" if r.get("layout") == r.get("requested_layout") else f" (ran {r.get('layout')})"
+        rows.append((f"decode {r['variant']} ctx {r['context']}{ran}",
                      f"{r['decode_tokens_per_second']:.0f} tok/s = {r['percent_of_roofline']:.1f}% of roofline "
                      f"{r['roofline_tokens_per_second']:.0f} | prefill {r['prefill_tokens_per_second']:.0f} tok/s | "
                      f"peak {r['peak_device_memory_bytes'] / 1e9:.3f} GB <= {r['memory_budget_bytes'] / 1e9:.3f} {ok}"))

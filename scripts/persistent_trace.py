@@ -5,8 +5,9 @@
     scripts/persistent_trace.py trace.csv[.gz] [--layers 6,14]
 
 The file holds, per block and phase (layer x {qkv, att, o, gu, dn}, then lm_head), the %globaltimer times
-(ns) at which thread 0 started the phase, saw its dependency met, had built the input vector, had consumed
-its tiles, and ended (after signalling), plus its time spent waiting for ring data. Prints the step's length,
+(ns) at which thread 0 started the phase, had its own input words (v7; v6: saw its dependency counter met),
+had built the block's input vector, had consumed its tiles, and ended, plus its time spent waiting for ring
+data. Prints the step's length,
 the critical chain per phase (when the last block ended) and, for chosen layers, the mean time of each part.
 """
 import argparse

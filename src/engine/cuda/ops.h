@@ -137,10 +137,10 @@ struct PersistentDecodeArgs {
   float* logits = nullptr;   // [vocab]
   unsigned* sync = nullptr;  // persistent_decode_sync_words(): step number, exit count; zeroed once (reset)
   int split_keys = 64;       // an attention split covers at least this many keys (tuning; same results)
-  int tile_kib = 64;         // weight bytes per ring stage, 32..192 KiB (tuning; results differ by rounding)
+  int tile_kib = 64;  // weight bytes per ring stage, 32..192 KiB, if two stages fit (tuning; results differ by rounding)
   // Profiling (null: off): thread 0 of every block writes %globaltimer at the start of each phase, when its
-  // wait is over, when its input is built, when its tiles are consumed, at its end, and the time it waited
-  // for the ring's data: [block][layer * 5 + phase (qkv, att, o, gu, dn); layers * 5: lm_head][6].
+  // own input words have arrived, when the block's input is built, when its tiles are consumed, at its end,
+  // and the time it waited for the ring's data: [block][layer * 5 + phase (qkv, att, o, gu, dn); layers * 5: lm_head][6].
   unsigned long long* trace = nullptr;
 };
 bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, int head_dim);
