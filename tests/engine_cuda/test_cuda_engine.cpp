@@ -397,6 +397,9 @@ TEST(CudaEngine, MisuseIsAClearError) {
   setenv("GQA_CUDA_PERSISTENT_TILE_KIB", "1000", 1);
   EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1)), Error);
   unsetenv("GQA_CUDA_PERSISTENT_TILE_KIB");
+  CudaEngineOptions negative_pause;
+  negative_pause.persistent_poll_ns = -1;
+  EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1), negative_pause), Error);
 }
 
 }  // namespace

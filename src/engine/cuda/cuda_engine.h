@@ -35,6 +35,9 @@ struct CudaEngineOptions {
   // 32..192 (a larger tile means fewer, longer tiles per block and phase; results differ by rounding).
   int persistent_split_keys = 64;
   int persistent_tile_kib = 64;
+  // persistent_poll_ns (GQA_CUDA_PERSISTENT_POLL_NS): the persistent step's pause between two polls of
+  // activations other blocks have not written yet, 0..10000 ns.
+  int persistent_poll_ns = 32;
 };
 
 // True when this binary was built with the CUDA engine.

@@ -135,6 +135,7 @@ __device__ __forceinline__ Tiles block_tiles(const Mat& m) {
 struct Plan {  // launch constants, computed on the host
   int rows_qkv, rows_o, rows_gu, rows_dn, rows_lm;  // rows (gate/up: row pairs) per tile
   int stages, stage_bytes, keys_per_tile, max_splits;
+  unsigned poll_ns;
 };
 
 
@@ -334,12 +335,14 @@ __device__ __forceinline__ Word ll_load(const Word* p) {
 __device__ __forceinline__ void ll_load2(const Word* p, Word& w0, Word& w1) {
   asm volatile("ld.relaxed.gpu.global.v2.b64 {%0, %1}, [%2];" : "=l"(w0), "=l"(w1) : "l"(p) : "memory");
 }
-// A short pause between polls, so that blocks waiting for a vector leave L2 to the weight streams.
-__device__ __forceinline__ void poll_pause() { __nanosleep(32); }
+// A short pause between polls (Plan::poll_ns), so that blocks waiting for a vector leave L2 to the others.
+__device__ __forceinline__ void poll_pause(unsigned ns) {
+  if (ns) __nanosleep(ns);
+}
 
 // N words, addr(i) for i < N (null: not wanted), all loaded at once, then polled until each carries tag.
 template <int N, class Addr>
-__device__ __forceinline__ void ll_gather(unsigned tag, float (&out)[N], Addr&& addr) {
+__device__ __forceinline__ void ll_gather(unsigned tag, float (&out)[N], unsigned pause_ns, Addr&& addr) {
   Word w[N];
 #pragma unroll
   for (int i = 0; i < N; ++i) w[i] = addr(i) ? ll_load(addr(i)) : static_cast<Word>(tag) << 32;
@@ -348,7 +351,7 @@ __device__ __forceinline__ void ll_gather(unsigned tag, float (&out)[N], Addr&& 
 #pragma unroll
     for (int i = 0; i < N; ++i) ok = ok && tag_word(w[i]) == tag;
     if (ok) break;
-    poll_pause();
+    poll_pause(pause_ns);
 #pragma unroll
     for (int i = 0; i < N; ++i)
       if (tag_word(w[i]) != tag) w[i] = ll_load(addr(i));
@@ -356,9 +359,9 @@ __device__ __forceinline__ void ll_gather(unsigned tag, float (&out)[N], Addr&& 
 #pragma unroll
   for (int i = 0; i < N; ++i) out[i] = value_word(w[i]);
 }
-__device__ __forceinline__ float ll_get(const Word* p, unsigned tag) {
+__device__ __forceinline__ float ll_get(const Word* p, unsigned tag, unsigned pause_ns) {
   float v[1];
-  ll_gather<1>(tag, v, [&](int) { return p; });
+  ll_gather<1>(tag, v, pause_ns, [&](int) { return p; });
   return v[0];
 }
 
@@ -371,7 +374,7 @@ struct Vec {
 __device__ __forceinline__ int vec_index(int j) { return (static_cast<int>(threadIdx.x) + j * kConsumers) * 4; }
 
 // src[0..n) as other blocks write it in this step with `tag` (n a multiple of 4).
-__device__ __forceinline__ void ll_read(const Word* src, int n, unsigned tag, Vec& r) {
+__device__ __forceinline__ void ll_read(const Word* src, int n, unsigned tag, unsigned pause_ns, Vec& r) {
   Word w[kVec][4];
   auto load = [&](int j) {
     ll_load2(src + vec_index(j), w[j][0], w[j][1]);
@@ -389,7 +392,7 @@ __device__ __forceinline__ void ll_read(const Word* src, int n, unsigned tag, Ve
 #pragma unroll
     for (int j = 0; j < kVec; ++j) ok = ok && ready(j);
     if (ok) break;
-    poll_pause();
+    poll_pause(pause_ns);
 #pragma unroll
     for (int j = 0; j < kVec; ++j)
       if (!ready(j)) load(j);
@@ -457,7 +460,7 @@ __device__ __forceinline__ void fill_residual(Ctx& c, const Mat& m, const Tiles&
   consumer_sync();  // c.res may still be read by the slowest thread of an earlier phase
   for (int i = threadIdx.x; i < r.count() * m.rows; i += kConsumers) {
     const int row = (r.first + i / m.rows * r.step) * m.rows + i % m.rows;
-    if (row < m.n) c.res[i] = emb ? __bfloat162float(emb[row]) : ll_get(src + row, tag);
+    if (row < m.n) c.res[i] = emb ? __bfloat162float(emb[row]) : ll_get(src + row, tag, c.p.poll_ns);
   }
 }
 
@@ -574,7 +577,7 @@ __device__ __forceinline__ void phase_qkv(Ctx& c, int l, const Mat& m) {
 #pragma unroll
     for (int j = 0; j < kVec; ++j) x.v[j] = to_float4(e.v[j]);
   } else {
-    ll_read(c.xd, H, tag_of(c, l - 1, kDn), x);
+    ll_read(c.xd, H, tag_of(c, l - 1, kDn), c.p.poll_ns, x);
   }
   mark(c, kMarkReady);
   store_rmsnorm(c, H, x, w);
@@ -650,7 +653,7 @@ __device__ __forceinline__ void attention_inputs(Ctx& c, int l, const Split& sp)
   for (int h = c.warp; h < G + (sp.new_key ? 2 : 0); h += kConsumerWarps) {
     const int src = h < G ? (sp.kvh * G + h) * D : h == G ? qd + sp.kvh * D : qd + kvd + sp.kvh * D;
     float v[E];
-    ll_gather<E>(tag, v, [&](int e) { return c.qkv + src + c.lane + 32 * e; });
+    ll_gather<E>(tag, v, c.p.poll_ns, [&](int e) { return c.qkv + src + c.lane + 32 * e; });
     if (h < G) {
       norm_rope_warp(v, w.q_norm, a.inv_freq, c.pos, a.eps, c.lane);
 #pragma unroll
@@ -783,7 +786,7 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
       for (int s = 0; s < S - 1; ++s) {
         const Word* theirs = part + (static_cast<size_t>(s) * G + g) * W;
         float v[3];  // m, l, o
-        ll_gather<3>(tag, v, [&](int k) { return theirs + (k == 2 ? d : D + k); });
+        ll_gather<3>(tag, v, c.p.poll_ns, [&](int k) { return theirs + (k == 2 ? d : D + k); });
         const float Mn = fmaxf(M, v[0]);
         const float wa = merge_weight(M, Mn), wb = merge_weight(v[0], Mn);
         L = L * wa + v[1] * wb, O = O * wa + v[2] * wb, M = Mn;
@@ -812,7 +815,7 @@ __device__ __forceinline__ void consume(Ctx& c) {
       fill_residual(c, m.o, r, c.xd, l > 0 ? tag_of(c, l - 1, kDn) : 0,
                     l == 0 ? a.embed + static_cast<size_t>(c.token) * H : nullptr);
       Vec att;
-      ll_read(c.att, qd, tag_of(c, l, kAtt), att);
+      ll_read(c.att, qd, tag_of(c, l, kAtt), c.p.poll_ns, att);
       mark(c, kMarkReady);
       store_vec(c, qd, att);
       mark(c, kMarkFilled);
@@ -826,7 +829,7 @@ __device__ __forceinline__ void consume(Ctx& c) {
       BVec w;
       Vec x;
       load_vec(a.layer[l].mlp_norm, H, w);
-      ll_read(c.xo, H, tag_of(c, l, kO), x);
+      ll_read(c.xo, H, tag_of(c, l, kO), c.p.poll_ns, x);
       mark(c, kMarkReady);
       store_rmsnorm(c, H, x, w);
       mark(c, kMarkFilled);
@@ -841,7 +844,7 @@ __device__ __forceinline__ void consume(Ctx& c) {
     if (const Tiles r = block_tiles(m.dn); r.count() > 0) {
       fill_residual(c, m.dn, r, c.xo, tag_of(c, l, kO), nullptr);
       Vec h;
-      ll_read(c.h, I, tag_of(c, l, kGu), h);
+      ll_read(c.h, I, tag_of(c, l, kGu), c.p.poll_ns, h);
       mark(c, kMarkReady);
       store_vec(c, I, h);
       mark(c, kMarkFilled);
@@ -857,7 +860,7 @@ __device__ __forceinline__ void consume(Ctx& c) {
     BVec w;
     Vec x;
     load_vec(a.final_norm, H, w);
-    ll_read(c.xd, H, tag_of(c, a.layers - 1, kDn), x);
+    ll_read(c.xd, H, tag_of(c, a.layers - 1, kDn), c.p.poll_ns, x);
     mark(c, kMarkReady);
     store_rmsnorm(c, H, x, w);
     mark(c, kMarkFilled);
@@ -967,11 +970,13 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   if (!persistent_decode_supported(a.hidden, a.inter, a.n_heads, a.n_kv, D))
     fail_unsupported("persistent_decode: model shape outside what the persistent decode step supports");
   if (a.split_keys < 1) fail_unsupported("persistent_decode: split_keys must be positive");
+  if (a.poll_ns < 0 || a.poll_ns > 10000) fail_unsupported("persistent_decode: poll_ns must be 0..10000");
   if (a.tile_kib < kKvTileBytes / 1024 || a.tile_kib > 192)
     fail_unsupported("persistent_decode: tile_kib must be 32..192 (a stage holds a 32 KiB KV tile)");
   const int G = ex.sms, qd = a.n_heads * D, kvd = a.n_kv * D;
   Plan p{};
   p.stage_bytes = a.tile_kib * 1024 + kStagePadBytes;
+  p.poll_ns = static_cast<unsigned>(a.poll_ns);
   const int sb = p.stage_bytes;
   p.rows_qkv = rows_per_tile(qd + 2 * kvd, a.hidden, G, sb);
   p.rows_o = rows_per_tile(a.hidden, qd, G, sb);
