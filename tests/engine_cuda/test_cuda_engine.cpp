@@ -285,7 +285,7 @@ TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
   cfg.eos_token_ids = {2};
   const auto dir = std::filesystem::temp_directory_path() / ("gqa-test-" + std::to_string(::getpid()) + "-q06-2l");
   make_random_model(cfg, 3, dir.string(), "");
-  for (const auto [split_keys, tile_kib] : {std::pair{256, 64}, std::pair{16, 32}, std::pair{64, 80}}) {
+  for (const auto& [split_keys, tile_kib] : {std::pair{256, 64}, std::pair{16, 32}, std::pair{64, 80}}) {
     CudaEngineOptions eo = with(Decode::Persistent);
     eo.persistent_split_keys = split_keys;
     eo.persistent_tile_kib = tile_kib;

@@ -323,7 +323,8 @@ void CudaEngine::reset(int64_t capacity) {
       cuda::persistent_decode_configure(ex_, persistent_args());
     } catch (const Error& e) {
       persistent_ok_ = false;
-      if (opts_.decode == CudaEngineOptions::Decode::Persistent)  // said once per cache size, so that no timing is mislabelled
+      // Said (once per cache size) so that no timing passes the fused layout off as the persistent one.
+      if (opts_.decode == CudaEngineOptions::Decode::Persistent)
         std::fprintf(stderr, "note: the persistent decode step is unavailable here (%s); decoding with the fused "
                      "layout\n", e.what());
     }

@@ -31,9 +31,10 @@ struct CudaEngineOptions {
   int split_keys = 32;
   // persistent_split_keys (GQA_CUDA_PERSISTENT_SPLIT_KEYS): an attention split of the persistent step
   // covers at least this many keys (at most 16 splits per KV head and one split per SM).
-  // persistent_tile_kib (GQA_CUDA_PERSISTENT_TILE_KIB): weight bytes per ring stage of the persistent step,
-  // 32..192 (a larger tile means fewer, longer tiles per block and phase; results differ by rounding).
   int persistent_split_keys = 64;
+  // persistent_tile_kib (GQA_CUDA_PERSISTENT_TILE_KIB): weight bytes per ring stage of the persistent step,
+  // 32..192 (a larger tile means fewer, longer tiles per block and phase; results differ by rounding; a size
+  // whose two stages do not fit in shared memory means the fused layout).
   int persistent_tile_kib = 64;
   // persistent_poll_ns (GQA_CUDA_PERSISTENT_POLL_NS): the persistent step's pause between two polls of
   // activations other blocks have not written yet, 0..10000 ns.

@@ -27,8 +27,9 @@
 // Tags are unique per step (the step number is kept in memory across launches and the buffers are zeroed
 // with it), so no buffer needs clearing between steps; a buffer is rewritten for layer l+1 only after every
 // reader of layer l has read it, since each phase of l+1 depends, through the chain, on all of layer l.
-// Every block is resident at once (one block per SM, checked with the occupancy API), which the polling
-// requires. Results are deterministic: every output element is computed by one warp in a fixed order.
+// Matrix tiles are consumed on tensor cores (mma.m16n8k16; the input vector as three bf16 terms, which keeps
+// fp32 precision). Every block is resident at once (one block per SM, checked with the occupancy API), which
+// the polling requires. Results are deterministic: every output element is summed in a fixed order.
 #include <algorithm>
 #include <type_traits>
 
@@ -540,7 +541,10 @@ __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r,
         dst[g + 8] = rb8;
       }
     }
-    release_stage(c);  // the stage's data is in registers by now; part is double-buffered by tile parity
+    // The stage's data is in registers by now. part is double-buffered by tile parity: a warp can write the
+    // next tile's partials while the finishing threads still read this one's, not the tile's after (it waits
+    // at the next barrier first); between phases the fills' barriers separate them.
+    release_stage(c);
     consumer_sync();
     auto value = [&](int row) {  // the warps' partials in warp order: independent loads, then the adds
       const float* src = part + row / 16 * wpb * 16 + row % 16;
@@ -992,7 +996,8 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
       (group + 1) * D > kMaxInput)
     fail_unsupported("persistent_decode: too many rows per block for its residual buffer (more SMs needed)");
   // c.xs: a GEMV input (kTerms bf16 per element), or attention's merge scratch (floats).
-  const size_t xs_need = std::max<size_t>(2 * kTerms * static_cast<size_t>(std::max({a.hidden, a.inter, qd}) + kTermPad),
+  const size_t longest = static_cast<size_t>(std::max({a.hidden, a.inter, qd}));
+  const size_t xs_need = std::max<size_t>(2 * kTerms * (longest + kTermPad),
                                           4 * static_cast<size_t>(kConsumerWarps) * group * (D + 2));
   int device = 0, optin = 0;
   GQA_CUDA_CHECK(cudaGetDevice(&device));

@@ -137,11 +137,12 @@ struct PersistentDecodeArgs {
   float* logits = nullptr;   // [vocab]
   unsigned* sync = nullptr;  // persistent_decode_sync_words(): step number, exit count; zeroed once (reset)
   int split_keys = 64;       // an attention split covers at least this many keys (tuning; same results)
-  int tile_kib = 64;  // weight bytes per ring stage, 32..192 KiB, if two stages fit (tuning; results differ by rounding)
-  int poll_ns = 32;   // pause between two polls of activations not there yet, 0..10000 ns (tuning; same results)
+  int tile_kib = 64;         // weight bytes per ring stage, 32..192 KiB if two stages fit (tuning; rounding differs)
+  int poll_ns = 32;          // pause between two polls of words not written yet, 0..10000 ns (tuning; same results)
   // Profiling (null: off): thread 0 of every block writes %globaltimer at the start of each phase, when its
   // own input words have arrived, when the block's input is built, when its tiles are consumed, at its end,
-  // and the time it waited for the ring's data: [block][layer * 5 + phase (qkv, att, o, gu, dn); layers * 5: lm_head][6].
+  // and the time it waited for the ring's data:
+  // [block][layer * 5 + phase (qkv, att, o, gu, dn); layers * 5: lm_head][6].
   unsigned long long* trace = nullptr;
 };
 bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, int head_dim);
