@@ -135,7 +135,7 @@ __device__ __forceinline__ Tiles block_tiles(const Mat& m) {
 
 struct Plan {  // launch constants, computed on the host
   int rows_qkv, rows_o, rows_gu, rows_dn, rows_lm;  // rows (gate/up: row pairs) per tile
-  int stages, stage_bytes, keys_per_tile, max_splits;
+  int stages, stage_bytes, keys_per_tile, max_splits, res_floats;
   unsigned poll_ns;
 };
 
@@ -283,7 +283,7 @@ struct Ctx {
   unsigned step;    // this step's number (1, 2, ...)
   int pos, token;
   float* xs;        // the phase's input vector (and the attention merge scratch)
-  float* res;       // [kMaxInput] the residual rows of the phase (o, down); attention's q and new k/v
+  float* res;       // [Plan::res_floats] the residual rows of the phase (o, down); attention's q and new k/v
   float* red;       // [kConsumerWarps] reduction scratch
   float* gpart;     // [2][kMaxTileRows] the GEMV's partial sums per warp, by tile parity
   int warp, lane;
@@ -893,7 +893,7 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
   } else {
     float* res = reinterpret_cast<float*>(smem + static_cast<size_t>(p.stages) * p.stage_bytes);
     const LLLayout ll = ll_layout(a.hidden, a.inter, a.n_heads, a.n_kv, a.head_dim, p.max_splits);
-    Ctx c{a, p, ring, 0, 0, 0, 0, res + kMaxInput, res, red, gpart, static_cast<int>(threadIdx.x / 32),
+    Ctx c{a, p, ring, 0, 0, 0, 0, res + p.res_floats, res, red, gpart, static_cast<int>(threadIdx.x / 32),
           static_cast<int>(threadIdx.x % 32), 0, 0, a.ll + ll.xo, a.ll + ll.xd, a.ll + ll.qkv, a.ll + ll.att,
           a.ll + ll.h, a.ll + ll.part};
     griddep_wait();
@@ -990,11 +990,11 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   p.keys_per_tile = kKvTileBytes / (4 * D);
   p.max_splits = persistent_decode_max_splits(G, a.n_kv);
   const int group = a.n_heads / a.n_kv;
-  // c.res holds a block's residual rows of o_proj and down, and an attention split's q heads and new k/v.
+  // c.res holds a block's residual rows of o_proj and down, or an attention split's q heads and new k/v
+  // (floats, rounded up to 16 bytes so that c.xs after it stays aligned).
   auto block_rows = [&](int n, int rows) { return ((n + rows - 1) / rows + G - 1) / G * rows; };
-  if (std::max(block_rows(a.hidden, p.rows_o), block_rows(a.hidden, p.rows_dn)) > kMaxInput ||
-      (group + 1) * D > kMaxInput)
-    fail_unsupported("persistent_decode: too many rows per block for its residual buffer (more SMs needed)");
+  p.res_floats = (std::max({block_rows(a.hidden, p.rows_o), block_rows(a.hidden, p.rows_dn), (group + 1) * D}) + 3) /
+                 4 * 4;
   // c.xs: a GEMV input (kTerms bf16 per element), or attention's merge scratch (floats).
   const size_t longest = static_cast<size_t>(std::max({a.hidden, a.inter, qd}));
   const size_t xs_need = std::max<size_t>(2 * kTerms * (longest + kTermPad),
@@ -1003,7 +1003,7 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   GQA_CUDA_CHECK(cudaGetDevice(&device));
   GQA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   const size_t xs_bytes = (xs_need + 1023) / 1024 * 1024;
-  const size_t res_bytes = kMaxInput * 4;
+  const size_t res_bytes = static_cast<size_t>(p.res_floats) * 4;
   const size_t static_bytes = 2 * kMaxStages * 8 + (2 * kMaxTileRows + kConsumerWarps) * 4 + 1024;
   if (static_cast<size_t>(optin) < res_bytes + xs_bytes + static_bytes + 2 * static_cast<size_t>(sb))
     fail_unsupported("persistent_decode: not enough shared memory per block for two ring stages (tile_kib too large)");
