@@ -705,7 +705,7 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
     const int n = min(c.p.keys_per_tile, c.pos - j * c.p.keys_per_tile);
     const bf16* K = reinterpret_cast<const bf16*>(acquire_stage(c));
     const bf16* V = K + static_cast<size_t>(n) * D;
-    constexpr int kBatch = 2;  // keys per lane group per iteration
+    constexpr int kBatch = G <= 2 ? 4 : 2;  // keys per lane group per iteration (more spill at G > 2)
     for (int base = c.warp * kKeysPerWarp * kBatch; base < n; base += kConsumerWarps * kKeysPerWarp * kBatch) {
       uint4 kk[kBatch], vv[kBatch];
       bool valid[kBatch];
