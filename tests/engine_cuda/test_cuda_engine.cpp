@@ -11,8 +11,10 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -304,6 +306,46 @@ TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
 
 // GQA_CUDA_TRACE=FILE: after a device decode loop the file holds, per block and phase, the times of the last
 // step in order (start <= end), one row per block and slot; an unwritable path is a clear error.
+// The persistent step's results do not depend on how long a block pauses between polls (its outputs are
+// summed in a fixed order): the logits are bit for bit those of the default pause.
+TEST(CudaEngine, PersistentStepIsDeterministicWhateverThePollPause) {
+  GQA_REQUIRE_GPU();
+  for (const auto& p : kPresets) {
+    const auto dir = testing::tiny_model_dir(p.name, p.seed);
+    CudaEngineOptions busy = with(Decode::Persistent);
+    busy.persistent_poll_ns = 0;
+    auto a = open_cuda_engine(dir, with(Decode::Persistent));
+    auto b = open_cuda_engine(dir, busy);
+    const int64_t V = a->config().vocab_size;
+    const auto ids = test_prompt(40, 5);
+    a->reset(64);
+    b->reset(64);
+    a->forward(std::span<const int32_t>(ids.data(), 20));
+    b->forward(std::span<const int32_t>(ids.data(), 20));
+    for (size_t t = 20; t < ids.size(); ++t) {
+      const float* fa = a->forward(std::span<const int32_t>(&ids[t], 1));
+      const std::vector<float> la(fa, fa + V);
+      const float* fb = b->forward(std::span<const int32_t>(&ids[t], 1));
+      ASSERT_EQ(0, std::memcmp(la.data(), fb, V * sizeof(float))) << p.name << " position " << t;
+    }
+    EXPECT_EQ(cuda_decode_layout(*a), Decode::Persistent);
+  }
+}
+
+// A tile size whose two ring stages do not fit in this GPU's shared memory: the engine decodes with the fused
+// layout instead (and says so), with the fused layout's results.
+TEST(CudaEngine, PersistentTileTooLargeFallsBackToTheFusedLayout) {
+  GQA_REQUIRE_GPU();
+  const auto dir = testing::tiny_model_dir("tiny", 1);
+  CudaEngineOptions huge = with(Decode::Persistent);
+  huge.persistent_tile_kib = 192;
+  auto tested = open_cuda_engine(dir, huge);
+  auto unfused = open_cuda_engine(dir, with(Decode::Unfused));
+  const auto ids = test_prompt(40, 6);
+  decode_drift(*tested, *unfused, ids, 20, "192 KiB tiles");
+  EXPECT_EQ(cuda_decode_layout(*tested), Decode::Fused);
+}
+
 TEST(CudaEngine, PersistentTraceFileRecordsEveryPhase) {
   GQA_REQUIRE_GPU();
   const auto dir = testing::tiny_model_dir("tiny", 1);

@@ -50,6 +50,7 @@ constexpr int kMaxTileRows = 128;       // rows (pairs: both halves) per weight 
 constexpr int kStagePadBytes = kMaxTileRows * 2 * kRowPad;
 constexpr int kMaxStages = 5;
 constexpr int kMaxSplits = 16;          // attention splits per KV head
+int persistent_decode_max_splits(int sms, int n_kv) { return std::clamp(sms / std::max(n_kv, 1), 1, kMaxSplits); }
 enum Phase { kQkv = 0, kAtt, kO, kGu, kDn, kPhases };
 constexpr int kTraceFields = 6;
 static_assert(kPhases == kPersistentPhases);
@@ -952,8 +953,6 @@ bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, i
 }
 
 size_t persistent_decode_sync_words() { return kSyncWords; }
-
-int persistent_decode_max_splits(int sms, int n_kv) { return std::clamp(sms / std::max(n_kv, 1), 1, kMaxSplits); }
 
 size_t persistent_decode_ll_words(int hidden, int inter, int n_heads, int n_kv, int head_dim, int sms) {
   return ll_layout(hidden, inter, n_heads, n_kv, head_dim, persistent_decode_max_splits(sms, n_kv)).total;
