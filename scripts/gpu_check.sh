@@ -5,7 +5,10 @@
 #                                # then the four binaries the GPU machine needs, stripped, into .gpu-bin/
 #   scripts/gpu_check.sh run     # there (Ubuntu 24.04, CUDA 13, PyTorch; .gpu-bin carried): everything else
 #                                # (GQA_SKIP_HF=1: without the HF transformers baseline; GQA_BENCH_QUICK=1:
-#                                # decode layouts x contexts only; GQA_TEST_FILTER: a gtest filter)
+#                                # decode layouts x contexts only; GQA_TEST_FILTER: a gtest filter; GQA_TRACE=1:
+#                                # the persistent step's trace at ctx 128 and 8192, summarised in trace.log;
+#                                # GQA_PROBES=1: the sync latency probe, into trace.log; GQA_SKIP_HOOK=1: no
+#                                # engine-hook tests)
 # Logs and JSON go to $OUT (default out/gpu-check); the summary table is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -41,10 +44,13 @@ GQA_FIXTURES_DIR="$PWD/tests/fixtures" timeout "${GQA_TEST_TIMEOUT:-300}" "$BIN/
 tests_rc=${PIPESTATUS[0]}
 # The engine through the attention-program hook (the stock kernels via the ABI) must give the engine's own
 # logits, whatever decode layout is the default: the evaluator's GPU suite holds that test.
-echo "== engine hook (test_adversarial_cuda: stock ABI, hook)"
-GQA_SOURCE_DIR=$PWD GQA_TEST_CACHE_DIR=/tmp/gqa-test-cache timeout 300 "$BIN/test_adversarial_cuda" \
-  --gtest_filter='*StockAbi*:*Hook*' 2>&1 | tee "$OUT/hook.log"
-hook_rc=${PIPESTATUS[0]}
+hook_rc=0
+if [[ -z "${GQA_SKIP_HOOK:-}" ]]; then  # GQA_SKIP_HOOK=1: not these (for runs that only measure)
+  echo "== engine hook (test_adversarial_cuda: stock ABI, hook)"
+  GQA_SOURCE_DIR=$PWD GQA_TEST_CACHE_DIR=/tmp/gqa-test-cache timeout 300 "$BIN/test_adversarial_cuda" \
+    --gtest_filter='*StockAbi*:*Hook*' 2>&1 | tee "$OUT/hook.log"
+  hook_rc=${PIPESTATUS[0]}
+fi
 if [[ $hook_rc -ne 0 && $tests_rc -eq 0 ]]; then tests_rc=$hook_rc; fi
 
 echo "== model"
@@ -59,6 +65,45 @@ echo "== gqa-evolve generate --device cuda"
 ids=$(python3 -c "print(','.join(str((i * 7919 + 13) % 151000) for i in range(128)))")
 "$BIN/gqa-evolve" generate --model "$MODEL" --device cuda --prompt-ids "$ids" --max-tokens 256 --ignore-eos --json \
   > "$OUT/generate.json" 2> >(tee -a "$ENV" >&2)
+
+# The persistent step's trace at ctx 128 and 8192 under extra environment settings ($1: "VAR=val ..."),
+# summarised into trace.log.
+trace_run() {
+  for n in 128 8192; do
+    local tids
+    tids=$(python3 -c "print(','.join(str((i * 7919 + 13) % 151000) for i in range($n)))")
+    env $1 GQA_CUDA_TRACE=/tmp/trace-$n.csv "$BIN/gqa-evolve" generate --model "$MODEL" --device cuda \
+      --prompt-ids "$tids" --max-tokens 64 --ignore-eos > /dev/null 2>> "$ENV"
+    { echo "-- ctx $n ${1:-(defaults)}"; python3 scripts/persistent_trace.py /tmp/trace-$n.csv --layers 14; } 2>&1 |
+      tee -a "$OUT/trace.log"
+  done
+}
+if [[ -n "${GQA_TRACE:-}" ]]; then  # GQA_TRACE=1: the persistent step's trace, summarised in trace.log
+  echo "== persistent decode trace"
+  trace_run ""
+fi
+# GQA_VARIANTS="name:VAR=val,VAR=val name2:...": the persistent layout again under each setting (quick bench at
+# ctx 128 and 8192, alternated with the defaults twice), and its trace when GQA_TRACE is set; variants.log.
+if [[ -n "${GQA_VARIANTS:-}" ]]; then
+  echo "== persistent variants"
+  for rep in 1 2; do
+    for v in "default:" $GQA_VARIANTS; do
+      name=${v%%:*} envs=${v#*:}
+      echo "-- $name (${envs//,/ }) rep $rep" | tee -a "$OUT/variants.log"
+      env ${envs//,/ } "$BIN/cuda_bench" --model "$MODEL" --contexts 128,8192 --layouts persistent --quick 2>&1 |
+        grep "^persistent" | tee -a "$OUT/variants.log"
+    done
+  done
+  if [[ -n "${GQA_TRACE:-}" ]]; then
+    for v in $GQA_VARIANTS; do trace_run "$(echo "${v#*:}" | tr , ' ')"; done
+  fi
+fi
+
+if [[ -n "${GQA_PROBES:-}" ]]; then  # GQA_PROBES=1: the latency probe (built here with nvcc), into trace.log
+  echo "== sync latency probe"
+  nvcc -O2 -gencode=arch=compute_90a,code=sm_90a -o /tmp/sync_latency tests/engine_cuda/probes/sync_latency.cu &&
+    /tmp/sync_latency 2>&1 | tee -a "$OUT/trace.log"
+fi
 
 if [[ -z "${GQA_SKIP_HF:-}" ]]; then  # GQA_SKIP_HF=1 saves ~1 min of device time when only the engine changed
   echo "== HF transformers"

@@ -67,6 +67,47 @@ def main():
         mean = lambda f: sum(f(e) for e in ran) / n / 1e3  # noqa: E731
         print(f"{name:10s} {n:6d}  {mean(lambda e: e[1] - e[0]):10.2f}  {mean(lambda e: e[2] - e[1]):5.2f}  "
               f"{mean(lambda e: e[3] - e[2]):6.2f}  ({mean(lambda e: e[5]):5.2f})    {mean(lambda e: e[4] - e[3]):6.2f}")
+    chain(by_slot, lm_slot, wanted)
+
+
+def chain(by_slot, lm_slot, wanted):
+    """The critical chain, phase by phase: each phase's input is complete once the last block of the phase
+    before it has stored its outputs (its 'computed' mark). Measured from that moment: when the consumers
+    saw their own words (ready) and had the whole vector built (filled), and when the last of them had
+    stored its own outputs. 'skew' is the last consumer's computed minus the median one's."""
+    def ran(slot):
+        return [e for e in by_slot.get(slot, []) if e[1] > 0 and e[0] <= e[1] <= e[2] <= e[3] <= e[4]]
+
+    def med(v):
+        v = sorted(v)
+        return v[len(v) // 2] / 1e3 if v else float("nan")
+
+    print("\ncritical chain [us after the producing phase's last block stored; median (max) over the consumers]")
+    print("phase      blocks   ready          filled         computed       skew   phase adds")
+    totals = collections.defaultdict(float)
+    layers = lm_slot // len(PHASES)
+    for slot in range(1, lm_slot + 1):
+        prod, cons = ran(slot - 1), ran(slot)
+        if not prod or not cons:
+            continue
+        t = max(e[3] for e in prod)
+        last = max(e[3] for e in cons)
+        comp = [e[3] - t for e in cons]
+        adds = (last - t) / 1e3
+        layer, phase = divmod(slot, len(PHASES))
+        name = "lm_head" if slot == lm_slot else PHASES[phase]
+        if slot != lm_slot and 1 <= layer < layers - 1:
+            totals[name] += adds / (layers - 2)
+        if slot != lm_slot and layer not in wanted:
+            continue
+        if slot != lm_slot:
+            name = f"L{layer}.{name}"
+        print(f"{name:10s} {len(cons):6d}  {med([e[1] - t for e in cons]):5.2f} ({max(e[1] - t for e in cons) / 1e3:5.2f})"
+              f"  {med([e[2] - t for e in cons]):5.2f} ({max(e[2] - t for e in cons) / 1e3:5.2f})"
+              f"  {med(comp):5.2f} ({adds:5.2f})  {adds - med(comp):5.2f}  {adds:6.2f}")
+    if totals:
+        print("mean over layers 1..L-2, us each phase adds to the chain: " +
+              ", ".join(f"{k} {v:.2f}" for k, v in totals.items()) + f"; sum {sum(totals.values()):.2f}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 // Benchmark of the CUDA engine (run by scripts/gpu_check.sh on the GPU machine; not a test):
-//   cuda_bench --model DIR [--contexts 128,2048,8192] [--tokens 256] [--json FILE] [--quick]
+//   cuda_bench --model DIR [--contexts 128,2048,8192] [--layouts persistent,fused,unfused] [--tokens 256]
+//              [--json FILE] [--quick]
 // 1. read bandwidth of device memory (streaming reduction over 4 GiB);
 // 2. the decode GEMV against cuBLAS (cublasGemmEx, n = 1) on Qwen3-0.6B's five matrix shapes, each call on
 //    another copy of the weights so that L2 never holds them, timed as graph replays;
@@ -39,6 +40,7 @@ struct Args {
   int64_t tokens = 256;
   bool only_layer = false;  // --only-layer: just the fused layer kernel's breakdown (for profiling it)
   bool quick = false;       // --quick: layouts x contexts only
+  std::vector<std::string> layouts{"persistent", "fused", "unfused"};  // --layouts: which decode layouts
 };
 
 Args parse(int argc, char** argv) {
@@ -59,12 +61,20 @@ Args parse(int argc, char** argv) {
       a.quick = true;
     } else if (k == "--json") {
       a.json_out = val();
+    } else if (k == "--layouts") {
+      a.layouts.clear();
+      std::stringstream ss(val());
+      for (std::string item; std::getline(ss, item, ',');) {
+        if (item != "persistent" && item != "fused" && item != "unfused")
+          fail("bench", "--layouts: unknown layout '{}' (known: persistent, fused, unfused)", item);
+        a.layouts.push_back(item);
+      }
     } else if (k == "--contexts") {
       a.contexts.clear();
       std::stringstream ss(val());
       for (std::string item; std::getline(ss, item, ',');) a.contexts.push_back(std::stoll(item));
     } else {
-      fail("bench", "unknown argument '{}' (known: --model --contexts --tokens --json --only-layer)", k);
+      fail("bench", "unknown argument '{}' (known: --model --contexts --layouts --tokens --json --only-layer --quick)", k);
     }
   }
   if (a.model.empty()) fail("bench", "--model DIR is required");
@@ -345,10 +355,11 @@ int run(int argc, char** argv) {
   nlohmann::json runs = nlohmann::json::array();
   for (auto dec : {Decode::Persistent, Decode::Fused, Decode::Unfused}) {
     if (a.quick && dec == Decode::Unfused) continue;
+    const char* name = dec == Decode::Persistent ? "persistent" : dec == Decode::Fused ? "fused" : "unfused";
+    if (std::find(a.layouts.begin(), a.layouts.end(), name) == a.layouts.end()) continue;
     CudaEngineOptions eo;
     eo.decode = dec;
     auto engine = open_cuda_engine(a.model, eo);
-    const char* name = dec == Decode::Persistent ? "persistent" : dec == Decode::Fused ? "fused" : "unfused";
     for (int64_t ctx : a.contexts) runs.push_back(bench_context(a.model, eo, name, ctx, a.tokens, bw, engine.get()));
   }
   nlohmann::json sweep = nlohmann::json::array();

@@ -137,6 +137,7 @@ __device__ __forceinline__ Tiles block_tiles(const Mat& m) {
 struct Plan {  // launch constants, computed on the host
   int rows_qkv, rows_o, rows_gu, rows_dn, rows_lm;  // rows (gate/up: row pairs) per tile
   int stages, stage_bytes, keys_per_tile, max_splits, res_floats;
+  size_t norms_offset;  // bytes into the dynamic shared memory: Ctx::norms
   unsigned poll_ns;
 };
 
@@ -287,6 +288,7 @@ struct Ctx {
   float* res;       // [Plan::res_floats] the residual rows of the phase (o, down); attention's q and new k/v
   float* red;       // [kConsumerWarps] reduction scratch
   float* gpart;     // [2][kMaxTileRows] the GEMV's partial sums per warp, by tile parity
+  bf16* norms;      // [2][hidden] RMSNorm weights copied ahead of their phase (slot 0: qkv / lm_head, 1: gu)
   int warp, lane;
   int trace_slot;   // profiling: the phase being run (PersistentDecodeArgs::trace)
   unsigned long long data_wait_ns;  // profiling: thread 0's time waiting for stages' data in this phase
@@ -412,6 +414,25 @@ __device__ __forceinline__ void load_vec(const bf16* src, int n, BVec& r) {
   for (int j = 0; j < kVec; ++j)
     if (vec_index(j) < n) r.v[j] = __ldg(reinterpret_cast<const uint2*>(src + vec_index(j)));
 }
+// RMSNorm weights are read from DRAM (the step streams a layer's worth of weights through L2 between two
+// uses), which took ~1 us after the input words had arrived. So each thread copies its elements of the next
+// norm's weights into shared memory (cp.async) a phase or two ahead, and reads them back itself.
+__device__ __forceinline__ void prefetch_norm(const Ctx& c, const bf16* src, int slot) {
+  bf16* dst = c.norms + slot * c.a.hidden;
+#pragma unroll
+  for (int j = 0; j < kVec; ++j)
+    if (vec_index(j) < c.a.hidden)
+      asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(smem_u32(dst + vec_index(j))), "l"(src + vec_index(j))
+                   : "memory");
+  asm volatile("cp.async.commit_group;" ::: "memory");
+}
+__device__ __forceinline__ void staged_norm(const Ctx& c, int slot, BVec& r) {
+  asm volatile("cp.async.wait_all;" ::: "memory");
+  const bf16* src = c.norms + slot * c.a.hidden;
+#pragma unroll
+  for (int j = 0; j < kVec; ++j)
+    if (vec_index(j) < c.a.hidden) r.v[j] = *reinterpret_cast<const uint2*>(src + vec_index(j));
+}
 __device__ __forceinline__ float4 to_float4(uint2 u) {
   return make_float4(bf16_lo(u.x), bf16_hi(u.x), bf16_lo(u.y), bf16_hi(u.y));
 }
@@ -514,7 +535,7 @@ __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r,
       const bf16* arow = tile + static_cast<size_t>(row) * pitch + (mat >> 1) * 8;
       // Four independent accumulator chains (the mma and ldmatrix latencies overlap), summed in order.
       float d[4][4] = {};
-      int s = wi;
+      int s = (c.a.debug & 1) ? steps : wi;  // diagnostic: no tile math (wrong results, for timing only)
 #pragma unroll 1
       for (; s + 3 * wpb < steps; s += 4 * wpb) {
         uint32_t a[4][4];
@@ -575,7 +596,7 @@ __device__ __forceinline__ void phase_qkv(Ctx& c, int l, const Mat& m) {
   const int H = a.hidden;
   BVec w;
   Vec x;
-  load_vec(a.layer[l].attn_norm, H, w);  // before the wait: it depends on nothing
+  if (a.debug & 2) load_vec(a.layer[l].attn_norm, H, w);  // diagnostic: the weights from DRAM, as before v8
   if (l == 0) {
     BVec e;
     load_vec(a.embed + static_cast<size_t>(c.token) * H, H, e);
@@ -585,6 +606,7 @@ __device__ __forceinline__ void phase_qkv(Ctx& c, int l, const Mat& m) {
     ll_read(c.xd, H, tag_of(c, l - 1, kDn), c.p.poll_ns, x);
   }
   mark(c, kMarkReady);
+  if (!(a.debug & 2)) staged_norm(c, 0, w);
   store_rmsnorm(c, H, x, w);
   mark(c, kMarkFilled);
   const unsigned tag = tag_of(c, l, kQkv);
@@ -657,15 +679,18 @@ __device__ __forceinline__ void attention_inputs(Ctx& c, int l, const Split& sp)
   consumer_sync();  // c.res may still be read by the slowest thread of an earlier phase
   for (int h = c.warp; h < G + (sp.new_key ? 2 : 0); h += kConsumerWarps) {
     const int src = h < G ? (sp.kvh * G + h) * D : h == G ? qd + sp.kvh * D : qd + kvd + sp.kvh * D;
+    float nw[E], f[E / 2];  // loaded before the wait: from DRAM they took ~1 us after the head had arrived
+    if (h <= G && !(a.debug & 2)) norm_rope_load<E>(h < G ? w.q_norm : w.k_norm, a.inv_freq, c.lane, nw, f);
     float v[E];
     ll_gather<E>(tag, v, c.p.poll_ns, [&](int e) { return c.qkv + src + c.lane + 32 * e; });
+    if (h <= G && (a.debug & 2)) norm_rope_load<E>(h < G ? w.q_norm : w.k_norm, a.inv_freq, c.lane, nw, f);
     if (h < G) {
-      norm_rope_warp(v, w.q_norm, a.inv_freq, c.pos, a.eps, c.lane);
+      norm_rope_regs<E>(v, nw, f, c.pos, a.eps);
 #pragma unroll
       for (int e = 0; e < E; ++e) c.res[h * D + c.lane + 32 * e] = v[e];
       continue;
     }
-    if (h == G) norm_rope_warp(v, w.k_norm, a.inv_freq, c.pos, a.eps, c.lane);
+    if (h == G) norm_rope_regs<E>(v, nw, f, c.pos, a.eps);
     bf16* cache = (h == G ? a.k_cache : a.v_cache) +
                   ((static_cast<size_t>(l) * a.n_kv + sp.kvh) * a.capacity + c.pos) * D;
 #pragma unroll
@@ -807,10 +832,12 @@ __device__ __forceinline__ void consume(Ctx& c) {
   const PersistentDecodeArgs& a = c.a;
   const int H = a.hidden, I = a.inter, qd = a.n_heads * D;
   Layer m{};
+  prefetch_norm(c, a.layer[0].attn_norm, 0);
   for (int l = 0; l < a.layers; ++l) {
     m = layer_mats(a, c.p, l);
     begin_phase(c, l * kPhases + kQkv);
     phase_qkv<D>(c, l, m.qkv);
+    prefetch_norm(c, a.layer[l].mlp_norm, 1);  // this thread has read slot 1 (layer l - 1's) long ago
     mark(c, kMarkEnd);
     begin_phase(c, l * kPhases + kAtt);
     phase_att<D, G>(c, l);
@@ -833,9 +860,10 @@ __device__ __forceinline__ void consume(Ctx& c) {
     if (const Tiles r = block_tiles(m.gu); r.count() > 0) {
       BVec w;
       Vec x;
-      load_vec(a.layer[l].mlp_norm, H, w);
+      if (a.debug & 2) load_vec(a.layer[l].mlp_norm, H, w);
       ll_read(c.xo, H, tag_of(c, l, kO), c.p.poll_ns, x);
       mark(c, kMarkReady);
+      if (!(a.debug & 2)) staged_norm(c, 1, w);
       store_rmsnorm(c, H, x, w);
       mark(c, kMarkFilled);
       const unsigned tag = tag_of(c, l, kGu);
@@ -844,6 +872,7 @@ __device__ __forceinline__ void consume(Ctx& c) {
       });
       mark(c, kMarkComputed);
     }
+    prefetch_norm(c, l + 1 < a.layers ? a.layer[l + 1].attn_norm : a.final_norm, 0);  // slot 0 read in qkv
     mark(c, kMarkEnd);
     begin_phase(c, l * kPhases + kDn);
     if (const Tiles r = block_tiles(m.dn); r.count() > 0) {
@@ -864,14 +893,16 @@ __device__ __forceinline__ void consume(Ctx& c) {
   if (const Tiles r = block_tiles(lm); r.count() > 0) {
     BVec w;
     Vec x;
-    load_vec(a.final_norm, H, w);
+    if (a.debug & 2) load_vec(a.final_norm, H, w);
     ll_read(c.xd, H, tag_of(c, a.layers - 1, kDn), c.p.poll_ns, x);
     mark(c, kMarkReady);
+    if (!(a.debug & 2)) staged_norm(c, 0, w);
     store_rmsnorm(c, H, x, w);
     mark(c, kMarkFilled);
     gemv_tiles(c, lm, r, [&](int row, int, float s) { a.logits[row] = s; });
     mark(c, kMarkComputed);
   }
+  asm volatile("cp.async.wait_all;" ::: "memory");  // blocks without lm_head tiles: no copy outlives the block
   mark(c, kMarkEnd);
 }
 
@@ -894,7 +925,8 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
   } else {
     float* res = reinterpret_cast<float*>(smem + static_cast<size_t>(p.stages) * p.stage_bytes);
     const LLLayout ll = ll_layout(a.hidden, a.inter, a.n_heads, a.n_kv, a.head_dim, p.max_splits);
-    Ctx c{a, p, ring, 0, 0, 0, 0, res + p.res_floats, res, red, gpart, static_cast<int>(threadIdx.x / 32),
+    bf16* norms = reinterpret_cast<bf16*>(smem + p.norms_offset);
+    Ctx c{a, p, ring, 0, 0, 0, 0, res + p.res_floats, res, red, gpart, norms, static_cast<int>(threadIdx.x / 32),
           static_cast<int>(threadIdx.x % 32), 0, 0, a.ll + ll.xo, a.ll + ll.xd, a.ll + ll.qkv, a.ll + ll.att,
           a.ll + ll.h, a.ll + ll.part};
     griddep_wait();
@@ -1003,11 +1035,14 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   GQA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   const size_t xs_bytes = (xs_need + 1023) / 1024 * 1024;
   const size_t res_bytes = static_cast<size_t>(p.res_floats) * 4;
+  const size_t norm_bytes = (4 * static_cast<size_t>(a.hidden) + 15) / 16 * 16;  // Ctx::norms: 2 x hidden bf16
   const size_t static_bytes = 2 * kMaxStages * 8 + (2 * kMaxTileRows + kConsumerWarps) * 4 + 1024;
-  if (static_cast<size_t>(optin) < res_bytes + xs_bytes + static_bytes + 2 * static_cast<size_t>(sb))
+  const size_t fixed = res_bytes + xs_bytes + norm_bytes + static_bytes;
+  if (static_cast<size_t>(optin) < fixed + 2 * static_cast<size_t>(sb))
     fail_unsupported("persistent_decode: not enough shared memory per block for two ring stages (tile_kib too large)");
-  p.stages = static_cast<int>(std::min<size_t>(kMaxStages, (optin - res_bytes - xs_bytes - static_bytes) / sb));
-  const size_t smem = static_cast<size_t>(p.stages) * sb + res_bytes + xs_bytes;
+  p.stages = static_cast<int>(std::min<size_t>(kMaxStages, (optin - fixed) / sb));
+  p.norms_offset = static_cast<size_t>(p.stages) * sb + res_bytes + xs_bytes;
+  const size_t smem = p.norms_offset + norm_bytes;
   const KernelFn kernel = D == 64 ? kernel_for<64>(group) : kernel_for<128>(group);
   Config& cfg = g_config[D == 64 ? 0 : 1][group == 1 ? 0 : group == 2 ? 1 : group == 4 ? 2 : 3];
   if (cfg.smem != smem) {

@@ -1,0 +1,113 @@
+// Latency probe behind the persistent decode step's phases (docs/engine-cuda.md, v8): how long one hand-over
+// of a vector between all blocks through tagged {value, tag} words costs when nothing else runs, the floor
+// of a phase in that design.
+//   nvcc -O2 -arch=sm_90a -o sync_latency tests/engine_cuda/probes/sync_latency.cu && ./sync_latency
+// Each round r: every writer block stores its 8 words of an n-word vector with tag r (st.relaxed.gpu), then
+// every block polls all n words (ld.relaxed.gpu.v2, 4 words per thread per pass) until each carries a tag
+// >= r, then a block barrier. One block per SM, 256 threads, like the decode step. Also a ping-pong between
+// two blocks (one word each way): the round trip through L2 alone.
+#include <cstdio>
+#include <cstdlib>
+
+#define CHECK(x)                                                                             \
+  do {                                                                                       \
+    cudaError_t e_ = (x);                                                                    \
+    if (e_ != cudaSuccess) {                                                                 \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
+      std::exit(1);                                                                          \
+    }                                                                                        \
+  } while (0)
+
+using Word = unsigned long long;
+__device__ __forceinline__ void st_word(Word* p, Word w) {
+  asm volatile("st.relaxed.gpu.global.b64 [%0], %1;" ::"l"(p), "l"(w) : "memory");
+}
+__device__ __forceinline__ void ld_word2(const Word* p, Word& a, Word& b) {
+  asm volatile("ld.relaxed.gpu.global.v2.b64 {%0, %1}, [%2];" : "=l"(a), "=l"(b) : "l"(p) : "memory");
+}
+__device__ __forceinline__ unsigned long long now() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
+// n words (multiple of 4), written by the first `writers` blocks, n / writers words each.
+__global__ void rounds(Word* buf, int n, int writers, int R, unsigned pause, unsigned long long* out) {
+  const int tid = threadIdx.x;
+  unsigned long long t0 = 0;
+  for (int r = 1; r <= R; ++r) {
+    if (r == 2) t0 = now();  // the first round includes the launch skew
+    const int per = n / writers;
+    if (static_cast<int>(blockIdx.x) < writers && tid < per)
+      st_word(buf + blockIdx.x * per + tid, (static_cast<Word>(r) << 32) | static_cast<unsigned>(r * 7 + tid));
+    for (int base = tid * 4; base < n; base += 256 * 4) {
+      Word w[4];
+      for (;;) {
+        ld_word2(buf + base, w[0], w[1]);
+        ld_word2(buf + base + 2, w[2], w[3]);
+        bool ok = true;
+        for (int i = 0; i < 4; ++i) ok = ok && static_cast<int>(w[i] >> 32) >= r;
+        if (ok) break;
+        if (pause) __nanosleep(pause);
+      }
+    }
+    __syncthreads();
+  }
+  if (tid == 0 && blockIdx.x == 0) out[0] = now() - t0;
+}
+
+__global__ void pingpong(Word* buf, int R, unsigned long long* out) {
+  if (threadIdx.x != 0 || blockIdx.x > 1) return;
+  const int me = blockIdx.x;
+  const unsigned long long t0 = now();
+  for (int r = 1; r <= R; ++r) {
+    if (me == 0) {
+      st_word(buf, static_cast<Word>(r) << 32);
+      Word a, b;
+      do ld_word2(buf + 2, a, b); while (static_cast<int>(a >> 32) < r);
+    } else {
+      Word a, b;
+      do ld_word2(buf, a, b); while (static_cast<int>(a >> 32) < r);
+      st_word(buf + 2, static_cast<Word>(r) << 32);
+    }
+  }
+  if (me == 0) out[0] = now() - t0;
+}
+
+int main() {
+  int sms = 0;
+  CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  Word* buf;
+  unsigned long long* out;
+  CHECK(cudaMalloc(&buf, 1 << 20));
+  CHECK(cudaMalloc(&out, 8));
+  const int R = 2000;
+  // 100 KiB of dynamic shared memory: one block per SM.
+  CHECK(cudaFuncSetAttribute(rounds, cudaFuncAttributeMaxDynamicSharedMemorySize, 100 * 1024));
+  std::printf("ping-pong between two blocks: ");
+  for (int rep = 0; rep < 3; ++rep) {
+    CHECK(cudaMemset(buf, 0, 1 << 20));
+    pingpong<<<sms, 32>>>(buf, R, out);
+    CHECK(cudaGetLastError());
+    unsigned long long t;
+    CHECK(cudaMemcpy(&t, out, 8, cudaMemcpyDeviceToHost));
+    std::printf("%.3f us ", t / 1e3 / R);
+  }
+  std::printf("per round trip\n");
+  struct Case { int n, writers; unsigned pause; };
+  for (Case c : {Case{1024, 128, 0}, Case{1024, 128, 32}, Case{2048, 128, 0}, Case{3072, 128, 0}, Case{1024, 8, 0},
+                 Case{256, 32, 0}}) {
+    std::printf("all %d blocks read a %d-word vector from %d writer blocks, pause %u ns: ", sms, c.n, c.writers,
+                c.pause);
+    for (int rep = 0; rep < 3; ++rep) {
+      CHECK(cudaMemset(buf, 0, 1 << 20));
+      rounds<<<sms, 256, 100 * 1024>>>(buf, c.n, c.writers, R, c.pause, out);
+      CHECK(cudaGetLastError());
+      unsigned long long t;
+      CHECK(cudaMemcpy(&t, out, 8, cudaMemcpyDeviceToHost));
+      std::printf("%.3f us ", t / 1e3 / (R - 1));
+    }
+    std::printf("per round\n");
+  }
+  return 0;
+}
