@@ -31,24 +31,48 @@ __device__ __forceinline__ unsigned long long now() {
   return t;
 }
 
-// n words (multiple of 4), written by the first `writers` blocks, n / writers words each.
-__global__ void rounds(Word* buf, int n, int writers, int R, unsigned pause, unsigned long long* out) {
+// n words (multiple of 4), written by the first `writers` blocks, n / writers words each, into `copies`
+// copies of the vector (n words apart); block b reads copy b % copies (fewer readers per L2 line). staggered:
+// each thread keeps two polls in flight, issued `pause` ns apart, instead of one poll per round trip.
+__global__ void rounds(Word* buf, int n, int writers, int copies, bool staggered, int R, unsigned pause,
+                       unsigned long long* out) {
   const int tid = threadIdx.x;
   unsigned long long t0 = 0;
   for (int r = 1; r <= R; ++r) {
     if (r == 2) t0 = now();  // the first round includes the launch skew
     const int per = n / writers;
     if (static_cast<int>(blockIdx.x) < writers && tid < per)
-      st_word(buf + blockIdx.x * per + tid, (static_cast<Word>(r) << 32) | static_cast<unsigned>(r * 7 + tid));
+      for (int c = 0; c < copies; ++c)
+        st_word(buf + c * n + blockIdx.x * per + tid, (static_cast<Word>(r) << 32) | static_cast<unsigned>(r * 7 + tid));
+    const Word* src = buf + (blockIdx.x % copies) * n;
+    auto ready = [&](const Word (&w)[4]) {
+      bool ok = true;
+      for (int i = 0; i < 4; ++i) ok = ok && static_cast<int>(w[i] >> 32) >= r;
+      return ok;
+    };
     for (int base = tid * 4; base < n; base += 256 * 4) {
-      Word w[4];
-      for (;;) {
-        ld_word2(buf + base, w[0], w[1]);
-        ld_word2(buf + base + 2, w[2], w[3]);
-        bool ok = true;
-        for (int i = 0; i < 4; ++i) ok = ok && static_cast<int>(w[i] >> 32) >= r;
-        if (ok) break;
+      Word w[4], v[4];
+      ld_word2(src + base, w[0], w[1]);
+      ld_word2(src + base + 2, w[2], w[3]);
+      if (staggered) {  // a second poll leaves `pause` ns after the first; each is re-issued once checked
         if (pause) __nanosleep(pause);
+        ld_word2(src + base, v[0], v[1]);
+        ld_word2(src + base + 2, v[2], v[3]);
+        for (;;) {
+          if (ready(w)) break;
+          ld_word2(src + base, w[0], w[1]);
+          ld_word2(src + base + 2, w[2], w[3]);
+          if (ready(v)) break;
+          ld_word2(src + base, v[0], v[1]);
+          ld_word2(src + base + 2, v[2], v[3]);
+        }
+        continue;
+      }
+      for (;;) {
+        if (ready(w)) break;
+        if (pause) __nanosleep(pause);
+        ld_word2(src + base, w[0], w[1]);
+        ld_word2(src + base + 2, w[2], w[3]);
       }
     }
     __syncthreads();
@@ -94,14 +118,17 @@ int main() {
     std::printf("%.3f us ", t / 1e3 / R);
   }
   std::printf("per round trip\n");
-  struct Case { int n, writers; unsigned pause; };
-  for (Case c : {Case{1024, 128, 0}, Case{1024, 128, 32}, Case{2048, 128, 0}, Case{3072, 128, 0}, Case{1024, 8, 0},
-                 Case{256, 32, 0}}) {
-    std::printf("all %d blocks read a %d-word vector from %d writer blocks, pause %u ns: ", sms, c.n, c.writers,
-                c.pause);
+  struct Case { int n, writers, copies; bool staggered; unsigned pause; };
+  for (Case c : {Case{1024, 128, 1, false, 0}, Case{1024, 128, 1, false, 32}, Case{2048, 128, 1, false, 0},
+                 Case{3072, 128, 1, false, 0}, Case{1024, 8, 1, false, 0}, Case{256, 32, 1, false, 0},
+                 Case{1024, 128, 2, false, 32}, Case{1024, 128, 4, false, 32}, Case{1024, 128, 8, false, 32},
+                 Case{3072, 128, 4, false, 32}, Case{1024, 128, 1, true, 100}, Case{1024, 128, 1, true, 200},
+                 Case{1024, 128, 4, true, 100}, Case{3072, 128, 4, true, 100}}) {
+    std::printf("all %d blocks read a %d-word vector from %d writer blocks, %d copies%s, pause %u ns: ", sms, c.n,
+                c.writers, c.copies, c.staggered ? ", staggered polls" : "", c.pause);
     for (int rep = 0; rep < 3; ++rep) {
       CHECK(cudaMemset(buf, 0, 1 << 20));
-      rounds<<<sms, 256, 100 * 1024>>>(buf, c.n, c.writers, R, c.pause, out);
+      rounds<<<sms, 256, 100 * 1024>>>(buf, c.n, c.writers, c.copies, c.staggered, R, c.pause, out);
       CHECK(cudaGetLastError());
       unsigned long long t;
       CHECK(cudaMemcpy(&t, out, 8, cudaMemcpyDeviceToHost));
