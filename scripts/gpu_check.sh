@@ -16,7 +16,7 @@ BIN=.gpu-bin
 
 if [[ "${1:-run}" == build ]]; then
   set -e
-  cmake -S . -B build-gpu -G Ninja -DGQA_CPU_ARCH=x86-64-v3 -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake -S . -B build-gpu -G Ninja -DGQA_CPU_ARCH=x86-64-v3 -DGQA_CUDA_PTX=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build build-gpu -j2 --target gqa-evolve test_engine_cuda cuda_bench test_adversarial_cuda
   mkdir -p "$BIN"
   cp build-gpu/gqa-evolve build-gpu/tests/engine_cuda/test_engine_cuda build-gpu/tests/engine_cuda/cuda_bench \
@@ -83,7 +83,8 @@ if [[ -n "${GQA_TRACE:-}" ]]; then  # GQA_TRACE=1: the persistent step's trace, 
   trace_run ""
 fi
 # GQA_VARIANTS="name:VAR=val,VAR=val name2:...": the persistent layout again under each setting (quick bench at
-# ctx 128 and 8192, alternated with the defaults twice), and its trace when GQA_TRACE is set; variants.log.
+# ctx 128 and 8192, alternated with the defaults twice), into variants.log; GQA_TRACE_VARIANTS="name ..."
+# also traces those.
 if [[ -n "${GQA_VARIANTS:-}" ]]; then
   echo "== persistent variants"
   for rep in 1 2; do
@@ -94,9 +95,9 @@ if [[ -n "${GQA_VARIANTS:-}" ]]; then
         grep "^persistent" | tee -a "$OUT/variants.log"
     done
   done
-  if [[ -n "${GQA_TRACE:-}" ]]; then
-    for v in $GQA_VARIANTS; do trace_run "$(echo "${v#*:}" | tr , ' ')"; done
-  fi
+  for v in $GQA_VARIANTS; do  # GQA_TRACE_VARIANTS="name ...": the variants traced too
+    if [[ " ${GQA_TRACE_VARIANTS:-} " == *" ${v%%:*} "* ]]; then trace_run "$(echo "${v#*:}" | tr , ' ')"; fi
+  done
 fi
 
 if [[ -n "${GQA_PROBES:-}" ]]; then  # GQA_PROBES=1: the latency probe (built here with nvcc), into trace.log

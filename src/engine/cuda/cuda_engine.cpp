@@ -530,8 +530,6 @@ cuda::PersistentDecodeArgs CudaEngine::persistent_args() const {
   a.ll = pers_ll_, a.logits = logits_.as<float>();
   a.sync = pers_sync_, a.split_keys = opts_.persistent_split_keys, a.tile_kib = opts_.persistent_tile_kib;
   a.poll_ns = opts_.persistent_poll_ns;
-  a.debug = env_int("GQA_CUDA_PERSISTENT_DEBUG", 0, 0, 15);
-  a.copies = env_int("GQA_CUDA_PERSISTENT_COPIES", 1, 1, 8);
   a.trace = trace_.as<unsigned long long>();
   return a;
 }

@@ -46,8 +46,7 @@ constexpr int kMaxInput = 3072;         // longest input vector (shared memory)
 // one weight tile: rows of k bf16 each followed by 16 bytes of padding (row_pitch), so that the 8 rows an
 // ldmatrix reads fall into different banks.
 constexpr int kKvTileBytes = 32 * 1024, kRowPad = 8;
-constexpr int kMaxTileRows = 64;        // rows (pairs: both halves) per weight tile: 4 blocks of 16 for the mma
-constexpr int kPartFloats = kConsumerWarps * kMaxTileRows;  // the GEMV's partial sums of one tile
+constexpr int kMaxTileRows = 128;       // rows (pairs: both halves) per weight tile: 8 blocks of 16 for the mma
 constexpr int kStagePadBytes = kMaxTileRows * 2 * kRowPad;
 constexpr int kMaxStages = 5;
 constexpr int kMaxSplits = 16;          // attention splits per KV head
@@ -58,10 +57,6 @@ static_assert(kPhases == kPersistentPhases);
 constexpr int kSyncStep = 0, kSyncExit = 1, kSyncWords = 2;
 
 // Where each activation lives in PersistentDecodeArgs::ll (8-byte {value, tag} words); host and device.
-// The vectors every block reads (xo, xd, att, h) have room for kMaxCopies copies: their writers store
-// PersistentDecodeArgs::copies of them and block b reads copy b % copies, so that fewer blocks poll each
-// L2 line.
-constexpr int kMaxCopies = 8;
 struct LLLayout {
   size_t xo, xd, qkv, att, h, part, total;
 };
@@ -70,11 +65,11 @@ __host__ __device__ __forceinline__ LLLayout ll_layout(int hidden, int inter, in
   const size_t qd = static_cast<size_t>(n_heads) * head_dim, kvd = static_cast<size_t>(n_kv) * head_dim;
   LLLayout o{};
   o.xo = 0;
-  o.xd = o.xo + kMaxCopies * static_cast<size_t>(hidden);
-  o.qkv = o.xd + kMaxCopies * static_cast<size_t>(hidden);
+  o.xd = o.xo + hidden;
+  o.qkv = o.xd + hidden;
   o.att = o.qkv + qd + 2 * kvd;
-  o.h = o.att + kMaxCopies * qd;
-  o.part = o.h + kMaxCopies * static_cast<size_t>(inter);  // [n_kv][splits][group][head_dim + 2]: a split's o, m, l
+  o.h = o.att + qd;
+  o.part = o.h + inter;  // [n_kv][splits][group][head_dim + 2]: a split's o, m, l per query head
   o.total = o.part + static_cast<size_t>(max_splits) * n_heads * (head_dim + 2);
   return o;
 }
@@ -142,8 +137,6 @@ __device__ __forceinline__ Tiles block_tiles(const Mat& m) {
 struct Plan {  // launch constants, computed on the host
   int rows_qkv, rows_o, rows_gu, rows_dn, rows_lm;  // rows (gate/up: row pairs) per tile
   int stages, stage_bytes, keys_per_tile, max_splits, res_floats;
-  int xs_floats;        // floats in Ctx::xs
-  size_t norms_offset;  // bytes into the dynamic shared memory: Ctx::norms
   unsigned poll_ns;
 };
 
@@ -293,14 +286,12 @@ struct Ctx {
   float* xs;        // the phase's input vector (and the attention merge scratch)
   float* res;       // [Plan::res_floats] the residual rows of the phase (o, down); attention's q and new k/v
   float* red;       // [kConsumerWarps] reduction scratch
-  float* gpart;     // [2][kPartFloats] the GEMV's partial sums per warp, by tile parity
-  bf16* norms;      // [2][hidden] RMSNorm weights copied ahead of their phase (slot 0: qkv / lm_head, 1: gu)
+  float* gpart;     // [2][kMaxTileRows] the GEMV's partial sums per warp, by tile parity
   int warp, lane;
   int trace_slot;   // profiling: the phase being run (PersistentDecodeArgs::trace)
   unsigned long long data_wait_ns;  // profiling: thread 0's time waiting for stages' data in this phase
-  // The activations, as {value, tag} words (ll_layout); xo, xd, att and h: the first of their copies.
+  // The activations, as {value, tag} words (ll_layout).
   unsigned long long *xo, *xd, *qkv, *att, *h, *part;
-  int copy;  // the copy this block reads
 };
 
 __device__ __forceinline__ unsigned long long globaltimer() {
@@ -336,14 +327,6 @@ __device__ __forceinline__ float value_word(Word w) { return __uint_as_float(sta
 __device__ __forceinline__ void ll_store(Word* dst, float v, unsigned tag) {
   const Word w = (static_cast<Word>(tag) << 32) | __float_as_uint(v);
   asm volatile("st.relaxed.gpu.global.b64 [%0], %1;" ::"l"(dst), "l"(w) : "memory");
-}
-// Row `row` of a copied vector of n words, into every copy.
-__device__ __forceinline__ void ll_store_copies(const Ctx& c, Word* base, int n, int row, float v, unsigned tag) {
-  for (int k = 0; k < c.a.copies; ++k) ll_store(base + static_cast<size_t>(k) * n + row, v, tag);
-}
-// The copy of a copied vector of n words that this block reads.
-__device__ __forceinline__ const Word* ll_copy(const Ctx& c, const Word* base, int n) {
-  return base + static_cast<size_t>(c.copy) * n;
 }
 __device__ __forceinline__ Word ll_load(const Word* p) {
   Word w;
@@ -428,25 +411,6 @@ __device__ __forceinline__ void load_vec(const bf16* src, int n, BVec& r) {
 #pragma unroll
   for (int j = 0; j < kVec; ++j)
     if (vec_index(j) < n) r.v[j] = __ldg(reinterpret_cast<const uint2*>(src + vec_index(j)));
-}
-// RMSNorm weights are read from DRAM (the step streams a layer's worth of weights through L2 between two
-// uses), which took ~1 us after the input words had arrived. So each thread copies its elements of the next
-// norm's weights into shared memory (cp.async) a phase or two ahead, and reads them back itself.
-__device__ __forceinline__ void prefetch_norm(const Ctx& c, const bf16* src, int slot) {
-  bf16* dst = c.norms + slot * c.a.hidden;
-#pragma unroll
-  for (int j = 0; j < kVec; ++j)
-    if (vec_index(j) < c.a.hidden)
-      asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(smem_u32(dst + vec_index(j))), "l"(src + vec_index(j))
-                   : "memory");
-  asm volatile("cp.async.commit_group;" ::: "memory");
-}
-__device__ __forceinline__ void staged_norm(const Ctx& c, int slot, BVec& r) {
-  asm volatile("cp.async.wait_all;" ::: "memory");
-  const bf16* src = c.norms + slot * c.a.hidden;
-#pragma unroll
-  for (int j = 0; j < kVec; ++j)
-    if (vec_index(j) < c.a.hidden) r.v[j] = *reinterpret_cast<const uint2*>(src + vec_index(j));
 }
 __device__ __forceinline__ float4 to_float4(uint2 u) {
   return make_float4(bf16_lo(u.x), bf16_hi(u.x), bf16_lo(u.y), bf16_hi(u.y));
@@ -541,7 +505,7 @@ __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r,
     const int row0 = ti * m.rows, nr = min(m.rows, m.n - row0), rows = m.pairs ? 2 * nr : nr;
     const int blocks = (rows + 15) / 16;
     const int wpb = blocks == 1 ? 8 : blocks == 2 ? 4 : blocks <= 4 ? 2 : 1;  // warps per block of rows
-    float* part = c.gpart + (c.it & 1) * kPartFloats;                        // [block][warp of it][16]
+    float* part = c.gpart + (c.it & 1) * kMaxTileRows;                       // [block][warp of it][16]
     const int mat = c.lane >> 3;  // ldmatrix: lane supplies row (lane % 8) of matrix mat (a0..a3 order)
 #pragma unroll 1
     for (int rb = c.warp / wpb; rb < blocks; rb += kConsumerWarps / wpb) {
@@ -550,7 +514,7 @@ __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r,
       const bf16* arow = tile + static_cast<size_t>(row) * pitch + (mat >> 1) * 8;
       // Four independent accumulator chains (the mma and ldmatrix latencies overlap), summed in order.
       float d[4][4] = {};
-      int s = (c.a.debug & 1) ? steps : wi;  // diagnostic: no tile math (wrong results, for timing only)
+      int s = wi;
 #pragma unroll 1
       for (; s + 3 * wpb < steps; s += 4 * wpb) {
         uint32_t a[4][4];
@@ -603,109 +567,6 @@ __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r,
   }
 }
 
-// The same GEMV with the roles swapped (v8): the weights are the mma's B operand (8 rows of W per n-block,
-// by ldmatrix: exactly the tile's bytes read from shared memory, where 16-row A blocks read 8-row tiles twice)
-// and the input's three terms are rows 0..2 of A (rows 3..15 zero; each warp loads its A fragments once per
-// k-step and uses them for up to four n-blocks). Every warp takes every eighth 32-wide k-pair of all rows;
-// the warps' partial sums are added in warp order.
-template <class Finish>
-__device__ __forceinline__ void gemv_tiles_nb(Ctx& c, const Mat& m, const Tiles& r, Finish&& finish) {
-  const int pitch = row_pitch(m.k), steps = m.k / 16, kpairs = steps / 2;
-  const int g = c.lane >> 2, t = c.lane & 3;
-  const bool term = g < kTerms;
-  // A fragment words of lane (g, t) at k-step s: x_g[16 s + 2 t ..] (a0) and x_g[16 s + 8 + 2 t ..] (a2).
-  const uint32_t* xa = reinterpret_cast<const uint32_t*>(c.xs) + (term ? g : 0) * ((m.k + kTermPad) / 2) + t;
-  const int brow = c.lane & 7, bk = (c.lane >> 3) * 8;  // ldmatrix.x4: row and k offset this lane addresses
-  int slot0 = 0;
-#pragma unroll 1
-  for (int ti = r.first; ti < r.end; ti += r.step, slot0 += m.rows) {
-    const bf16* tile = reinterpret_cast<const bf16*>(acquire_stage(c));
-    const int row0 = ti * m.rows, nr = min(m.rows, m.n - row0), rows = m.pairs ? 2 * nr : nr;
-    const int nbs = (rows + 7) / 8;
-    float* part = c.gpart + (c.it & 1) * kPartFloats + c.warp * kMaxTileRows;  // [warp][row]
-#pragma unroll 1
-    for (int nb0 = 0; nb0 < nbs; nb0 += 4) {
-      const int cnt = min(4, nbs - nb0);
-      uint32_t brows[4];  // shared-memory address of this lane's row and k offset in n-block nb0 + u
-#pragma unroll
-      for (int u = 0; u < 4; ++u)
-        brows[u] = smem_u32(tile + static_cast<size_t>(min((nb0 + u) * 8 + brow, rows - 1)) * pitch + bk);
-      float d[4][4] = {};
-      auto kstep2 = [&](int kp) {  // k-steps 2 kp and 2 kp + 1
-        uint32_t a[2][4] = {};
-        if (term) {
-          a[0][0] = xa[16 * kp], a[0][2] = xa[16 * kp + 4];
-          a[1][0] = xa[16 * kp + 8], a[1][2] = xa[16 * kp + 12];
-        }
-#pragma unroll
-        for (int u0 = 0; u0 < 4; u0 += 2) {  // two n-blocks at a time: four at once spilled (168-register cap)
-          uint32_t b[2][4];
-#pragma unroll
-          for (int u = 0; u < 2; ++u)
-            if (u0 + u < cnt) ldmatrix_x4(b[u], brows[u0 + u] + kp * 64);
-#pragma unroll
-          for (int u = 0; u < 2; ++u)
-            if (u0 + u < cnt) {
-              mma_bf16(d[u0 + u], a[0], b[u][0], b[u][1]);
-              mma_bf16(d[u0 + u], a[1], b[u][2], b[u][3]);
-            }
-        }
-      };
-      int kp = (c.a.debug & 1) ? kpairs : c.warp;
-#pragma unroll 1
-      for (; kp < kpairs; kp += kConsumerWarps) kstep2(kp);
-      if ((steps & 1) && c.warp == kpairs % kConsumerWarps && !(c.a.debug & 1)) {  // an odd last k-step
-        const int s = steps - 1;
-        uint32_t a[4] = {};
-        if (term) a[0] = xa[8 * s], a[2] = xa[8 * s + 4];
-#pragma unroll
-        for (int u = 0; u < 4; ++u)
-          if (u < cnt) {
-            uint32_t b[4];
-            ldmatrix_x4(b, brows[u] + (s * 16 + ((c.lane >> 3) & 1) * 8 - bk) * 2);
-            mma_bf16(d[u], a, b[0], b[1]);
-          }
-      }
-      // Lane (g, t) holds term g of rows 2t and 2t + 1 of each n-block (d[u][0], d[u][1]): terms added in order.
-#pragma unroll
-      for (int u = 0; u < 4; ++u) {
-        float v0 = d[u][0], v1 = d[u][1];
-        const float v0b = __shfl_down_sync(0xffffffffu, v0, 4), v1b = __shfl_down_sync(0xffffffffu, v1, 4);
-        const float v0c = __shfl_down_sync(0xffffffffu, v0, 8), v1c = __shfl_down_sync(0xffffffffu, v1, 8);
-        if (u < cnt && c.lane < 4) {
-          part[(nb0 + u) * 8 + 2 * t] = (v0 + v0b) + v0c;
-          part[(nb0 + u) * 8 + 2 * t + 1] = (v1 + v1b) + v1c;
-        }
-      }
-    }
-    release_stage(c);
-    consumer_sync();
-    const float* tp = c.gpart + ((c.it - 1) & 1) * kPartFloats;
-    auto value = [&](int row) {
-      float p[kConsumerWarps];
-#pragma unroll
-      for (int w = 0; w < kConsumerWarps; ++w) p[w] = tp[w * kMaxTileRows + row];
-      float v = p[0];
-#pragma unroll
-      for (int w = 1; w < kConsumerWarps; ++w) v += p[w];
-      return v;
-    };
-    for (int i = threadIdx.x; i < nr; i += kConsumers) {
-      if constexpr (std::is_invocable_v<Finish, int, int, float, float>) {
-        if (m.pairs) finish(row0 + i, slot0 + i, value(i), value(nr + i));
-      } else {
-        finish(row0 + i, slot0 + i, value(i));
-      }
-    }
-  }
-}
-// The phase's GEMV: gemv_tiles_nb unless the diagnostics knob asks for the 16-row A layout of v7.
-template <class Finish>
-__device__ __forceinline__ void gemv_phase(Ctx& c, const Mat& m, const Tiles& r, Finish&& finish) {
-  if (c.a.debug & 4) gemv_tiles(c, m, r, finish);
-  else gemv_tiles_nb(c, m, r, finish);
-}
-
 template <int D>
 __device__ __forceinline__ void phase_qkv(Ctx& c, int l, const Mat& m) {
   const PersistentDecodeArgs& a = c.a;
@@ -714,21 +575,20 @@ __device__ __forceinline__ void phase_qkv(Ctx& c, int l, const Mat& m) {
   const int H = a.hidden;
   BVec w;
   Vec x;
-  if (a.debug & 2) load_vec(a.layer[l].attn_norm, H, w);  // diagnostic: the weights from DRAM, as before v8
+  load_vec(a.layer[l].attn_norm, H, w);  // before the wait: it depends on nothing
   if (l == 0) {
     BVec e;
     load_vec(a.embed + static_cast<size_t>(c.token) * H, H, e);
 #pragma unroll
     for (int j = 0; j < kVec; ++j) x.v[j] = to_float4(e.v[j]);
   } else {
-    ll_read(ll_copy(c, c.xd, H), H, tag_of(c, l - 1, kDn), c.p.poll_ns, x);
+    ll_read(c.xd, H, tag_of(c, l - 1, kDn), c.p.poll_ns, x);
   }
   mark(c, kMarkReady);
-  if (!(a.debug & 2)) staged_norm(c, 0, w);
   store_rmsnorm(c, H, x, w);
   mark(c, kMarkFilled);
   const unsigned tag = tag_of(c, l, kQkv);
-  gemv_phase(c, m, r, [&](int row, int, float s) { ll_store(c.qkv + row, s, tag); });
+  gemv_tiles(c, m, r, [&](int row, int, float s) { ll_store(c.qkv + row, s, tag); });
   mark(c, kMarkComputed);
 }
 
@@ -797,18 +657,15 @@ __device__ __forceinline__ void attention_inputs(Ctx& c, int l, const Split& sp)
   consumer_sync();  // c.res may still be read by the slowest thread of an earlier phase
   for (int h = c.warp; h < G + (sp.new_key ? 2 : 0); h += kConsumerWarps) {
     const int src = h < G ? (sp.kvh * G + h) * D : h == G ? qd + sp.kvh * D : qd + kvd + sp.kvh * D;
-    float nw[E], f[E / 2];  // loaded before the wait: from DRAM they took ~1 us after the head had arrived
-    if (h <= G && !(a.debug & 2)) norm_rope_load<E>(h < G ? w.q_norm : w.k_norm, a.inv_freq, c.lane, nw, f);
     float v[E];
     ll_gather<E>(tag, v, c.p.poll_ns, [&](int e) { return c.qkv + src + c.lane + 32 * e; });
-    if (h <= G && (a.debug & 2)) norm_rope_load<E>(h < G ? w.q_norm : w.k_norm, a.inv_freq, c.lane, nw, f);
     if (h < G) {
-      norm_rope_regs<E>(v, nw, f, c.pos, a.eps);
+      norm_rope_warp(v, w.q_norm, a.inv_freq, c.pos, a.eps, c.lane);
 #pragma unroll
       for (int e = 0; e < E; ++e) c.res[h * D + c.lane + 32 * e] = v[e];
       continue;
     }
-    if (h == G) norm_rope_regs<E>(v, nw, f, c.pos, a.eps);
+    if (h == G) norm_rope_warp(v, w.k_norm, a.inv_freq, c.pos, a.eps, c.lane);
     bf16* cache = (h == G ? a.k_cache : a.v_cache) +
                   ((static_cast<size_t>(l) * a.n_kv + sp.kvh) * a.capacity + c.pos) * D;
 #pragma unroll
@@ -912,81 +769,34 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
   // key) merges the others' partials into its own, in split order; the others publish theirs.
   const unsigned tag = tag_of(c, l, kAtt);
   Word* part = c.part + static_cast<size_t>(sp.kvh) * S * G * W;  // [split][g][W] of this KV head
-  constexpr int kPer = (G * D + kConsumers - 1) / kConsumers;    // elements per thread
-  float M[kPer], L[kPer], O[kPer];
-#pragma unroll
-  for (int k = 0; k < kPer; ++k) {
-    const int i = threadIdx.x + k * kConsumers, g = i / D, d = i % D;
-    M[k] = -INFINITY, L[k] = 0.f, O[k] = 0.f;
-    if (i >= G * D) continue;
-    for (int w = 0; w < kConsumerWarps; ++w) M[k] = fmaxf(M[k], scr[(w * G + g) * W + D]);
+  for (int i = threadIdx.x; i < G * D; i += kConsumers) {
+    const int g = i / D, d = i % D;
+    float M = -INFINITY;
+    for (int w = 0; w < kConsumerWarps; ++w) M = fmaxf(M, scr[(w * G + g) * W + D]);
+    float L = 0.f, O = 0.f;
     for (int w = 0; w < kConsumerWarps; ++w) {
       const float* src = scr + (w * G + g) * W;
-      const float wt = merge_weight(src[D], M[k]);
-      L[k] += src[D + 1] * wt;
-      O[k] += src[d] * wt;
+      const float wt = merge_weight(src[D], M);
+      L += src[D + 1] * wt;
+      O += src[d] * wt;
     }
-  }
-  if (S > 1 && sp.s < S - 1) {
-#pragma unroll
-    for (int k = 0; k < kPer; ++k) {
-      const int i = threadIdx.x + k * kConsumers, g = i / D, d = i % D;
-      if (i >= G * D) continue;
+    Word* out = c.att + static_cast<size_t>(sp.kvh) * G * D + i;
+    if (S == 1) {
+      ll_store(out, O / L, tag);
+    } else if (sp.s < S - 1) {
       Word* mine = part + (static_cast<size_t>(sp.s) * G + g) * W;
-      ll_store(mine + d, O[k], tag);
-      if (d == 0) ll_store(mine + D, M[k], tag), ll_store(mine + D + 1, L[k], tag);
-    }
-  } else {
-    // The merging split reads the other splits' partials all at once (as many splits as c.xs holds per
-    // batch; 8 words per thread in flight), not one split per round trip: with 16 splits that chain of L2
-    // round trips cost ~6 us per layer (H200, v7).
-    const int per_split = G * W, batch = max(1, c.p.xs_floats / per_split);
-    if (a.debug & 8) {  // diagnostic: v7's merge, one split per round trip
-#pragma unroll
-      for (int k = 0; k < kPer; ++k) {
-        const int i = threadIdx.x + k * kConsumers, g = i / D, d = i % D;
-        if (i >= G * D) continue;
-        for (int s = 0; s < S - 1; ++s) {
-          const Word* theirs = part + (static_cast<size_t>(s) * G + g) * W;
-          float v[3];  // m, l, o
-          ll_gather<3>(tag, v, c.p.poll_ns, [&](int e) { return theirs + (e == 2 ? d : D + e); });
-          const float Mn = fmaxf(M[k], v[0]);
-          const float wa = merge_weight(M[k], Mn), wb = merge_weight(v[0], Mn);
-          L[k] = L[k] * wa + v[1] * wb, O[k] = O[k] * wa + v[2] * wb, M[k] = Mn;
-        }
+      ll_store(mine + d, O, tag);
+      if (d == 0) ll_store(mine + D, M, tag), ll_store(mine + D + 1, L, tag);
+    } else {
+      for (int s = 0; s < S - 1; ++s) {
+        const Word* theirs = part + (static_cast<size_t>(s) * G + g) * W;
+        float v[3];  // m, l, o
+        ll_gather<3>(tag, v, c.p.poll_ns, [&](int k) { return theirs + (k == 2 ? d : D + k); });
+        const float Mn = fmaxf(M, v[0]);
+        const float wa = merge_weight(M, Mn), wb = merge_weight(v[0], Mn);
+        L = L * wa + v[1] * wb, O = O * wa + v[2] * wb, M = Mn;
       }
-    }
-    for (int s0 = 0; s0 < ((a.debug & 8) ? 0 : S - 1); s0 += batch) {
-      const int ns = min(batch, S - 1 - s0), n = ns * per_split;
-      const Word* src = part + static_cast<size_t>(s0) * per_split;
-      consumer_sync();  // c.xs: the warps' partials (above) or the previous batch read by every thread
-      for (int j0 = 0; j0 < n; j0 += 8 * kConsumers) {
-        float v[8];
-        ll_gather<8>(tag, v, c.p.poll_ns, [&](int e) {
-          const int j = j0 + e * kConsumers + static_cast<int>(threadIdx.x);
-          return j < n ? src + j : nullptr;
-        });
-#pragma unroll
-        for (int e = 0; e < 8; ++e)
-          if (const int j = j0 + e * kConsumers + static_cast<int>(threadIdx.x); j < n) c.xs[j] = v[e];
-      }
-      consumer_sync();
-#pragma unroll
-      for (int k = 0; k < kPer; ++k) {
-        const int i = threadIdx.x + k * kConsumers, g = i / D, d = i % D;
-        if (i >= G * D) continue;
-        for (int s = 0; s < ns; ++s) {  // in split order, as one split per round trip did
-          const float* theirs = c.xs + (s * G + g) * W;
-          const float mo = theirs[D], Mn = fmaxf(M[k], mo);
-          const float wa = merge_weight(M[k], Mn), wb = merge_weight(mo, Mn);
-          L[k] = L[k] * wa + theirs[D + 1] * wb, O[k] = O[k] * wa + theirs[d] * wb, M[k] = Mn;
-        }
-      }
-    }
-#pragma unroll
-    for (int k = 0; k < kPer; ++k) {
-      const int i = threadIdx.x + k * kConsumers;
-      if (i < G * D) ll_store_copies(c, c.att, a.n_heads * D, sp.kvh * G * D + i, O[k] / L[k], tag);
+      ll_store(out, O / L, tag);
     }
   }
   consumer_sync();  // the merge scratch (c.xs) is read across warps: done before the next phase's writes
@@ -997,27 +807,25 @@ __device__ __forceinline__ void consume(Ctx& c) {
   const PersistentDecodeArgs& a = c.a;
   const int H = a.hidden, I = a.inter, qd = a.n_heads * D;
   Layer m{};
-  prefetch_norm(c, a.layer[0].attn_norm, 0);
   for (int l = 0; l < a.layers; ++l) {
     m = layer_mats(a, c.p, l);
     begin_phase(c, l * kPhases + kQkv);
     phase_qkv<D>(c, l, m.qkv);
-    prefetch_norm(c, a.layer[l].mlp_norm, 1);  // this thread has read slot 1 (layer l - 1's) long ago
     mark(c, kMarkEnd);
     begin_phase(c, l * kPhases + kAtt);
     phase_att<D, G>(c, l);
     mark(c, kMarkEnd);
     begin_phase(c, l * kPhases + kO);
     if (const Tiles r = block_tiles(m.o); r.count() > 0) {
-      fill_residual(c, m.o, r, ll_copy(c, c.xd, H), l > 0 ? tag_of(c, l - 1, kDn) : 0,
+      fill_residual(c, m.o, r, c.xd, l > 0 ? tag_of(c, l - 1, kDn) : 0,
                     l == 0 ? a.embed + static_cast<size_t>(c.token) * H : nullptr);
       Vec att;
-      ll_read(ll_copy(c, c.att, qd), qd, tag_of(c, l, kAtt), c.p.poll_ns, att);
+      ll_read(c.att, qd, tag_of(c, l, kAtt), c.p.poll_ns, att);
       mark(c, kMarkReady);
       store_vec(c, qd, att);
       mark(c, kMarkFilled);
       const unsigned tag = tag_of(c, l, kO);
-      gemv_phase(c, m.o, r, [&](int row, int slot, float s) { ll_store_copies(c, c.xo, H, row, c.res[slot] + s, tag); });
+      gemv_tiles(c, m.o, r, [&](int row, int slot, float s) { ll_store(c.xo + row, c.res[slot] + s, tag); });
       mark(c, kMarkComputed);
     }
     mark(c, kMarkEnd);
@@ -1025,30 +833,28 @@ __device__ __forceinline__ void consume(Ctx& c) {
     if (const Tiles r = block_tiles(m.gu); r.count() > 0) {
       BVec w;
       Vec x;
-      if (a.debug & 2) load_vec(a.layer[l].mlp_norm, H, w);
-      ll_read(ll_copy(c, c.xo, H), H, tag_of(c, l, kO), c.p.poll_ns, x);
+      load_vec(a.layer[l].mlp_norm, H, w);
+      ll_read(c.xo, H, tag_of(c, l, kO), c.p.poll_ns, x);
       mark(c, kMarkReady);
-      if (!(a.debug & 2)) staged_norm(c, 1, w);
       store_rmsnorm(c, H, x, w);
       mark(c, kMarkFilled);
       const unsigned tag = tag_of(c, l, kGu);
-      gemv_phase(c, m.gu, r, [&](int row, int, float g, float u) {
-        ll_store_copies(c, c.h, I, row, g / (1.0f + expf(-g)) * u, tag);
+      gemv_tiles(c, m.gu, r, [&](int row, int, float g, float u) {
+        ll_store(c.h + row, g / (1.0f + expf(-g)) * u, tag);
       });
       mark(c, kMarkComputed);
     }
-    prefetch_norm(c, l + 1 < a.layers ? a.layer[l + 1].attn_norm : a.final_norm, 0);  // slot 0 read in qkv
     mark(c, kMarkEnd);
     begin_phase(c, l * kPhases + kDn);
     if (const Tiles r = block_tiles(m.dn); r.count() > 0) {
-      fill_residual(c, m.dn, r, ll_copy(c, c.xo, H), tag_of(c, l, kO), nullptr);
+      fill_residual(c, m.dn, r, c.xo, tag_of(c, l, kO), nullptr);
       Vec h;
-      ll_read(ll_copy(c, c.h, I), I, tag_of(c, l, kGu), c.p.poll_ns, h);
+      ll_read(c.h, I, tag_of(c, l, kGu), c.p.poll_ns, h);
       mark(c, kMarkReady);
       store_vec(c, I, h);
       mark(c, kMarkFilled);
       const unsigned tag = tag_of(c, l, kDn);
-      gemv_phase(c, m.dn, r, [&](int row, int slot, float s) { ll_store_copies(c, c.xd, H, row, c.res[slot] + s, tag); });
+      gemv_tiles(c, m.dn, r, [&](int row, int slot, float s) { ll_store(c.xd + row, c.res[slot] + s, tag); });
       mark(c, kMarkComputed);
     }
     mark(c, kMarkEnd);
@@ -1058,16 +864,14 @@ __device__ __forceinline__ void consume(Ctx& c) {
   if (const Tiles r = block_tiles(lm); r.count() > 0) {
     BVec w;
     Vec x;
-    if (a.debug & 2) load_vec(a.final_norm, H, w);
-    ll_read(ll_copy(c, c.xd, H), H, tag_of(c, a.layers - 1, kDn), c.p.poll_ns, x);
+    load_vec(a.final_norm, H, w);
+    ll_read(c.xd, H, tag_of(c, a.layers - 1, kDn), c.p.poll_ns, x);
     mark(c, kMarkReady);
-    if (!(a.debug & 2)) staged_norm(c, 0, w);
     store_rmsnorm(c, H, x, w);
     mark(c, kMarkFilled);
-    gemv_phase(c, lm, r, [&](int row, int, float s) { a.logits[row] = s; });
+    gemv_tiles(c, lm, r, [&](int row, int, float s) { a.logits[row] = s; });
     mark(c, kMarkComputed);
   }
-  asm volatile("cp.async.wait_all;" ::: "memory");  // blocks without lm_head tiles: no copy outlives the block
   mark(c, kMarkEnd);
 }
 
@@ -1076,7 +880,7 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
                                                                         const __grid_constant__ Plan p) {
   extern __shared__ __align__(1024) char smem[];
   __shared__ uint64_t bars[2 * kMaxStages];
-  __shared__ float gpart[2 * kPartFloats];
+  __shared__ float gpart[2 * kMaxTileRows];
   __shared__ float red[kConsumerWarps];
   Ring ring{smem, bars, bars + kMaxStages, p.stages, p.stage_bytes};
   if (threadIdx.x == 0) {
@@ -1090,10 +894,9 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
   } else {
     float* res = reinterpret_cast<float*>(smem + static_cast<size_t>(p.stages) * p.stage_bytes);
     const LLLayout ll = ll_layout(a.hidden, a.inter, a.n_heads, a.n_kv, a.head_dim, p.max_splits);
-    bf16* norms = reinterpret_cast<bf16*>(smem + p.norms_offset);
-    Ctx c{a, p, ring, 0, 0, 0, 0, res + p.res_floats, res, red, gpart, norms, static_cast<int>(threadIdx.x / 32),
+    Ctx c{a, p, ring, 0, 0, 0, 0, res + p.res_floats, res, red, gpart, static_cast<int>(threadIdx.x / 32),
           static_cast<int>(threadIdx.x % 32), 0, 0, a.ll + ll.xo, a.ll + ll.xd, a.ll + ll.qkv, a.ll + ll.att,
-          a.ll + ll.h, a.ll + ll.part, static_cast<int>(blockIdx.x) % a.copies};
+          a.ll + ll.h, a.ll + ll.part};
     griddep_wait();
     c.step = *const_cast<volatile unsigned*>(a.sync + kSyncStep) + 1;
     c.pos = *const_cast<volatile int*>(a.pos);
@@ -1171,7 +974,6 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
     fail_unsupported("persistent_decode: model shape outside what the persistent decode step supports");
   if (a.split_keys < 1) fail_unsupported("persistent_decode: split_keys must be positive");
   if (a.poll_ns < 0 || a.poll_ns > 10000) fail_unsupported("persistent_decode: poll_ns must be 0..10000");
-  if (a.copies < 1 || a.copies > kMaxCopies) fail_unsupported("persistent_decode: copies must be 1..8");
   if (a.tile_kib < kKvTileBytes / 1024 || a.tile_kib > 192)
     fail_unsupported("persistent_decode: tile_kib must be 32..192 (a stage holds a 32 KiB KV tile)");
   const int G = ex.sms, qd = a.n_heads * D, kvd = a.n_kv * D;
@@ -1200,16 +1002,12 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   GQA_CUDA_CHECK(cudaGetDevice(&device));
   GQA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   const size_t xs_bytes = (xs_need + 1023) / 1024 * 1024;
-  p.xs_floats = static_cast<int>(xs_bytes / 4);
   const size_t res_bytes = static_cast<size_t>(p.res_floats) * 4;
-  const size_t norm_bytes = (4 * static_cast<size_t>(a.hidden) + 15) / 16 * 16;  // Ctx::norms: 2 x hidden bf16
-  const size_t static_bytes = 2 * kMaxStages * 8 + (2 * kPartFloats + kConsumerWarps) * 4 + 1024;
-  const size_t fixed = res_bytes + xs_bytes + norm_bytes + static_bytes;
-  if (static_cast<size_t>(optin) < fixed + 2 * static_cast<size_t>(sb))
+  const size_t static_bytes = 2 * kMaxStages * 8 + (2 * kMaxTileRows + kConsumerWarps) * 4 + 1024;
+  if (static_cast<size_t>(optin) < res_bytes + xs_bytes + static_bytes + 2 * static_cast<size_t>(sb))
     fail_unsupported("persistent_decode: not enough shared memory per block for two ring stages (tile_kib too large)");
-  p.stages = static_cast<int>(std::min<size_t>(kMaxStages, (optin - fixed) / sb));
-  p.norms_offset = static_cast<size_t>(p.stages) * sb + res_bytes + xs_bytes;
-  const size_t smem = p.norms_offset + norm_bytes;
+  p.stages = static_cast<int>(std::min<size_t>(kMaxStages, (optin - res_bytes - xs_bytes - static_bytes) / sb));
+  const size_t smem = static_cast<size_t>(p.stages) * sb + res_bytes + xs_bytes;
   const KernelFn kernel = D == 64 ? kernel_for<64>(group) : kernel_for<128>(group);
   Config& cfg = g_config[D == 64 ? 0 : 1][group == 1 ? 0 : group == 2 ? 1 : group == 4 ? 2 : 3];
   if (cfg.smem != smem) {

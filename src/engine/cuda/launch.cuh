@@ -90,44 +90,26 @@ __device__ __forceinline__ float to_float(float v) { return v; }
 __device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
 
 // One q or k head held by a warp (v[e] = element lane + 32·e of D = 32·E): Qwen3's per-head RMSNorm with
-// the lane's weights w[e] (of element lane + 32·e), then rotate-half RoPE at position pos with the lane's
-// inverse frequencies f[e] (of lane + 32·e, e < E/2). Callers that can load w and f early (the persistent
-// step, before it waits for the head) use this; norm_rope_warp loads them itself.
-template <int E>
-__device__ __forceinline__ void norm_rope_regs(float (&v)[E], const float (&w)[E], const float (&f)[E / 2], int pos,
-                                               float eps) {
+// weights nw (float or bf16), then rotate-half RoPE at position pos with inv_freq[D/2].
+template <int E, class W>
+__device__ __forceinline__ void norm_rope_warp(float (&v)[E], const W* nw, const float* inv_freq, int pos, float eps,
+                                               int lane) {
   constexpr int D = 32 * E;
   float ss = 0.f;
 #pragma unroll
   for (int e = 0; e < E; ++e) ss += v[e] * v[e];
   const float inv = 1.0f / sqrtf(warp_sum(ss) / static_cast<float>(D) + eps);
 #pragma unroll
-  for (int e = 0; e < E; ++e) v[e] = v[e] * inv * w[e];
+  for (int e = 0; e < E; ++e) v[e] = v[e] * inv * to_float(nw[lane + 32 * e]);
 #pragma unroll
   for (int e = 0; e < E / 2; ++e) {
-    const float angle = static_cast<float>(pos) * f[e];
+    const float angle = static_cast<float>(pos) * inv_freq[lane + 32 * e];
     float s, c;
     sincosf(angle, &s, &c);
     const float x0 = v[e], x1 = v[e + E / 2];
     v[e] = x0 * c - x1 * s;
     v[e + E / 2] = x1 * c + x0 * s;
   }
-}
-// The lane's norm weights and inverse frequencies for norm_rope_regs.
-template <int E, class W>
-__device__ __forceinline__ void norm_rope_load(const W* nw, const float* inv_freq, int lane, float (&w)[E],
-                                               float (&f)[E / 2]) {
-#pragma unroll
-  for (int e = 0; e < E; ++e) w[e] = to_float(nw[lane + 32 * e]);
-#pragma unroll
-  for (int e = 0; e < E / 2; ++e) f[e] = inv_freq[lane + 32 * e];
-}
-template <int E, class W>
-__device__ __forceinline__ void norm_rope_warp(float (&v)[E], const W* nw, const float* inv_freq, int pos, float eps,
-                                               int lane) {
-  float w[E], f[E / 2];
-  norm_rope_load<E>(nw, inv_freq, lane, w, f);
-  norm_rope_regs<E>(v, w, f, pos, eps);
 }
 
 // ---- Tensor cores (the prefill attention, the persistent decode GEMV).

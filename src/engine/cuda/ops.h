@@ -139,12 +139,6 @@ struct PersistentDecodeArgs {
   int split_keys = 64;       // an attention split covers at least this many keys (tuning; same results)
   int tile_kib = 64;         // weight bytes per ring stage, 32..192 KiB if two stages fit (tuning; rounding differs)
   int poll_ns = 32;          // pause between two polls of words not written yet, 0..10000 ns (tuning; same results)
-  int copies = 1;            // copies of each vector every block reads, 1..8 (tuning; same results)
-  // Diagnostics (GQA_CUDA_PERSISTENT_DEBUG; 0 in normal runs): bit 0 leaves the tiles' math out (wrong
-  // results: timing only), bit 1 reads the norm weights from device memory in their phase (as before v8),
-  // bit 2 runs the tiles with v7's GEMV (weights as 16-row A blocks), bit 3 merges attention splits as v7
-  // did (one split per round trip).
-  int debug = 0;
   // Profiling (null: off): thread 0 of every block writes %globaltimer at the start of each phase, when its
   // own input words have arrived, when the block's input is built, when its tiles are consumed, at its end,
   // and the time it waited for the ring's data:
