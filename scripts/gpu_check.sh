@@ -72,7 +72,7 @@ trace_run() {
   for n in 128 8192; do
     local tids
     tids=$(python3 -c "print(','.join(str((i * 7919 + 13) % 151000) for i in range($n)))")
-    env $1 GQA_CUDA_TRACE=/tmp/trace-$n.csv "$BIN/gqa-evolve" generate --model "$MODEL" --device cuda \
+    env $1 GQA_CUDA_TRACE=/tmp/trace-$n.csv timeout 120 "$BIN/gqa-evolve" generate --model "$MODEL" --device cuda \
       --prompt-ids "$tids" --max-tokens 64 --ignore-eos > /dev/null 2>> "$ENV"
     { echo "-- ctx $n ${1:-(defaults)}"; python3 scripts/persistent_trace.py /tmp/trace-$n.csv --layers 14; } 2>&1 |
       tee -a "$OUT/trace.log"
@@ -91,7 +91,7 @@ if [[ -n "${GQA_VARIANTS:-}" ]]; then
     for v in "default:" $GQA_VARIANTS; do
       name=${v%%:*} envs=${v#*:}
       echo "-- $name (${envs//,/ }) rep $rep" | tee -a "$OUT/variants.log"
-      env ${envs//,/ } "$BIN/cuda_bench" --model "$MODEL" --contexts 128,8192 --layouts persistent --quick 2>&1 |
+      env ${envs//,/ } timeout "${GQA_VARIANT_TIMEOUT:-120}" "$BIN/cuda_bench" --model "$MODEL" --contexts 128,8192 --layouts persistent --quick 2>&1 |
         grep "^persistent" | tee -a "$OUT/variants.log"
     done
   done

@@ -39,6 +39,14 @@ struct CudaEngineOptions {
   // persistent_poll_ns (GQA_CUDA_PERSISTENT_POLL_NS): the persistent step's pause between two polls of
   // activations other blocks have not written yet, 0..10000 ns.
   int persistent_poll_ns = 32;
+  // persistent_quiet (GQA_CUDA_PERSISTENT_QUIET, 0 or 1): 1 = a block's producer warp issues no tile load
+  // while its compute warps wait for a phase's input (docs/engine-cuda.md, v9: the loads' bursts coincide
+  // with the hand-overs between blocks).
+  int persistent_quiet = 0;
+  // persistent_kstream (GQA_CUDA_PERSISTENT_KSTREAM, 0 or 1): 1 = the k-streamed kernels, in which each
+  // compute warp polls its own slice of a matrix's input and starts its tensor-core steps on it at once,
+  // with no block-wide fill (docs/engine-cuda.md, v9; sums in another order, so rounding differs).
+  int persistent_kstream = 0;
 };
 
 // True when this binary was built with the CUDA engine.

@@ -9,6 +9,7 @@
 // two blocks (one word each way): the round trip through L2 alone.
 // H200 (2026-12-02, two machines): ping-pong 0.49 us; 1,024 words from 128 writers 1.18-1.25 / 1.56 us per
 // round, 3,072 words 1.97 / 4.48; 8 copies 1.15 (second machine); two polls in flight 2.9 (worse).
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 
@@ -34,15 +35,92 @@ __device__ __forceinline__ unsigned long long now() {
   return t;
 }
 
+// ---- Background weight streaming, as the decode step's producer warp does it: bulk copies (TMA) of 2 KiB
+// rows into a ring of three shared-memory stages, from a buffer larger than L2.
+__device__ __forceinline__ unsigned smem_addr(const void* p) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, unsigned parity) {
+  unsigned done = 0;
+  do {
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
+        : "=r"(done)
+        : "r"(smem_addr(bar)), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+constexpr int kStages = 3, kRowBytes = 2048;
+struct Stream {
+  const char* src;       // the buffer streamed
+  size_t bytes;          // its size (a multiple of the chunk)
+  int mode;              // kNoStream, kStreamAll, kStreamOthers, kBurstAtStart, kBurstAfterPoll
+  int chain_blocks;      // blocks taking part in the rounds (the others only stream, in kStreamOthers)
+  int chunk_bytes;       // bytes per stage (and per burst)
+  const int* done;       // set by block 0 after its last round
+  unsigned long long* streamed;  // bytes streamed, all blocks
+};
+enum { kNoStream = 0, kStreamAll, kStreamOthers, kBurstAtStart, kBurstAfterPoll };
+// The producer (lane 0 of warp 8): continuous (a stage re-issued as soon as its copy completed) or one chunk
+// per trigger of the round's thread 0 (bursts, the decode step's pattern: a tile issued when one is consumed).
+__device__ void stream_loop(const Stream& st, char* stages, uint64_t* full, volatile int* trig) {
+  unsigned issued = 0;
+  int bursts = 0;
+  size_t chunk = blockIdx.x;
+  const size_t chunks = st.bytes / st.chunk_bytes;
+  for (;;) {
+    if (*const_cast<volatile const int*>(st.done)) break;
+    if (st.mode == kBurstAtStart || st.mode == kBurstAfterPoll) {
+      if (*trig <= bursts) {
+        __nanosleep(32);
+        continue;
+      }
+      ++bursts;
+    }
+    const int s = static_cast<int>(issued % kStages);
+    if (issued >= kStages) mbar_wait(&full[s], ((issued / kStages) - 1) & 1);
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(&full[s])),
+                 "r"(st.chunk_bytes)
+                 : "memory");
+    const char* src = st.src + (chunk % chunks) * st.chunk_bytes;
+    for (int r = 0; r < st.chunk_bytes / kRowBytes; ++r)
+      asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+                       smem_addr(stages + static_cast<size_t>(s) * st.chunk_bytes + r * kRowBytes)),
+                   "l"(src + r * kRowBytes), "r"(kRowBytes), "r"(smem_addr(&full[s]))
+                   : "memory");
+    chunk += gridDim.x, ++issued;
+  }
+  for (unsigned u = issued > kStages ? issued - kStages : 0; u < issued; ++u)  // drain the copies in flight
+    mbar_wait(&full[u % kStages], (u / kStages) & 1);
+  atomicAdd(st.streamed, static_cast<unsigned long long>(issued) * st.chunk_bytes);
+}
+
 // n words (multiple of 4), written by the first `writers` blocks, n / writers words each, into `copies`
 // copies of the vector (n words apart); block b reads copy b % copies (fewer readers per L2 line). staggered:
 // each thread keeps two polls in flight, issued `pause` ns apart, instead of one poll per round trip.
+// Blocks have 288 threads: 256 take part in the rounds, warp 8 streams (Stream::mode) or idles.
 __global__ void rounds(Word* buf, int n, int writers, int copies, bool staggered, int R, unsigned pause,
-                       unsigned long long* out) {
+                       unsigned long long* out, Stream st) {
+  extern __shared__ __align__(1024) char stages[];
+  __shared__ uint64_t full[kStages];
+  __shared__ int trig;
   const int tid = threadIdx.x;
+  if (tid == 0) {
+    trig = 0;
+    for (int s = 0; s < kStages; ++s)
+      asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_addr(&full[s])) : "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncthreads();
+  if (tid >= 256) {
+    if (tid == 256 && st.mode != kNoStream) stream_loop(st, stages, full, &trig);
+    return;
+  }
+  if (static_cast<int>(blockIdx.x) >= st.chain_blocks) return;
   unsigned long long t0 = 0;
   for (int r = 1; r <= R; ++r) {
     if (r == 2) t0 = now();  // the first round includes the launch skew
+    if (st.mode == kBurstAtStart && tid == 0) atomicAdd(&trig, 1);
     const int per = n / writers;
     if (static_cast<int>(blockIdx.x) < writers && tid < per)
       for (int c = 0; c < copies; ++c)
@@ -78,9 +156,13 @@ __global__ void rounds(Word* buf, int n, int writers, int copies, bool staggered
         ld_word2(src + base + 2, w[2], w[3]);
       }
     }
-    __syncthreads();
+    asm volatile("bar.sync 1, 256;" ::: "memory");
+    if (st.mode == kBurstAfterPoll && tid == 0) atomicAdd(&trig, 1);
   }
-  if (tid == 0 && blockIdx.x == 0) out[0] = now() - t0;
+  if (tid == 0 && blockIdx.x == 0) {
+    out[0] = now() - t0;
+    *const_cast<volatile int*>(st.done) = 1;
+  }
 }
 
 __global__ void pingpong(Word* buf, int R, unsigned long long* out) {
@@ -109,8 +191,20 @@ int main() {
   CHECK(cudaMalloc(&buf, 1 << 20));
   CHECK(cudaMalloc(&out, 8));
   const int R = 2000;
-  // 100 KiB of dynamic shared memory: one block per SM.
-  CHECK(cudaFuncSetAttribute(rounds, cudaFuncAttributeMaxDynamicSharedMemorySize, 100 * 1024));
+  // 3 stages of 64 KiB (the streaming ring): one block per SM.
+  const int smem = kStages * 64 * 1024;
+  CHECK(cudaFuncSetAttribute(rounds, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  Stream st{};
+  const size_t stream_bytes = size_t(1) << 30;  // 1 GiB, far larger than L2
+  char* big;
+  int* done;
+  unsigned long long* streamed;
+  CHECK(cudaMalloc(&big, stream_bytes));
+  CHECK(cudaMemset(big, 1, stream_bytes));
+  CHECK(cudaMalloc(&done, 4));
+  CHECK(cudaMalloc(&streamed, 8));
+  st.src = big, st.bytes = stream_bytes, st.done = done, st.streamed = streamed, st.chunk_bytes = 64 * 1024;
+  st.chain_blocks = sms;
   std::printf("ping-pong between two blocks: ");
   for (int rep = 0; rep < 3; ++rep) {
     CHECK(cudaMemset(buf, 0, 1 << 20));
@@ -131,11 +225,38 @@ int main() {
                 c.writers, c.copies, c.staggered ? ", staggered polls" : "", c.pause);
     for (int rep = 0; rep < 3; ++rep) {
       CHECK(cudaMemset(buf, 0, 1 << 20));
-      rounds<<<sms, 256, 100 * 1024>>>(buf, c.n, c.writers, c.copies, c.staggered, R, c.pause, out);
+      CHECK(cudaMemset(done, 0, 4));
+      rounds<<<sms, 288, smem>>>(buf, c.n, c.writers, c.copies, c.staggered, R, c.pause, out, st);
       CHECK(cudaGetLastError());
       unsigned long long t;
       CHECK(cudaMemcpy(&t, out, 8, cudaMemcpyDeviceToHost));
       std::printf("%.3f us ", t / 1e3 / (R - 1));
+    }
+    std::printf("per round\n");
+  }
+  // The same 1,024-word round (128 writers, pause 32 ns) while weights stream in the background (v9 of
+  // docs/engine-cuda.md: do the decode step's tile loads slow its hand-overs?).
+  struct StreamCase { int mode, chain_blocks, chunk_kib; const char* what; };
+  for (StreamCase c : {StreamCase{kNoStream, sms, 64, "no streaming"},
+                       StreamCase{kStreamAll, sms, 64, "every block streams continuously"},
+                       StreamCase{kStreamOthers, sms / 2, 64, "half the blocks stream, the other half do the rounds"},
+                       StreamCase{kBurstAtStart, sms, 32, "each block issues 32 KiB at the start of each round"},
+                       StreamCase{kBurstAfterPoll, sms, 32, "each block issues 32 KiB after its poll of each round"},
+                       StreamCase{kBurstAtStart, sms, 64, "each block issues 64 KiB at the start of each round"},
+                       StreamCase{kBurstAfterPoll, sms, 64, "each block issues 64 KiB after its poll of each round"}}) {
+    st.mode = c.mode, st.chain_blocks = c.chain_blocks, st.chunk_bytes = c.chunk_kib * 1024;
+    const int writers = c.chain_blocks >= 128 ? 128 : 64;
+    std::printf("1,024-word rounds on %d blocks (%d writers), %s: ", c.chain_blocks, writers, c.what);
+    for (int rep = 0; rep < 3; ++rep) {
+      CHECK(cudaMemset(buf, 0, 1 << 20));
+      CHECK(cudaMemset(done, 0, 4));
+      CHECK(cudaMemset(streamed, 0, 8));
+      rounds<<<sms, 288, smem>>>(buf, 1024, writers, 1, false, R, 32, out, st);
+      CHECK(cudaGetLastError());
+      unsigned long long t, b;
+      CHECK(cudaMemcpy(&t, out, 8, cudaMemcpyDeviceToHost));
+      CHECK(cudaMemcpy(&b, streamed, 8, cudaMemcpyDeviceToHost));
+      std::printf("%.3f us (%.0f GB/s streamed) ", t / 1e3 / (R - 1), b / (t * 1.0));
     }
     std::printf("per round\n");
   }
