@@ -248,19 +248,16 @@ TEST(CudaEngine, DecodeLayoutsAgree) {
     const char* name;
     Decode decode;
     int split_keys;
-    int kstream = 0;
   };
   const Variant variants[] = {{"fused", Decode::Fused, 256},
                               {"persistent", Decode::Persistent, 256},
-                              {"persistent, 3-key splits", Decode::Persistent, 3},
-                              {"persistent k-streamed, 3-key splits", Decode::Persistent, 3, 1}};
+                              {"persistent, 3-key splits", Decode::Persistent, 3}};
   for (const auto& p : kPresets)
     for (const auto& v : variants)
       for (const int prompt : {10, 300}) {
         const auto dir = testing::tiny_model_dir(p.name, p.seed);
         CudaEngineOptions eo = with(v.decode);
         eo.persistent_split_keys = v.split_keys;
-        eo.persistent_kstream = v.kstream;
         auto tested = open_cuda_engine(dir, eo);
         auto unfused = open_cuda_engine(dir, with(Decode::Unfused));
         auto ids = test_prompt(prompt + 30, 7);
@@ -290,21 +287,16 @@ TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
   cfg.eos_token_ids = {2};
   const auto dir = std::filesystem::temp_directory_path() / ("gqa-test-" + std::to_string(::getpid()) + "-q06-2l");
   make_random_model(cfg, 3, dir.string(), "");
-  struct Setting {
-    int split_keys, tile_kib, kstream;
-  };
-  for (const auto& [split_keys, tile_kib, kstream] :
-       {Setting{256, 64, 0}, Setting{16, 32, 0}, Setting{64, 80, 0}, Setting{256, 64, 1}, Setting{16, 32, 1}}) {
+  for (const auto& [split_keys, tile_kib] : {std::pair{256, 64}, std::pair{16, 32}, std::pair{64, 80}}) {
     CudaEngineOptions eo = with(Decode::Persistent);
     eo.persistent_split_keys = split_keys;
     eo.persistent_tile_kib = tile_kib;
-    eo.persistent_kstream = kstream;
     auto tested = open_cuda_engine(dir.string(), eo);
     auto unfused = open_cuda_engine(dir.string(), with(Decode::Unfused));
     auto ids = test_prompt(330, 9);
     for (auto& id : ids) id %= static_cast<int32_t>(tested->config().vocab_size);
-    const std::string what = "split_keys " + std::to_string(split_keys) + ", " + std::to_string(tile_kib) +
-                             " KiB tiles" + (kstream ? ", k-streamed" : "");
+    const std::string what =
+        "split_keys " + std::to_string(split_keys) + ", " + std::to_string(tile_kib) + " KiB tiles";
     const double worst = decode_drift(*tested, *unfused, ids, 300, what);
     EXPECT_EQ(cuda_decode_layout(*tested), Decode::Persistent) << what;  // not the fused fallback
     std::printf("Qwen3-0.6B layer shapes, persistent (%s) vs unfused: worst relative L2 %.2e\n", what.c_str(), worst);
@@ -315,15 +307,17 @@ TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
 // GQA_CUDA_TRACE=FILE: after a device decode loop the file holds, per block and phase, the times of the last
 // step in order (start <= end), one row per block and slot; an unwritable path is a clear error.
 // The persistent step's results do not depend on how long a block pauses between polls, nor on when its
-// producer warp issues loads (quiet): its outputs are summed in a fixed order, so the logits are bit for bit
-// those of the defaults.
+// producer warp issues loads (quiet, paced, with the evict-first hint): its outputs are summed in a fixed
+// order, so the logits are bit for bit those of the defaults.
 TEST(CudaEngine, PersistentStepIsDeterministicWhateverThePollPauseAndLoadTiming) {
   GQA_REQUIRE_GPU();
-  CudaEngineOptions busy = with(Decode::Persistent), quiet = with(Decode::Persistent);
+  CudaEngineOptions busy = with(Decode::Persistent), timed = with(Decode::Persistent);
   busy.persistent_poll_ns = 0;
-  quiet.persistent_quiet = 1;
+  timed.persistent_quiet = 1;
+  timed.persistent_pace_gbs = 3;  // slow: the loads of a layer take longer than its compute
+  timed.persistent_evict_first = 1;
   for (const auto& p : kPresets) {
-    for (const auto& [name, opts] : {std::pair{"poll pause 0", busy}, std::pair{"quiet", quiet}}) {
+    for (const auto& [name, opts] : {std::pair{"poll pause 0", busy}, std::pair{"quiet, paced, evict-first", timed}}) {
       const auto dir = testing::tiny_model_dir(p.name, p.seed);
       auto a = open_cuda_engine(dir, with(Decode::Persistent));
       auto b = open_cuda_engine(dir, opts);
@@ -454,12 +448,15 @@ TEST(CudaEngine, MisuseIsAClearError) {
   CudaEngineOptions negative_pause;
   negative_pause.persistent_poll_ns = -1;
   EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1), negative_pause), Error);
-  CudaEngineOptions bad_quiet;
-  bad_quiet.persistent_quiet = 2;
-  EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1), bad_quiet), Error);
-  CudaEngineOptions bad_kstream;
-  bad_kstream.persistent_kstream = -1;
-  EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1), bad_kstream), Error);
+  for (auto bad : {&CudaEngineOptions::persistent_quiet, &CudaEngineOptions::persistent_pace_gbs,
+                   &CudaEngineOptions::persistent_evict_first}) {
+    CudaEngineOptions o;
+    o.*bad = -1;
+    EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1), o), Error);
+  }
+  setenv("GQA_CUDA_PERSISTENT_PACE_GBS", "2000", 1);
+  EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1)), Error);
+  unsetenv("GQA_CUDA_PERSISTENT_PACE_GBS");
 }
 
 }  // namespace

@@ -170,17 +170,19 @@ CudaEngine::CudaEngine(const std::string& dir, const CudaEngineOptions& opts)
   opts_.persistent_tile_kib = env_int("GQA_CUDA_PERSISTENT_TILE_KIB", opts_.persistent_tile_kib, 32, 192);
   opts_.persistent_poll_ns = env_int("GQA_CUDA_PERSISTENT_POLL_NS", opts_.persistent_poll_ns, 0, 10000);
   opts_.persistent_quiet = env_int("GQA_CUDA_PERSISTENT_QUIET", opts_.persistent_quiet, 0, 1);
-  opts_.persistent_kstream = env_int("GQA_CUDA_PERSISTENT_KSTREAM", opts_.persistent_kstream, 0, 1);
+  opts_.persistent_pace_gbs = env_int("GQA_CUDA_PERSISTENT_PACE_GBS", opts_.persistent_pace_gbs, 0, 1000);
+  opts_.persistent_evict_first = env_int("GQA_CUDA_PERSISTENT_EVICT_FIRST", opts_.persistent_evict_first, 0, 1);
   if (opts_.layer_prefetch < -1 || opts_.layer_prefetch > 4 || opts_.split_keys < 1 ||
       opts_.persistent_split_keys < 1 || opts_.persistent_tile_kib < 32 || opts_.persistent_tile_kib > 192 ||
       opts_.persistent_poll_ns < 0 || opts_.persistent_poll_ns > 10000 || opts_.persistent_quiet < 0 ||
-      opts_.persistent_quiet > 1 || opts_.persistent_kstream < 0 || opts_.persistent_kstream > 1)
+      opts_.persistent_quiet > 1 || opts_.persistent_pace_gbs < 0 || opts_.persistent_pace_gbs > 1000 ||
+      opts_.persistent_evict_first < 0 || opts_.persistent_evict_first > 1)
     fail("cuda",
          "layer_prefetch must be -1..4, split_keys and persistent_split_keys positive, persistent_tile_kib 32..192, "
-         "persistent_poll_ns 0..10000, persistent_quiet and persistent_kstream 0 or 1 "
-         "(got {}, {}, {}, {}, {}, {}, {})",
+         "persistent_poll_ns 0..10000, persistent_quiet 0 or 1, persistent_pace_gbs 0..1000, persistent_evict_first "
+         "0 or 1 (got {}, {}, {}, {}, {}, {}, {}, {})",
          opts_.layer_prefetch, opts_.split_keys, opts_.persistent_split_keys, opts_.persistent_tile_kib,
-         opts_.persistent_poll_ns, opts_.persistent_quiet, opts_.persistent_kstream);
+         opts_.persistent_poll_ns, opts_.persistent_quiet, opts_.persistent_pace_gbs, opts_.persistent_evict_first);
 
   const int64_t G = cfg_.num_key_value_heads > 0 ? cfg_.num_attention_heads / cfg_.num_key_value_heads : 0;
   if (cfg_.num_key_value_heads <= 0 || cfg_.num_attention_heads % cfg_.num_key_value_heads != 0 ||
@@ -533,7 +535,8 @@ cuda::PersistentDecodeArgs CudaEngine::persistent_args() const {
   a.k_cache = k_cache_, a.v_cache = v_cache_, a.capacity = static_cast<int>(capacity_);
   a.ll = pers_ll_, a.logits = logits_.as<float>();
   a.sync = pers_sync_, a.split_keys = opts_.persistent_split_keys, a.tile_kib = opts_.persistent_tile_kib;
-  a.poll_ns = opts_.persistent_poll_ns, a.quiet = opts_.persistent_quiet, a.kstream = opts_.persistent_kstream;
+  a.poll_ns = opts_.persistent_poll_ns, a.quiet = opts_.persistent_quiet, a.pace_gbs = opts_.persistent_pace_gbs;
+  a.evict_first = opts_.persistent_evict_first;
   a.trace = trace_.as<unsigned long long>();
   return a;
 }

@@ -95,11 +95,24 @@ __device__ __forceinline__ void mbar_wait(uint64_t* bar, unsigned parity) {
         : "memory");
   } while (!done);
 }
-// Bulk copy global -> shared (TMA), completing `bytes` of the barrier's expected transaction count.
-__device__ __forceinline__ void bulk_load(void* dst, const void* src, unsigned bytes, uint64_t* bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-               ::"r"(smem_u32(dst)), "l"(src), "r"(bytes), "r"(smem_u32(bar))
-               : "memory");
+// Bulk copy global -> shared (TMA), completing `bytes` of the barrier's expected transaction count; with
+// an L2 cache policy (createpolicy) when `policy` is non-zero.
+__device__ __forceinline__ void bulk_load(void* dst, const void* src, unsigned bytes, uint64_t* bar,
+                                          uint64_t policy = 0) {
+  if (policy)
+    asm volatile(
+        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;"
+        ::"r"(smem_u32(dst)), "l"(src), "r"(bytes), "r"(smem_u32(bar)), "l"(policy)
+        : "memory");
+  else
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                 ::"r"(smem_u32(dst)), "l"(src), "r"(bytes), "r"(smem_u32(bar))
+                 : "memory");
+}
+__device__ __forceinline__ uint64_t evict_first_policy() {
+  uint64_t policy;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
+  return policy;
 }
 // Barrier of the compute warps (the producer warp runs its own loop).
 __device__ __forceinline__ void consumer_sync() { asm volatile("bar.sync 1, %0;" ::"n"(kConsumers) : "memory"); }
@@ -138,8 +151,9 @@ struct Plan {  // launch constants, computed on the host
   int rows_qkv, rows_o, rows_gu, rows_dn, rows_lm;  // rows (gate/up: row pairs) per tile
   int stages, stage_bytes, keys_per_tile, max_splits, res_floats;
   unsigned poll_ns;
-  int quiet;  // PersistentDecodeArgs::quiet
-  int xs_floats, kpart_floats;  // k-streamed kernels: c.xs's size, and the GEMV partials' per tile parity
+  int quiet;           // PersistentDecodeArgs::quiet
+  int evict_first;     // PersistentDecodeArgs::evict_first
+  unsigned pace_cpk;   // PersistentDecodeArgs::pace_gbs as SM clock cycles per KiB (0: unpaced)
 };
 
 
@@ -177,6 +191,8 @@ struct Ring {
 
 enum LoadPhase { kLoadQkv = 0, kLoadAtt, kLoadO, kLoadGu, kLoadDn, kLoadLm, kLoadDone };
 struct Loader {
+  long long next = 0;           // Plan::pace_cpk: clock64() at which the token bucket is empty
+  uint64_t policy = 0;          // L2 cache policy of the loads (0: none)
   unsigned issued = 0;          // tiles issued so far in this step
   int l = 0, phase = kLoadQkv;  // where in the schedule the next tile is
   int t = 0, t1 = -1, dt = 1;   // next tile, end and stride of the phase's tiles (t1 < 0: not entered yet)
@@ -185,21 +201,41 @@ struct Loader {
 
 __host__ __device__ __forceinline__ int row_pitch(int k) { return k + kRowPad; }  // bf16 elements
 
+// Plan::pace_cpk: a token bucket per block, so that a layer's loads leave at a steady rate instead of in
+// bursts at the end of each phase (docs/engine-cuda.md, v9): a copy of `bytes` waits until the bucket, which
+// holds kPaceBurstKib KiB, has room. lm_head (nothing waits behind its loads but its own tiles) is not paced.
+constexpr int kPaceBurstKib = 16;
+__device__ __forceinline__ void pace(const Plan& p, Loader& ld, unsigned bytes) {
+  if (p.pace_cpk == 0 || ld.phase == kLoadLm) return;
+  const long long burst = static_cast<long long>(p.pace_cpk) * kPaceBurstKib;
+  long long t = clock64();
+  while (ld.next - burst > t) {
+    __nanosleep(32);
+    t = clock64();
+  }
+  ld.next = max(ld.next, t) + static_cast<long long>(bytes) * p.pace_cpk / 1024;
+}
 // A KV tile: n keys of K, then their V, contiguous.
-__device__ __forceinline__ void copy_kv(char* dst, const char* k, const char* v, unsigned bytes, uint64_t* full) {
+__device__ __forceinline__ void copy_kv(const Plan& p, Loader& ld, char* dst, const char* k, const char* v,
+                                        unsigned bytes, uint64_t* full) {
   mbar_expect_tx(full, 2 * bytes);
-  bulk_load(dst, k, bytes, full);
-  bulk_load(dst + bytes, v, bytes, full);
+  pace(p, ld, bytes);
+  bulk_load(dst, k, bytes, full, ld.policy);
+  pace(p, ld, bytes);
+  bulk_load(dst + bytes, v, bytes, full, ld.policy);
 }
 // A weight tile: rows [row0, row0 + nr) of m (pairs: then the rows n + row0 ...), one copy per padded row.
-__device__ __forceinline__ void copy_rows(char* dst, const Mat& m, int row0, int nr, uint64_t* full) {
+__device__ __forceinline__ void copy_rows(const Plan& p, Loader& ld, char* dst, const Mat& m, int row0, int nr,
+                                          uint64_t* full) {
   const unsigned bytes = static_cast<unsigned>(m.k) * 2, pitch = static_cast<unsigned>(row_pitch(m.k)) * 2;
   const int halves = m.pairs ? 2 : 1;
   mbar_expect_tx(full, bytes * nr * halves);
   for (int h = 0; h < halves; ++h)
-    for (int r = 0; r < nr; ++r)
+    for (int r = 0; r < nr; ++r) {
+      pace(p, ld, bytes);
       bulk_load(dst + static_cast<size_t>(h * nr + r) * pitch,
-                m.w + (static_cast<size_t>(h) * m.n + row0 + r) * m.k, bytes, full);
+                m.w + (static_cast<size_t>(h) * m.n + row0 + r) * m.k, bytes, full, ld.policy);
+    }
 }
 
 // The matrix a load phase streams, the one place matrices and their tiling are described (built per phase,
@@ -252,12 +288,12 @@ __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& 
       const Split sp = block_split(a, p, ld.pos);
       const int k = ld.t * p.keys_per_tile, n = min(p.keys_per_tile, ld.pos - k);
       const size_t row = ((static_cast<size_t>(ld.l) * a.n_kv + sp.kvh) * a.capacity + k) * D;
-      copy_kv(dst, reinterpret_cast<const char*>(a.k_cache + row), reinterpret_cast<const char*>(a.v_cache + row),
-              static_cast<unsigned>(n) * D * 2, &ring.full[s]);
+      copy_kv(p, ld, dst, reinterpret_cast<const char*>(a.k_cache + row),
+              reinterpret_cast<const char*>(a.v_cache + row), static_cast<unsigned>(n) * D * 2, &ring.full[s]);
     } else {
       const Mat m = load_mat(a, p, ld.phase, ld.l);
       const int row0 = ld.t * m.rows;
-      copy_rows(dst, m, row0, min(m.rows, m.n - row0), &ring.full[s]);
+      copy_rows(p, ld, dst, m, row0, min(m.rows, m.n - row0), &ring.full[s]);
     }
     ld.t += ld.dt, ++ld.issued;
   }
@@ -267,6 +303,7 @@ __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& 
 // tiles need the position, written by it.
 __device__ __forceinline__ void produce(const PersistentDecodeArgs& a, const Plan& p, const Ring& ring) {
   Loader ld;
+  if (p.evict_first) ld.policy = evict_first_policy();
   pump(a, p, ring, ld);
   griddep_wait();
   ld.pos = *const_cast<volatile int*>(a.pos);
@@ -292,9 +329,7 @@ struct Ctx {
   float* xs;        // the phase's input vector (and the attention merge scratch)
   float* res;       // [Plan::res_floats] the residual rows of the phase (o, down); attention's q and new k/v
   float* red;       // [kConsumerWarps] reduction scratch
-  float* gpart;     // [2][kMaxTileRows] the GEMV's partial sums per warp, by tile parity (k-streamed: [2][kpart_floats])
-  float* ssq;       // k-streamed: [2][kConsumerWarps] the warps' sums of squares of an RMSNorm input
-  unsigned nnorm;   // k-streamed: RMSNorm phases so far (ssq's parity)
+  float* gpart;     // [2][kMaxTileRows] the GEMV's partial sums per warp, by tile parity
   int warp, lane;
   int trace_slot;   // profiling: the phase being run (PersistentDecodeArgs::trace)
   unsigned long long data_wait_ns;  // profiling: thread 0's time waiting for stages' data in this phase
@@ -580,197 +615,6 @@ __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r,
   }
 }
 
-
-// ---- k-streamed GEMV inputs (v9 of docs/engine-cuda.md; the kernels instantiated with KS): compute warp w
-// owns mma k-steps [s0, s1) of every GEMV input vector. It polls only those words, writes their three bf16
-// terms into c.xs itself and uses only them in the tiles, so no block-wide fill (and none of its barriers)
-// stands between a warp's words arriving and its tensor-core steps: the tile math overlaps the arrival of
-// the other warps' words. An RMSNorm input's terms are of x * w; each warp's sum of squares of x goes to
-// c.ssq and the finishing threads scale the rows by 1 / rms(x) after the tile's barrier.
-struct KRange {
-  int s0, s1;
-};
-__device__ __forceinline__ KRange warp_krange(int k, int warp) {
-  const int steps = k / 16;
-  return KRange{warp * steps / kConsumerWarps, (warp + 1) * steps / kConsumerWarps};
-}
-constexpr int kWarpPairs = (kMaxInput / kConsumerWarps / 2 + 31) / 32;  // word pairs per lane, at most
-struct WarpVec {
-  float2 v[kWarpPairs];
-};
-__device__ __forceinline__ int warp_pair(const KRange& kr, int lane, int j) { return 8 * kr.s0 + lane + 32 * j; }
-__device__ __forceinline__ bool warp_has(const KRange& kr, int lane, int j) {
-  return lane + 32 * j < 8 * (kr.s1 - kr.s0);
-}
-// The warp's words of src[0..n) as other blocks write them in this step with `tag`.
-__device__ __forceinline__ void warp_poll(const Ctx& c, const Word* src, int n, unsigned tag, WarpVec& x) {
-  const KRange kr = warp_krange(n, c.warp);
-  Word w[kWarpPairs][2];
-  auto load = [&](int j) { ll_load2(src + 2 * warp_pair(kr, c.lane, j), w[j][0], w[j][1]); };
-  auto ready = [&](int j) {
-    return !warp_has(kr, c.lane, j) || (tag_word(w[j][0]) == tag && tag_word(w[j][1]) == tag);
-  };
-#pragma unroll
-  for (int j = 0; j < kWarpPairs; ++j)
-    if (warp_has(kr, c.lane, j)) load(j);
-  for (;;) {
-    bool ok = true;
-#pragma unroll
-    for (int j = 0; j < kWarpPairs; ++j) ok = ok && ready(j);
-    if (ok) break;
-    poll_pause(c.p.poll_ns);
-#pragma unroll
-    for (int j = 0; j < kWarpPairs; ++j)
-      if (!ready(j)) load(j);
-  }
-#pragma unroll
-  for (int j = 0; j < kWarpPairs; ++j) x.v[j] = make_float2(value_word(w[j][0]), value_word(w[j][1]));
-}
-// The warp's elements of a bf16 vector (layer 0's input: the token's embedding row).
-__device__ __forceinline__ void warp_load(const Ctx& c, const bf16* src, int n, WarpVec& x) {
-  const KRange kr = warp_krange(n, c.warp);
-#pragma unroll
-  for (int j = 0; j < kWarpPairs; ++j)
-    if (warp_has(kr, c.lane, j)) {
-      const uint32_t u = __ldg(reinterpret_cast<const uint32_t*>(src) + warp_pair(kr, c.lane, j));
-      x.v[j] = make_float2(bf16_lo(u), bf16_hi(u));
-    }
-}
-// The warp's norm weights (before its poll: they depend on nothing), as bf16 pairs.
-struct WarpNorm {
-  uint32_t w[kWarpPairs];
-};
-__device__ __forceinline__ void warp_norm(const Ctx& c, const bf16* norm, int n, WarpNorm& g) {
-  const KRange kr = warp_krange(n, c.warp);
-#pragma unroll
-  for (int j = 0; j < kWarpPairs; ++j)
-    if (warp_has(kr, c.lane, j)) g.w[j] = __ldg(reinterpret_cast<const uint32_t*>(norm) + warp_pair(kr, c.lane, j));
-}
-// Writes the warp's terms of x (times the norm weights if given) into c.xs for an n-element input; with a
-// norm, also stores the warp's sum of squares of x in ssq[warp].
-__device__ __forceinline__ void warp_terms(const Ctx& c, int n, const WarpVec& x, const WarpNorm* g, float* ssq) {
-  const KRange kr = warp_krange(n, c.warp);
-  uint32_t* out = reinterpret_cast<uint32_t*>(c.xs);
-  float ss = 0.f;
-#pragma unroll
-  for (int j = 0; j < kWarpPairs; ++j) {
-    if (!warp_has(kr, c.lane, j)) continue;
-    float r0 = x.v[j].x, r1 = x.v[j].y;
-    if (g) {
-      ss = fmaf(r0, r0, fmaf(r1, r1, ss));
-      r0 *= bf16_lo(g->w[j]), r1 *= bf16_hi(g->w[j]);
-    }
-#pragma unroll
-    for (int term = 0; term < kTerms; ++term) {
-      const __nv_bfloat162 b = __floats2bfloat162_rn(r0, r1);
-      out[term * ((n + kTermPad) / 2) + warp_pair(kr, c.lane, j)] = bf16x2_bits(b);
-      r0 -= __low2float(b), r1 -= __high2float(b);
-    }
-  }
-  if (g) {
-    ss = warp_sum(ss);
-    if (c.lane == 0) ssq[c.warp] = ss;
-  }
-  __syncwarp();  // the warp's terms, written by its lanes, are read by all of them in the tiles
-}
-// The RMSNorm phases' ssq buffer, alternating so that a fast warp's next one never overwrites what a slow
-// finishing thread still reads.
-__device__ __forceinline__ float* next_ssq(Ctx& c) { return c.ssq + (c.nnorm++ & 1) * kConsumerWarps; }
-
-// gemv_tiles for k-streamed inputs: every warp takes its k-steps of every block of 16 rows; the 8 partials
-// of a row meet in shared memory after the tile's barrier, added in warp order. ssq (RMSNorm inputs of n
-// elements): the rows are scaled by 1 / rms.
-template <class Finish>
-__device__ __forceinline__ void gemv_tiles_ks(Ctx& c, const Mat& m, const Tiles& r, const float* ssq, Finish&& finish) {
-  const int pitch = row_pitch(m.k);
-  const KRange kr = warp_krange(m.k, c.warp);
-  const int g = c.lane >> 2, t = c.lane & 3, mat = c.lane >> 3;
-  const uint32_t* xb = reinterpret_cast<const uint32_t*>(c.xs) + (g < kTerms ? g : 0) * ((m.k + kTermPad) / 2) + t;
-  float inv = 1.f;
-  int slot0 = 0;
-#pragma unroll 1
-  for (int ti = r.first; ti < r.end; ti += r.step, slot0 += m.rows) {
-    const bf16* tile = reinterpret_cast<const bf16*>(acquire_stage(c));
-    const int row0 = ti * m.rows, nr = min(m.rows, m.n - row0), rows = m.pairs ? 2 * nr : nr;
-    const int blocks = (rows + 15) / 16;
-    float* part = c.gpart + (c.it & 1) * c.p.kpart_floats;  // [block][warp][16]
-#pragma unroll 1
-    for (int rb = 0; rb < blocks; ++rb) {
-      const int row = min(rb * 16 + (c.lane & 7) + (mat & 1) * 8, rows - 1);  // rows past the tile: ignored
-      const bf16* arow = tile + static_cast<size_t>(row) * pitch + (mat >> 1) * 8;
-      float d[4][4] = {};
-      int s = kr.s0;
-#pragma unroll 1
-      for (; s + 3 < kr.s1; s += 4) {
-        uint32_t a[4][4];
-#pragma unroll
-        for (int u = 0; u < 4; ++u) ldmatrix_x4(a[u], smem_u32(arow + (s + u) * 16));
-#pragma unroll
-        for (int u = 0; u < 4; ++u) mma_bf16(d[u], a[u], xb[(s + u) * 8], xb[(s + u) * 8 + 4]);
-      }
-      for (; s < kr.s1; ++s) {
-        uint32_t a[4];
-        ldmatrix_x4(a, smem_u32(arow + s * 16));
-        mma_bf16(d[0], a, xb[s * 8], xb[s * 8 + 4]);
-      }
-#pragma unroll
-      for (int q = 0; q < 4; ++q) d[0][q] = (d[0][q] + d[1][q]) + (d[2][q] + d[3][q]);
-      float ra = t == 0 ? d[0][0] + d[0][1] : d[0][0];
-      float rb8 = t == 0 ? d[0][2] + d[0][3] : d[0][2];
-      ra += __shfl_down_sync(0xffffffffu, ra, 1);
-      rb8 += __shfl_down_sync(0xffffffffu, rb8, 1);
-      if (t == 0) {
-        float* dst = part + (rb * kConsumerWarps + c.warp) * 16;
-        dst[g] = ra;
-        dst[g + 8] = rb8;
-      }
-    }
-    release_stage(c);
-    consumer_sync();
-    if (ssq && ti == r.first) {
-      float sum = 0.f;
-#pragma unroll
-      for (int w = 0; w < kConsumerWarps; ++w) sum += ssq[w];
-      inv = 1.0f / sqrtf(sum / static_cast<float>(m.k) + c.a.eps);
-    }
-    auto value = [&](int row) {
-      const float* src = part + row / 16 * kConsumerWarps * 16 + row % 16;
-      float p[kConsumerWarps];
-#pragma unroll
-      for (int w = 0; w < kConsumerWarps; ++w) p[w] = src[w * 16];
-      float v = p[0];
-#pragma unroll
-      for (int w = 1; w < kConsumerWarps; ++w) v += p[w];
-      return v * inv;
-    };
-    for (int i = threadIdx.x; i < nr; i += kConsumers) {
-      if constexpr (std::is_invocable_v<Finish, int, int, float, float>) {
-        if (m.pairs) finish(row0 + i, slot0 + i, value(i), value(nr + i));
-      } else {
-        finish(row0 + i, slot0 + i, value(i));
-      }
-    }
-  }
-}
-// A k-streamed GEMV phase's input: polled from src (tag), or emb (layer 0), then terms; norm: RMSNorm input.
-__device__ __forceinline__ const float* ks_input(Ctx& c, const Word* src, const bf16* emb, int n, unsigned tag,
-                                                 const bf16* norm) {
-  WarpNorm g;
-  if (norm) warp_norm(c, norm, n, g);
-  WarpVec x;
-  hold_loads(c, 1);
-  if (emb)
-    warp_load(c, emb, n, x);
-  else
-    warp_poll(c, src, n, tag, x);
-  hold_loads(c, 0);
-  mark(c, kMarkReady);
-  float* ssq = norm ? next_ssq(c) : nullptr;
-  warp_terms(c, n, x, norm ? &g : nullptr, ssq);
-  mark(c, kMarkFilled);
-  return ssq;
-}
-
 template <int D>
 __device__ __forceinline__ void phase_qkv(Ctx& c, int l, const Mat& m) {
   const PersistentDecodeArgs& a = c.a;
@@ -1010,66 +854,6 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
   consumer_sync();  // the merge scratch (c.xs) is read across warps: done before the next phase's writes
 }
 
-// The k-streamed step (KS): the GEMV phases of consume() with warp-owned input slices (ks_input).
-template <int D, int G>
-__device__ __forceinline__ void consume_ks(Ctx& c) {
-  const PersistentDecodeArgs& a = c.a;
-  const int H = a.hidden, I = a.inter, qd = a.n_heads * D;
-  const bf16* emb = a.embed + static_cast<size_t>(c.token) * H;
-  Layer m{};
-  for (int l = 0; l < a.layers; ++l) {
-    m = layer_mats(a, c.p, l);
-    begin_phase(c, l * kPhases + kQkv);
-    if (const Tiles r = block_tiles(m.qkv); r.count() > 0) {
-      const float* ssq =
-          ks_input(c, c.xd, l == 0 ? emb : nullptr, H, l > 0 ? tag_of(c, l - 1, kDn) : 0, a.layer[l].attn_norm);
-      const unsigned tag = tag_of(c, l, kQkv);
-      gemv_tiles_ks(c, m.qkv, r, ssq, [&](int row, int, float s) { ll_store(c.qkv + row, s, tag); });
-      mark(c, kMarkComputed);
-    }
-    mark(c, kMarkEnd);
-    begin_phase(c, l * kPhases + kAtt);
-    phase_att<D, G>(c, l);
-    mark(c, kMarkEnd);
-    begin_phase(c, l * kPhases + kO);
-    if (const Tiles r = block_tiles(m.o); r.count() > 0) {
-      fill_residual(c, m.o, r, c.xd, l > 0 ? tag_of(c, l - 1, kDn) : 0, l == 0 ? emb : nullptr);
-      ks_input(c, c.att, nullptr, qd, tag_of(c, l, kAtt), nullptr);
-      const unsigned tag = tag_of(c, l, kO);
-      gemv_tiles_ks(c, m.o, r, nullptr, [&](int row, int slot, float s) { ll_store(c.xo + row, c.res[slot] + s, tag); });
-      mark(c, kMarkComputed);
-    }
-    mark(c, kMarkEnd);
-    begin_phase(c, l * kPhases + kGu);
-    if (const Tiles r = block_tiles(m.gu); r.count() > 0) {
-      const float* ssq = ks_input(c, c.xo, nullptr, H, tag_of(c, l, kO), a.layer[l].mlp_norm);
-      const unsigned tag = tag_of(c, l, kGu);
-      gemv_tiles_ks(c, m.gu, r, ssq, [&](int row, int, float g, float u) {
-        ll_store(c.h + row, g / (1.0f + expf(-g)) * u, tag);
-      });
-      mark(c, kMarkComputed);
-    }
-    mark(c, kMarkEnd);
-    begin_phase(c, l * kPhases + kDn);
-    if (const Tiles r = block_tiles(m.dn); r.count() > 0) {
-      fill_residual(c, m.dn, r, c.xo, tag_of(c, l, kO), nullptr);
-      ks_input(c, c.h, nullptr, I, tag_of(c, l, kGu), nullptr);
-      const unsigned tag = tag_of(c, l, kDn);
-      gemv_tiles_ks(c, m.dn, r, nullptr, [&](int row, int slot, float s) { ll_store(c.xd + row, c.res[slot] + s, tag); });
-      mark(c, kMarkComputed);
-    }
-    mark(c, kMarkEnd);
-  }
-  begin_phase(c, a.layers * kPhases);
-  const Mat lm = load_mat(a, c.p, kLoadLm, 0);
-  if (const Tiles r = block_tiles(lm); r.count() > 0) {
-    const float* ssq = ks_input(c, c.xd, nullptr, H, tag_of(c, a.layers - 1, kDn), a.final_norm);
-    gemv_tiles_ks(c, lm, r, ssq, [&](int row, int, float s) { a.logits[row] = s; });
-    mark(c, kMarkComputed);
-  }
-  mark(c, kMarkEnd);
-}
-
 template <int D, int G>
 __device__ __forceinline__ void consume(Ctx& c) {
   const PersistentDecodeArgs& a = c.a;
@@ -1151,7 +935,7 @@ __device__ __forceinline__ void consume(Ctx& c) {
   mark(c, kMarkEnd);
 }
 
-template <int D, int G, bool KS>
+template <int D, int G>
 __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __grid_constant__ PersistentDecodeArgs a,
                                                                         const __grid_constant__ Plan p) {
   extern __shared__ __align__(1024) char smem[];
@@ -1159,7 +943,6 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
   __shared__ float gpart[2 * kMaxTileRows];
   __shared__ float red[kConsumerWarps];
   __shared__ int hold;
-  __shared__ float ssq[2 * kConsumerWarps];
   Ring ring{smem, bars, bars + kMaxStages, p.stages, p.stage_bytes, &hold};
   if (threadIdx.x == 0) {
     hold = 0;
@@ -1173,9 +956,7 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
   } else {
     float* res = reinterpret_cast<float*>(smem + static_cast<size_t>(p.stages) * p.stage_bytes);
     const LLLayout ll = ll_layout(a.hidden, a.inter, a.n_heads, a.n_kv, a.head_dim, p.max_splits);
-    // k-streamed: the GEMV partials after c.xs (they need more room than gpart).
-    float* part = KS ? res + p.res_floats + p.xs_floats : gpart;
-    Ctx c{a, p, ring, 0, 0, 0, 0, res + p.res_floats, res, red, part, ssq, 0, static_cast<int>(threadIdx.x / 32),
+    Ctx c{a, p, ring, 0, 0, 0, 0, res + p.res_floats, res, red, gpart, static_cast<int>(threadIdx.x / 32),
           static_cast<int>(threadIdx.x % 32), 0, 0, a.ll + ll.xo, a.ll + ll.xd, a.ll + ll.qkv, a.ll + ll.att,
           a.ll + ll.h, a.ll + ll.part};
     griddep_wait();
@@ -1183,10 +964,7 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
     c.pos = *const_cast<volatile int*>(a.pos);
     c.token = *const_cast<volatile int*>(a.token);
     if (a.n_heads != G * a.n_kv) __trap();  // the launcher picks the instantiation
-    if constexpr (KS)
-      consume_ks<D, G>(c);
-    else
-      consume<D, G>(c);
+    consume<D, G>(c);
   }
   __syncthreads();
   if (threadIdx.x == 0) {  // the last block out closes the step
@@ -1204,16 +982,16 @@ struct Config {
   int occupancy = 0;
   size_t smem = 0;
 };
-Config g_config[2][4][2];  // [D = 64 / 128][G = 1, 2, 4, 8][KS], for the shared memory the launch asked for last
+Config g_config[2][4];  // [D = 64 / 128][G = 1, 2, 4, 8], for the shared memory the launch asked for last
 
 using KernelFn = void (*)(PersistentDecodeArgs, Plan);
-template <int D, bool KS>
+template <int D>
 KernelFn kernel_for(int group) {
   switch (group) {
-    case 1: return persistent_decode_kernel<D, 1, KS>;
-    case 2: return persistent_decode_kernel<D, 2, KS>;
-    case 4: return persistent_decode_kernel<D, 4, KS>;
-    default: return persistent_decode_kernel<D, 8, KS>;
+    case 1: return persistent_decode_kernel<D, 1>;
+    case 2: return persistent_decode_kernel<D, 2>;
+    case 4: return persistent_decode_kernel<D, 4>;
+    default: return persistent_decode_kernel<D, 8>;
   }
 }
 
@@ -1265,7 +1043,9 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   p.stage_bytes = a.tile_kib * 1024 + kStagePadBytes;
   p.poll_ns = static_cast<unsigned>(a.poll_ns);
   if (a.quiet != 0 && a.quiet != 1) fail_unsupported("persistent_decode: quiet must be 0 or 1");
-  p.quiet = a.quiet;
+  if (a.evict_first != 0 && a.evict_first != 1) fail_unsupported("persistent_decode: evict_first must be 0 or 1");
+  if (a.pace_gbs < 0 || a.pace_gbs > 1000) fail_unsupported("persistent_decode: pace_gbs must be 0..1000");
+  p.quiet = a.quiet, p.evict_first = a.evict_first;
   const int sb = p.stage_bytes;
   p.rows_qkv = rows_per_tile(qd + 2 * kvd, a.hidden, G, sb);
   p.rows_o = rows_per_tile(a.hidden, qd, G, sb);
@@ -1284,25 +1064,22 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   const size_t longest = static_cast<size_t>(std::max({a.hidden, a.inter, qd}));
   const size_t xs_need = std::max<size_t>(2 * kTerms * (longest + kTermPad),
                                           4 * static_cast<size_t>(kConsumerWarps) * group * (D + 2));
-  int device = 0, optin = 0;
+  int device = 0, optin = 0, clock_khz = 0;
   GQA_CUDA_CHECK(cudaGetDevice(&device));
   GQA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  GQA_CUDA_CHECK(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, device));
+  // GB/s -> SM clock cycles per KiB (at the SM's rated clock).
+  p.pace_cpk = a.pace_gbs > 0 ? static_cast<unsigned>(std::max<double>(1.0, clock_khz * 1e3 * 1024 / (a.pace_gbs * 1e9)))
+                              : 0;
   const size_t xs_bytes = (xs_need + 1023) / 1024 * 1024;
-  p.xs_floats = static_cast<int>(xs_bytes / 4);
-  // k-streamed: the GEMV partials of the largest tile, [block of 16 rows][warp][16], two of them (tile parity).
-  if (a.kstream != 0 && a.kstream != 1) fail_unsupported("persistent_decode: kstream must be 0 or 1");
-  const bool ks = a.kstream == 1;
-  const int max_rows = std::max({p.rows_qkv, p.rows_o, 2 * p.rows_gu, p.rows_dn, p.rows_lm});
-  p.kpart_floats = ks ? (max_rows + 15) / 16 * kConsumerWarps * 16 : 0;
-  const size_t res_bytes = static_cast<size_t>(p.res_floats) * 4 + 2 * static_cast<size_t>(p.kpart_floats) * 4;
+  const size_t res_bytes = static_cast<size_t>(p.res_floats) * 4;
   const size_t static_bytes = 2 * kMaxStages * 8 + (2 * kMaxTileRows + kConsumerWarps) * 4 + 1024;
   if (static_cast<size_t>(optin) < res_bytes + xs_bytes + static_bytes + 2 * static_cast<size_t>(sb))
     fail_unsupported("persistent_decode: not enough shared memory per block for two ring stages (tile_kib too large)");
   p.stages = static_cast<int>(std::min<size_t>(kMaxStages, (optin - res_bytes - xs_bytes - static_bytes) / sb));
   const size_t smem = static_cast<size_t>(p.stages) * sb + res_bytes + xs_bytes;
-  const KernelFn kernel = D == 64 ? (ks ? kernel_for<64, true>(group) : kernel_for<64, false>(group))
-                                  : (ks ? kernel_for<128, true>(group) : kernel_for<128, false>(group));
-  Config& cfg = g_config[D == 64 ? 0 : 1][group == 1 ? 0 : group == 2 ? 1 : group == 4 ? 2 : 3][ks ? 1 : 0];
+  const KernelFn kernel = D == 64 ? kernel_for<64>(group) : kernel_for<128>(group);
+  Config& cfg = g_config[D == 64 ? 0 : 1][group == 1 ? 0 : group == 2 ? 1 : group == 4 ? 2 : 3];
   if (cfg.smem != smem) {
     GQA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
     GQA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cfg.occupancy, kernel, kThreads, smem));

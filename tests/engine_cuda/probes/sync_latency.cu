@@ -57,6 +57,8 @@ struct Stream {
   int mode;              // kNoStream, kStreamAll, kStreamOthers, kBurstAtStart, kBurstAfterPoll
   int chain_blocks;      // blocks taking part in the rounds (the others only stream, in kStreamOthers)
   int chunk_bytes;       // bytes per stage (and per burst)
+  int pace_cpk;          // > 0: at most 1 KiB per pace_cpk SM cycles (token bucket of 16 KiB), each row paced
+  bool evict_first;      // the copies carry L2's evict-first hint
   const int* done;       // set by block 0 after its last round
   unsigned long long* streamed;  // bytes streamed, all blocks
 };
@@ -66,6 +68,9 @@ enum { kNoStream = 0, kStreamAll, kStreamOthers, kBurstAtStart, kBurstAfterPoll 
 __device__ void stream_loop(const Stream& st, char* stages, uint64_t* full, volatile int* trig) {
   unsigned issued = 0;
   int bursts = 0;
+  long long next = 0;
+  uint64_t policy = 0;
+  if (st.evict_first) asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
   size_t chunk = blockIdx.x;
   const size_t chunks = st.bytes / st.chunk_bytes;
   for (;;) {
@@ -83,11 +88,29 @@ __device__ void stream_loop(const Stream& st, char* stages, uint64_t* full, vola
                  "r"(st.chunk_bytes)
                  : "memory");
     const char* src = st.src + (chunk % chunks) * st.chunk_bytes;
-    for (int r = 0; r < st.chunk_bytes / kRowBytes; ++r)
-      asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
-                       smem_addr(stages + static_cast<size_t>(s) * st.chunk_bytes + r * kRowBytes)),
-                   "l"(src + r * kRowBytes), "r"(kRowBytes), "r"(smem_addr(&full[s]))
-                   : "memory");
+    for (int r = 0; r < st.chunk_bytes / kRowBytes; ++r) {
+      if (st.pace_cpk > 0) {
+        const long long burst = 16LL * st.pace_cpk;
+        long long t = clock64();
+        while (next - burst > t) {
+          __nanosleep(32);
+          t = clock64();
+        }
+        next = (next > t ? next : t) + static_cast<long long>(kRowBytes) * st.pace_cpk / 1024;
+      }
+      const unsigned dst = smem_addr(stages + static_cast<size_t>(s) * st.chunk_bytes + r * kRowBytes);
+      if (policy)
+        asm volatile(
+            "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], "
+            "%4;" ::"r"(dst),
+            "l"(src + r * kRowBytes), "r"(kRowBytes), "r"(smem_addr(&full[s])), "l"(policy)
+            : "memory");
+      else
+        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+                         dst),
+                     "l"(src + r * kRowBytes), "r"(kRowBytes), "r"(smem_addr(&full[s]))
+                     : "memory");
+    }
     chunk += gridDim.x, ++issued;
   }
   for (unsigned u = issued > kStages ? issued - kStages : 0; u < issued; ++u)  // drain the copies in flight
@@ -236,15 +259,24 @@ int main() {
   }
   // The same 1,024-word round (128 writers, pause 32 ns) while weights stream in the background (v9 of
   // docs/engine-cuda.md: do the decode step's tile loads slow its hand-overs?).
-  struct StreamCase { int mode, chain_blocks, chunk_kib; const char* what; };
+  int clock_khz = 0;
+  CHECK(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, 0));
+  auto cpk = [&](double gbs) { return static_cast<int>(clock_khz * 1e3 * 1024 / (gbs * 1e9)); };
+  struct StreamCase { int mode, chain_blocks, chunk_kib; const char* what; int pace_cpk = 0; bool evict_first = false; };
   for (StreamCase c : {StreamCase{kNoStream, sms, 64, "no streaming"},
                        StreamCase{kStreamAll, sms, 64, "every block streams continuously"},
                        StreamCase{kStreamOthers, sms / 2, 64, "half the blocks stream, the other half do the rounds"},
                        StreamCase{kBurstAtStart, sms, 32, "each block issues 32 KiB at the start of each round"},
                        StreamCase{kBurstAfterPoll, sms, 32, "each block issues 32 KiB after its poll of each round"},
                        StreamCase{kBurstAtStart, sms, 64, "each block issues 64 KiB at the start of each round"},
-                       StreamCase{kBurstAfterPoll, sms, 64, "each block issues 64 KiB after its poll of each round"}}) {
+                       StreamCase{kBurstAfterPoll, sms, 64, "each block issues 64 KiB after its poll of each round"},
+                       StreamCase{kStreamAll, sms, 64, "every block streams, evict-first hint", 0, true},
+                       StreamCase{kStreamAll, sms, 64, "every block streams, paced at 8 GB/s per block", cpk(8)},
+                       StreamCase{kStreamAll, sms, 64, "every block streams, paced at 13 GB/s per block", cpk(13)},
+                       StreamCase{kStreamAll, sms, 64, "every block streams, paced at 20 GB/s per block", cpk(20)},
+                       StreamCase{kStreamAll, sms, 64, "every block streams, paced at 27 GB/s per block", cpk(27)}}) {
     st.mode = c.mode, st.chain_blocks = c.chain_blocks, st.chunk_bytes = c.chunk_kib * 1024;
+    st.pace_cpk = c.pace_cpk, st.evict_first = c.evict_first;
     const int writers = c.chain_blocks >= 128 ? 128 : 64;
     std::printf("1,024-word rounds on %d blocks (%d writers), %s: ", c.chain_blocks, writers, c.what);
     for (int rep = 0; rep < 3; ++rep) {
