@@ -109,7 +109,7 @@ fi
 if [[ -z "${GQA_SKIP_HF:-}" ]]; then  # GQA_SKIP_HF=1 saves ~1 min of device time when only the engine changed
   echo "== HF transformers"
   PYTHONUNBUFFERED=1 python3 scripts/bench_hf.py --model "$MODEL" --prompt-tokens 128 --new-tokens 64 \
-    --json "$OUT/hf.json" 2>&1 | grep -v -i warn | tee "$OUT/hf.log"
+    --json "$OUT/hf.json" 2>&1 | grep -v -i warn | tee -a "$ENV"
 fi
 
 python3 - "$OUT" "$tests_rc" <<'PY'

@@ -39,15 +39,6 @@ struct CudaEngineOptions {
   // persistent_poll_ns (GQA_CUDA_PERSISTENT_POLL_NS): the persistent step's pause between two polls of
   // activations other blocks have not written yet, 0..10000 ns.
   int persistent_poll_ns = 32;
-  // Timing of the persistent step's weight and KV loads (docs/engine-cuda.md, v9; results do not depend on
-  // them). persistent_quiet (GQA_CUDA_PERSISTENT_QUIET, 0 or 1): 1 = a block issues no load while it waits
-  // for a phase's input. persistent_pace_gbs (GQA_CUDA_PERSISTENT_PACE_GBS, 0..1000): a block issues a
-  // layer's loads at no more than this many GB/s (0: as fast as its ring frees up; lm_head is never paced).
-  // persistent_evict_first (GQA_CUDA_PERSISTENT_EVICT_FIRST, 0 or 1): 1 = the loads carry L2's evict-first
-  // hint.
-  int persistent_quiet = 0;
-  int persistent_pace_gbs = 0;
-  int persistent_evict_first = 0;
 };
 
 // True when this binary was built with the CUDA engine.

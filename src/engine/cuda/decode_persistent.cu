@@ -95,24 +95,11 @@ __device__ __forceinline__ void mbar_wait(uint64_t* bar, unsigned parity) {
         : "memory");
   } while (!done);
 }
-// Bulk copy global -> shared (TMA), completing `bytes` of the barrier's expected transaction count; with
-// an L2 cache policy (createpolicy) when `policy` is non-zero.
-__device__ __forceinline__ void bulk_load(void* dst, const void* src, unsigned bytes, uint64_t* bar,
-                                          uint64_t policy = 0) {
-  if (policy)
-    asm volatile(
-        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;"
-        ::"r"(smem_u32(dst)), "l"(src), "r"(bytes), "r"(smem_u32(bar)), "l"(policy)
-        : "memory");
-  else
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-                 ::"r"(smem_u32(dst)), "l"(src), "r"(bytes), "r"(smem_u32(bar))
-                 : "memory");
-}
-__device__ __forceinline__ uint64_t evict_first_policy() {
-  uint64_t policy;
-  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
-  return policy;
+// Bulk copy global -> shared (TMA), completing `bytes` of the barrier's expected transaction count.
+__device__ __forceinline__ void bulk_load(void* dst, const void* src, unsigned bytes, uint64_t* bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+               ::"r"(smem_u32(dst)), "l"(src), "r"(bytes), "r"(smem_u32(bar))
+               : "memory");
 }
 // Barrier of the compute warps (the producer warp runs its own loop).
 __device__ __forceinline__ void consumer_sync() { asm volatile("bar.sync 1, %0;" ::"n"(kConsumers) : "memory"); }
@@ -151,9 +138,6 @@ struct Plan {  // launch constants, computed on the host
   int rows_qkv, rows_o, rows_gu, rows_dn, rows_lm;  // rows (gate/up: row pairs) per tile
   int stages, stage_bytes, keys_per_tile, max_splits, res_floats;
   unsigned poll_ns;
-  int quiet;           // PersistentDecodeArgs::quiet
-  int evict_first;     // PersistentDecodeArgs::evict_first
-  unsigned pace_cpk;   // PersistentDecodeArgs::pace_gbs as SM clock cycles per KiB (0: unpaced)
 };
 
 
@@ -185,14 +169,10 @@ struct Ring {
   char* stages;
   uint64_t *full, *empty;
   int n, bytes;  // stages, bytes per stage
-  // Plan::quiet: non-zero while the compute warps wait for a phase's input; the producer issues nothing then.
-  volatile int* hold;
 };
 
 enum LoadPhase { kLoadQkv = 0, kLoadAtt, kLoadO, kLoadGu, kLoadDn, kLoadLm, kLoadDone };
 struct Loader {
-  long long next = 0;           // Plan::pace_cpk: clock64() at which the token bucket is empty
-  uint64_t policy = 0;          // L2 cache policy of the loads (0: none)
   unsigned issued = 0;          // tiles issued so far in this step
   int l = 0, phase = kLoadQkv;  // where in the schedule the next tile is
   int t = 0, t1 = -1, dt = 1;   // next tile, end and stride of the phase's tiles (t1 < 0: not entered yet)
@@ -201,41 +181,21 @@ struct Loader {
 
 __host__ __device__ __forceinline__ int row_pitch(int k) { return k + kRowPad; }  // bf16 elements
 
-// Plan::pace_cpk: a token bucket per block, so that a layer's loads leave at a steady rate instead of in
-// bursts at the end of each phase (docs/engine-cuda.md, v9): a copy of `bytes` waits until the bucket, which
-// holds kPaceBurstKib KiB, has room. lm_head (nothing waits behind its loads but its own tiles) is not paced.
-constexpr int kPaceBurstKib = 16;
-__device__ __forceinline__ void pace(const Plan& p, Loader& ld, unsigned bytes) {
-  if (p.pace_cpk == 0 || ld.phase == kLoadLm) return;
-  const long long burst = static_cast<long long>(p.pace_cpk) * kPaceBurstKib;
-  long long t = clock64();
-  while (ld.next - burst > t) {
-    __nanosleep(32);
-    t = clock64();
-  }
-  ld.next = max(ld.next, t) + static_cast<long long>(bytes) * p.pace_cpk / 1024;
-}
 // A KV tile: n keys of K, then their V, contiguous.
-__device__ __forceinline__ void copy_kv(const Plan& p, Loader& ld, char* dst, const char* k, const char* v,
-                                        unsigned bytes, uint64_t* full) {
+__device__ __forceinline__ void copy_kv(char* dst, const char* k, const char* v, unsigned bytes, uint64_t* full) {
   mbar_expect_tx(full, 2 * bytes);
-  pace(p, ld, bytes);
-  bulk_load(dst, k, bytes, full, ld.policy);
-  pace(p, ld, bytes);
-  bulk_load(dst + bytes, v, bytes, full, ld.policy);
+  bulk_load(dst, k, bytes, full);
+  bulk_load(dst + bytes, v, bytes, full);
 }
 // A weight tile: rows [row0, row0 + nr) of m (pairs: then the rows n + row0 ...), one copy per padded row.
-__device__ __forceinline__ void copy_rows(const Plan& p, Loader& ld, char* dst, const Mat& m, int row0, int nr,
-                                          uint64_t* full) {
+__device__ __forceinline__ void copy_rows(char* dst, const Mat& m, int row0, int nr, uint64_t* full) {
   const unsigned bytes = static_cast<unsigned>(m.k) * 2, pitch = static_cast<unsigned>(row_pitch(m.k)) * 2;
   const int halves = m.pairs ? 2 : 1;
   mbar_expect_tx(full, bytes * nr * halves);
   for (int h = 0; h < halves; ++h)
-    for (int r = 0; r < nr; ++r) {
-      pace(p, ld, bytes);
+    for (int r = 0; r < nr; ++r)
       bulk_load(dst + static_cast<size_t>(h * nr + r) * pitch,
-                m.w + (static_cast<size_t>(h) * m.n + row0 + r) * m.k, bytes, full, ld.policy);
-    }
+                m.w + (static_cast<size_t>(h) * m.n + row0 + r) * m.k, bytes, full);
 }
 
 // The matrix a load phase streams, the one place matrices and their tiling are described (built per phase,
@@ -281,19 +241,17 @@ __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& 
     }
     const int s = static_cast<int>(ld.issued % ring.n);
     if (ld.issued >= static_cast<unsigned>(ring.n)) mbar_wait(&ring.empty[s], ((ld.issued / ring.n) + 1) & 1);
-    if (p.quiet)
-      while (*ring.hold) __nanosleep(64);
     char* dst = ring.stages + static_cast<size_t>(s) * ring.bytes;
     if (ld.phase == kLoadAtt) {
       const Split sp = block_split(a, p, ld.pos);
       const int k = ld.t * p.keys_per_tile, n = min(p.keys_per_tile, ld.pos - k);
       const size_t row = ((static_cast<size_t>(ld.l) * a.n_kv + sp.kvh) * a.capacity + k) * D;
-      copy_kv(p, ld, dst, reinterpret_cast<const char*>(a.k_cache + row),
-              reinterpret_cast<const char*>(a.v_cache + row), static_cast<unsigned>(n) * D * 2, &ring.full[s]);
+      copy_kv(dst, reinterpret_cast<const char*>(a.k_cache + row), reinterpret_cast<const char*>(a.v_cache + row),
+              static_cast<unsigned>(n) * D * 2, &ring.full[s]);
     } else {
       const Mat m = load_mat(a, p, ld.phase, ld.l);
       const int row0 = ld.t * m.rows;
-      copy_rows(p, ld, dst, m, row0, min(m.rows, m.n - row0), &ring.full[s]);
+      copy_rows(dst, m, row0, min(m.rows, m.n - row0), &ring.full[s]);
     }
     ld.t += ld.dt, ++ld.issued;
   }
@@ -303,7 +261,6 @@ __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& 
 // tiles need the position, written by it.
 __device__ __forceinline__ void produce(const PersistentDecodeArgs& a, const Plan& p, const Ring& ring) {
   Loader ld;
-  if (p.evict_first) ld.policy = evict_first_policy();
   pump(a, p, ring, ld);
   griddep_wait();
   ld.pos = *const_cast<volatile int*>(a.pos);
@@ -357,11 +314,6 @@ __device__ __forceinline__ void mark(Ctx& c, int k) {
 __device__ __forceinline__ void begin_phase(Ctx& c, int slot) {
   c.trace_slot = slot;
   mark(c, kMarkStart);
-}
-// Plan::quiet: tells the producer warp to issue no loads (on) while the block waits for its input, so that
-// the tile bursts leave the memory system to the hand-over (docs/engine-cuda.md, v9).
-__device__ __forceinline__ void hold_loads(const Ctx& c, int on) {
-  if (c.p.quiet && threadIdx.x == 0) *c.ring.hold = on;
 }
 
 // ---- Activations between blocks: {float value, tag} in one 8-byte word (the file's header explains why).
@@ -630,12 +582,10 @@ __device__ __forceinline__ void phase_qkv(Ctx& c, int l, const Mat& m) {
 #pragma unroll
     for (int j = 0; j < kVec; ++j) x.v[j] = to_float4(e.v[j]);
   } else {
-    hold_loads(c, 1);
     ll_read(c.xd, H, tag_of(c, l - 1, kDn), c.p.poll_ns, x);
   }
   mark(c, kMarkReady);
   store_rmsnorm(c, H, x, w);
-  hold_loads(c, 0);
   mark(c, kMarkFilled);
   const unsigned tag = tag_of(c, l, kQkv);
   gemv_tiles(c, m, r, [&](int row, int, float s) { ll_store(c.qkv + row, s, tag); });
@@ -736,9 +686,7 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
   const int S = sp.n_splits;
   constexpr int kLanesPerKey = D / 8, kKeysPerWarp = 32 / kLanesPerKey;
   const int sub = c.lane % kLanesPerKey, slot = c.lane / kLanesPerKey;
-  hold_loads(c, 1);
   attention_inputs<D, G>(c, l, sp);
-  hold_loads(c, 0);
   mark(c, kMarkReady);
   const float scale = rsqrtf(static_cast<float>(D)) * 1.4426950408889634f;  // scores in the log2 domain
   float q[G][8];
@@ -869,14 +817,12 @@ __device__ __forceinline__ void consume(Ctx& c) {
     mark(c, kMarkEnd);
     begin_phase(c, l * kPhases + kO);
     if (const Tiles r = block_tiles(m.o); r.count() > 0) {
-      hold_loads(c, 1);
       fill_residual(c, m.o, r, c.xd, l > 0 ? tag_of(c, l - 1, kDn) : 0,
                     l == 0 ? a.embed + static_cast<size_t>(c.token) * H : nullptr);
       Vec att;
       ll_read(c.att, qd, tag_of(c, l, kAtt), c.p.poll_ns, att);
       mark(c, kMarkReady);
       store_vec(c, qd, att);
-      hold_loads(c, 0);
       mark(c, kMarkFilled);
       const unsigned tag = tag_of(c, l, kO);
       gemv_tiles(c, m.o, r, [&](int row, int slot, float s) { ll_store(c.xo + row, c.res[slot] + s, tag); });
@@ -888,11 +834,9 @@ __device__ __forceinline__ void consume(Ctx& c) {
       BVec w;
       Vec x;
       load_vec(a.layer[l].mlp_norm, H, w);
-      hold_loads(c, 1);
       ll_read(c.xo, H, tag_of(c, l, kO), c.p.poll_ns, x);
       mark(c, kMarkReady);
       store_rmsnorm(c, H, x, w);
-      hold_loads(c, 0);
       mark(c, kMarkFilled);
       const unsigned tag = tag_of(c, l, kGu);
       gemv_tiles(c, m.gu, r, [&](int row, int, float g, float u) {
@@ -903,13 +847,11 @@ __device__ __forceinline__ void consume(Ctx& c) {
     mark(c, kMarkEnd);
     begin_phase(c, l * kPhases + kDn);
     if (const Tiles r = block_tiles(m.dn); r.count() > 0) {
-      hold_loads(c, 1);
       fill_residual(c, m.dn, r, c.xo, tag_of(c, l, kO), nullptr);
       Vec h;
       ll_read(c.h, I, tag_of(c, l, kGu), c.p.poll_ns, h);
       mark(c, kMarkReady);
       store_vec(c, I, h);
-      hold_loads(c, 0);
       mark(c, kMarkFilled);
       const unsigned tag = tag_of(c, l, kDn);
       gemv_tiles(c, m.dn, r, [&](int row, int slot, float s) { ll_store(c.xd + row, c.res[slot] + s, tag); });
@@ -923,11 +865,9 @@ __device__ __forceinline__ void consume(Ctx& c) {
     BVec w;
     Vec x;
     load_vec(a.final_norm, H, w);
-    hold_loads(c, 1);
     ll_read(c.xd, H, tag_of(c, a.layers - 1, kDn), c.p.poll_ns, x);
     mark(c, kMarkReady);
     store_rmsnorm(c, H, x, w);
-    hold_loads(c, 0);
     mark(c, kMarkFilled);
     gemv_tiles(c, lm, r, [&](int row, int, float s) { a.logits[row] = s; });
     mark(c, kMarkComputed);
@@ -942,10 +882,8 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
   __shared__ uint64_t bars[2 * kMaxStages];
   __shared__ float gpart[2 * kMaxTileRows];
   __shared__ float red[kConsumerWarps];
-  __shared__ int hold;
-  Ring ring{smem, bars, bars + kMaxStages, p.stages, p.stage_bytes, &hold};
+  Ring ring{smem, bars, bars + kMaxStages, p.stages, p.stage_bytes};
   if (threadIdx.x == 0) {
-    hold = 0;
     for (int s = 0; s < p.stages; ++s) mbar_init(&ring.full[s], 1), mbar_init(&ring.empty[s], kConsumerWarps);
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
@@ -1042,10 +980,6 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   Plan p{};
   p.stage_bytes = a.tile_kib * 1024 + kStagePadBytes;
   p.poll_ns = static_cast<unsigned>(a.poll_ns);
-  if (a.quiet != 0 && a.quiet != 1) fail_unsupported("persistent_decode: quiet must be 0 or 1");
-  if (a.evict_first != 0 && a.evict_first != 1) fail_unsupported("persistent_decode: evict_first must be 0 or 1");
-  if (a.pace_gbs < 0 || a.pace_gbs > 1000) fail_unsupported("persistent_decode: pace_gbs must be 0..1000");
-  p.quiet = a.quiet, p.evict_first = a.evict_first;
   const int sb = p.stage_bytes;
   p.rows_qkv = rows_per_tile(qd + 2 * kvd, a.hidden, G, sb);
   p.rows_o = rows_per_tile(a.hidden, qd, G, sb);
@@ -1064,13 +998,9 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   const size_t longest = static_cast<size_t>(std::max({a.hidden, a.inter, qd}));
   const size_t xs_need = std::max<size_t>(2 * kTerms * (longest + kTermPad),
                                           4 * static_cast<size_t>(kConsumerWarps) * group * (D + 2));
-  int device = 0, optin = 0, clock_khz = 0;
+  int device = 0, optin = 0;
   GQA_CUDA_CHECK(cudaGetDevice(&device));
   GQA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  GQA_CUDA_CHECK(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, device));
-  // GB/s -> SM clock cycles per KiB (at the SM's rated clock).
-  p.pace_cpk = a.pace_gbs > 0 ? static_cast<unsigned>(std::max<double>(1.0, clock_khz * 1e3 * 1024 / (a.pace_gbs * 1e9)))
-                              : 0;
   const size_t xs_bytes = (xs_need + 1023) / 1024 * 1024;
   const size_t res_bytes = static_cast<size_t>(p.res_floats) * 4;
   const size_t static_bytes = 2 * kMaxStages * 8 + (2 * kMaxTileRows + kConsumerWarps) * 4 + 1024;

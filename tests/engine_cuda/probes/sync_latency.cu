@@ -54,15 +54,16 @@ constexpr int kStages = 3, kRowBytes = 2048;
 struct Stream {
   const char* src;       // the buffer streamed
   size_t bytes;          // its size (a multiple of the chunk)
-  int mode;              // kNoStream, kStreamAll, kStreamOthers, kBurstAtStart, kBurstAfterPoll
-  int chain_blocks;      // blocks taking part in the rounds (the others only stream, in kStreamOthers)
+  int mode;              // kNoStream, kStreamAll, kStreamOthers, kStreamChain, kBurstAtStart, kBurstAfterPoll
+  int chain_blocks;      // blocks taking part in the rounds (kStreamOthers: only the others stream;
+                         // kStreamChain: only these)
   int chunk_bytes;       // bytes per stage (and per burst)
   int pace_cpk;          // > 0: at most 1 KiB per pace_cpk SM cycles (token bucket of 16 KiB), each row paced
   bool evict_first;      // the copies carry L2's evict-first hint
   const int* done;       // set by block 0 after its last round
   unsigned long long* streamed;  // bytes streamed, all blocks
 };
-enum { kNoStream = 0, kStreamAll, kStreamOthers, kBurstAtStart, kBurstAfterPoll };
+enum { kNoStream = 0, kStreamAll, kStreamOthers, kStreamChain, kBurstAtStart, kBurstAfterPoll };
 // The producer (lane 0 of warp 8): continuous (a stage re-issued as soon as its copy completed) or one chunk
 // per trigger of the round's thread 0 (bursts, the decode step's pattern: a tile issued when one is consumed).
 __device__ void stream_loop(const Stream& st, char* stages, uint64_t* full, volatile int* trig) {
@@ -136,7 +137,9 @@ __global__ void rounds(Word* buf, int n, int writers, int copies, bool staggered
   }
   __syncthreads();
   if (tid >= 256) {
-    if (tid == 256 && st.mode != kNoStream) stream_loop(st, stages, full, &trig);
+    const bool chain = static_cast<int>(blockIdx.x) < st.chain_blocks;
+    const bool streams = st.mode == kStreamOthers ? !chain : st.mode == kStreamChain ? chain : st.mode != kNoStream;
+    if (tid == 256 && streams) stream_loop(st, stages, full, &trig);
     return;
   }
   if (static_cast<int>(blockIdx.x) >= st.chain_blocks) return;
@@ -265,7 +268,11 @@ int main() {
   struct StreamCase { int mode, chain_blocks, chunk_kib; const char* what; int pace_cpk = 0; bool evict_first = false; };
   for (StreamCase c : {StreamCase{kNoStream, sms, 64, "no streaming"},
                        StreamCase{kStreamAll, sms, 64, "every block streams continuously"},
-                       StreamCase{kStreamOthers, sms / 2, 64, "half the blocks stream, the other half do the rounds"},
+                       StreamCase{kNoStream, sms / 2, 64, "no streaming"},
+                       StreamCase{kStreamOthers, sms / 2, 64, "the other blocks stream"},
+                       StreamCase{kStreamOthers, sms / 2, 64, "the other blocks stream, paced at 12 GB/s each", cpk(12)},
+                       StreamCase{kStreamChain, sms / 2, 64, "these blocks stream, paced at 12 GB/s each", cpk(12)},
+                       StreamCase{kStreamAll, sms, 64, "every block streams, paced at 6 GB/s", cpk(6)},
                        StreamCase{kBurstAtStart, sms, 32, "each block issues 32 KiB at the start of each round"},
                        StreamCase{kBurstAfterPoll, sms, 32, "each block issues 32 KiB after its poll of each round"},
                        StreamCase{kBurstAtStart, sms, 64, "each block issues 64 KiB at the start of each round"},
