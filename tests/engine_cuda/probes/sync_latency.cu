@@ -191,6 +191,180 @@ __global__ void rounds(Word* buf, int n, int writers, int copies, bool staggered
   }
 }
 
+
+// ---- Which side of an SM's own loads slows its polls: the requests it issues, or the data it receives?
+// Clusters of two blocks: block 1 of each cluster takes part in the rounds, block 0 does not. Modes: no
+// streaming; block 0 streams into its own shared memory (other SMs load); block 1 streams into its own (the
+// polling SM issues and receives); block 0 streams into block 1's shared memory (bulk copies to a
+// shared::cluster address, completing block 1's mbarrier; block 1's producer lane hands each stage back
+// through an mbarrier in block 0): the polling SM receives the data but issues no load.
+// kPairBoth: both blocks of every pair take part (132 pollers, like the plain rounds); kPairExchange: both take
+// part, each polls half of the vector in L2 and copies it, tagged, into the other's shared memory, where the
+// other polls it (half the L2 polls per line).
+enum { kPairNone = 0, kPairLocalOther, kPairLocalSelf, kPairRemote, kPairBoth, kPairExchange };
+__device__ __forceinline__ unsigned cluster_rank() {
+  unsigned r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+  return r;
+}
+__device__ __forceinline__ unsigned cluster_index() {
+  unsigned r;
+  asm volatile("mov.u32 %0, %%clusterid.x;" : "=r"(r));
+  return r;
+}
+__device__ __forceinline__ unsigned clusters() {
+  unsigned r;
+  asm volatile("mov.u32 %0, %%nclusterid.x;" : "=r"(r));
+  return r;
+}
+__device__ __forceinline__ unsigned map_to(unsigned addr, unsigned rank) {
+  unsigned r;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(addr), "r"(rank));
+  return r;
+}
+__device__ __forceinline__ void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\n barrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+// Block 0's producer lane: the stream of stream_loop, into block 1's stages.
+__device__ void remote_loader(const Stream& st, char* stages, uint64_t* full, uint64_t* empty, int* limit) {
+  const unsigned peer_full = map_to(smem_addr(full), 1), peer_stages = map_to(smem_addr(stages), 1);
+  const size_t chunks = st.bytes / st.chunk_bytes;
+  size_t chunk = cluster_index();
+  unsigned issued = 0;
+  while (!*const_cast<volatile const int*>(st.done)) {
+    const int s = static_cast<int>(issued % kStages);
+    if (issued >= kStages) mbar_wait(&empty[s], ((issued / kStages) - 1) & 1);
+    asm volatile("mbarrier.arrive.expect_tx.release.cluster.shared::cluster.b64 _, [%0], %1;" ::"r"(peer_full + 8 * s),
+                 "r"(st.chunk_bytes)
+                 : "memory");
+    const char* src = st.src + (chunk % chunks) * st.chunk_bytes;
+    for (int r = 0; r < st.chunk_bytes / kRowBytes; ++r)
+      asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+                       peer_stages + s * st.chunk_bytes + r * kRowBytes),
+                   "l"(src + r * kRowBytes), "r"(kRowBytes), "r"(peer_full + 8 * s)
+                   : "memory");
+    chunk += clusters(), ++issued;
+  }
+  asm volatile("st.release.cluster.shared::cluster.u32 [%0], %1;" ::"r"(map_to(smem_addr(limit), 1)), "r"(issued)
+               : "memory");
+  atomicAdd(st.streamed, static_cast<unsigned long long>(issued) * st.chunk_bytes);
+}
+// Block 1's producer lane in kPairRemote: waits for each stage block 0 filled and hands it back.
+__device__ void remote_waiter(uint64_t* full, uint64_t* empty, volatile int* limit) {
+  const unsigned peer_empty = map_to(smem_addr(empty), 0);
+  for (unsigned seen = 0; static_cast<int>(seen) < *limit;) {
+    const int s = static_cast<int>(seen % kStages);
+    unsigned done = 0;
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
+        : "=r"(done)
+        : "r"(smem_addr(&full[s])), "r"((seen / kStages) & 1)
+        : "memory");
+    if (!done) continue;
+    asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];" ::"r"(peer_empty + 8 * s) : "memory");
+    ++seen;
+  }
+}
+__global__ void __cluster_dims__(2, 1, 1) paired_rounds(Word* buf, int R, unsigned long long* out, Stream st, int mode) {
+  extern __shared__ __align__(1024) char stages[];
+  __shared__ uint64_t full[kStages], empty[kStages];
+  __shared__ int trig, limit;
+  const int tid = threadIdx.x;
+  const bool polls = cluster_rank() == 1;
+  for (int i = tid; i < 1024; i += blockDim.x) reinterpret_cast<Word*>(stages)[i] = 0;  // kPairExchange's mirror
+  if (tid == 0) {
+    trig = 0, limit = 0x7fffffff;
+    for (int s = 0; s < kStages; ++s) {
+      asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_addr(&full[s])) : "memory");
+      asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_addr(&empty[s])) : "memory");
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  cluster_sync();  // the peer's barriers are initialised before anyone uses them
+  if (tid >= 256) {
+    if (tid == 256) {
+      if (mode == kPairRemote)
+        polls ? remote_waiter(full, empty, &limit) : remote_loader(st, stages, full, empty, &limit);
+      else if ((mode == kPairLocalOther && !polls) || (mode == kPairLocalSelf && polls))
+        stream_loop(st, stages, full, &trig);
+    }
+    __syncwarp();
+  } else if (mode == kPairBoth || mode == kPairExchange) {
+    const int n = 1024, writers = 128, per = n / writers;
+    const int me = static_cast<int>(cluster_index() * 2 + cluster_rank()), half = n / 2;
+    const int rank = static_cast<int>(cluster_rank());
+    Word* mirror = reinterpret_cast<Word*>(stages);  // the other block's half, as it copies it here
+    const unsigned peer_mirror = map_to(smem_addr(mirror), rank ^ 1);
+    unsigned long long t0 = 0;
+    for (int r = 1; r <= R; ++r) {
+      if (r == 2) t0 = now();
+      if (me < writers && tid < per) st_word(buf + me * per + tid, (static_cast<Word>(r) << 32) | static_cast<unsigned>(tid));
+      auto ok4 = [&](const Word (&w)[4]) {
+        bool ok = true;
+        for (int i = 0; i < 4; ++i) ok = ok && static_cast<int>(w[i] >> 32) >= r;
+        return ok;
+      };
+      if (mode == kPairBoth) {
+        for (int base = tid * 4; base < n; base += 256 * 4) {
+          Word w[4];
+          for (;;) {
+            ld_word2(buf + base, w[0], w[1]);
+            ld_word2(buf + base + 2, w[2], w[3]);
+            if (ok4(w)) break;
+            __nanosleep(32);
+          }
+        }
+      } else {
+        const int mine = rank * half + tid * 2, theirs = (rank ^ 1) * half + tid * 2;  // 2 words per thread each
+        Word w[4];
+        for (;;) {
+          ld_word2(buf + mine, w[0], w[1]);
+          w[2] = w[0], w[3] = w[1];
+          if (ok4(w)) break;
+          __nanosleep(32);
+        }
+        asm volatile("st.shared::cluster.v2.b64 [%0], {%1, %2};" ::"r"(peer_mirror + 8 * mine), "l"(w[0]), "l"(w[1])
+                     : "memory");
+        for (;;) {
+          asm volatile("ld.volatile.shared.v2.b64 {%0, %1}, [%2];" : "=l"(w[0]), "=l"(w[1]) : "r"(smem_addr(mirror + theirs))
+                       : "memory");
+          w[2] = w[0], w[3] = w[1];
+          if (ok4(w)) break;
+        }
+      }
+      asm volatile("bar.sync 1, 256;" ::: "memory");
+    }
+    if (tid == 0 && me == 0) {
+      out[0] = now() - t0;
+      *const_cast<volatile int*>(st.done) = 1;
+    }
+  } else if (polls) {
+    const int n = 1024, writers = clusters() >= 64 ? 64 : 32, per = n / writers, me = static_cast<int>(cluster_index());
+    unsigned long long t0 = 0;
+    for (int r = 1; r <= R; ++r) {
+      if (r == 2) t0 = now();
+      if (me < writers && tid < per) st_word(buf + me * per + tid, (static_cast<Word>(r) << 32) | static_cast<unsigned>(tid));
+      for (int base = tid * 4; base < n; base += 256 * 4) {
+        Word w[4];
+        for (;;) {
+          ld_word2(buf + base, w[0], w[1]);
+          ld_word2(buf + base + 2, w[2], w[3]);
+          bool ok = true;
+          for (int i = 0; i < 4; ++i) ok = ok && static_cast<int>(w[i] >> 32) >= r;
+          if (ok) break;
+          __nanosleep(32);
+        }
+      }
+      asm volatile("bar.sync 1, 256;" ::: "memory");
+    }
+    if (tid == 0 && me == 0) {
+      out[0] = now() - t0;
+      *const_cast<volatile int*>(st.done) = 1;
+    }
+  }
+  cluster_sync();  // no block leaves while copies into it, or arrivals on it, may be in flight
+}
+
 __global__ void pingpong(Word* buf, int R, unsigned long long* out) {
   if (threadIdx.x != 0 || blockIdx.x > 1) return;
   const int me = blockIdx.x;
@@ -291,6 +465,62 @@ int main() {
       CHECK(cudaMemset(done, 0, 4));
       CHECK(cudaMemset(streamed, 0, 8));
       rounds<<<sms, 288, smem>>>(buf, 1024, writers, 1, false, R, 32, out, st);
+      CHECK(cudaGetLastError());
+      unsigned long long t, b;
+      CHECK(cudaMemcpy(&t, out, 8, cudaMemcpyDeviceToHost));
+      CHECK(cudaMemcpy(&b, streamed, 8, cudaMemcpyDeviceToHost));
+      std::printf("%.3f us (%.0f GB/s streamed) ", t / 1e3 / (R - 1), b / (t * 1.0));
+    }
+    std::printf("per round\n");
+  }
+  // The plain rounds (132 blocks, no streaming) launched in clusters of 2 and 4: is it where the blocks land?
+  st.mode = kNoStream, st.chain_blocks = sms;
+  for (int cl : {1, 2, 4}) {
+    cudaLaunchConfig_t lc{};
+    cudaLaunchAttribute attr{};
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = cl, attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
+    lc.gridDim = dim3(sms), lc.blockDim = dim3(288), lc.dynamicSmemBytes = smem, lc.attrs = &attr, lc.numAttrs = 1;
+    int resident = 0;
+    CHECK(cudaOccupancyMaxActiveClusters(&resident, rounds, &lc));
+    if (resident * cl < sms) {
+      std::printf("clusters of %d: only %d resident, skipped\n", cl, resident);
+      continue;
+    }
+    std::printf("1,024-word rounds on 132 blocks (128 writers) launched in clusters of %d, no streaming: ", cl);
+    for (int rep = 0; rep < 3; ++rep) {
+      CHECK(cudaMemset(buf, 0, 1 << 20));
+      CHECK(cudaMemset(done, 0, 4));
+      CHECK(cudaLaunchKernelEx(&lc, rounds, buf, 1024, 128, 1, false, R, 32u, out, st));
+      CHECK(cudaGetLastError());
+      unsigned long long t;
+      CHECK(cudaMemcpy(&t, out, 8, cudaMemcpyDeviceToHost));
+      std::printf("%.3f us ", t / 1e3 / (R - 1));
+    }
+    std::printf("per round\n");
+  }
+  // Clusters of two (paired_rounds): as many as can be resident at once.
+  CHECK(cudaFuncSetAttribute(paired_rounds, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(sms), cfg.blockDim = dim3(288), cfg.dynamicSmemBytes = smem;
+  int max_clusters = 0;
+  CHECK(cudaOccupancyMaxActiveClusters(&max_clusters, paired_rounds, &cfg));
+  const int pairs = max_clusters < sms / 2 ? max_clusters : sms / 2;
+  st.mode = kStreamAll, st.chunk_bytes = 64 * 1024, st.pace_cpk = 0, st.evict_first = false, st.chain_blocks = 0;
+  for (int mode : {kPairNone, kPairLocalOther, kPairLocalSelf, kPairRemote, kPairBoth, kPairExchange}) {
+    static const char* what[] = {"no streaming", "the other block of each pair streams into its own shared memory",
+                                 "the polling blocks stream into their own shared memory",
+                                 "the other block streams into the polling block's shared memory",
+                                 "both blocks poll the whole vector (no streaming)",
+                                 "each block polls half and copies it into the other's shared memory (no streaming)"};
+    const bool both = mode == kPairBoth || mode == kPairExchange;
+    std::printf("1,024-word rounds on %s %d pairs, %s: ", both ? "both blocks of" : "the second blocks of", pairs,
+                what[mode]);
+    for (int rep = 0; rep < 3; ++rep) {
+      CHECK(cudaMemset(buf, 0, 1 << 20));
+      CHECK(cudaMemset(done, 0, 4));
+      CHECK(cudaMemset(streamed, 0, 8));
+      paired_rounds<<<2 * pairs, 288, smem>>>(buf, R, out, st, mode);
       CHECK(cudaGetLastError());
       unsigned long long t, b;
       CHECK(cudaMemcpy(&t, out, 8, cudaMemcpyDeviceToHost));
