@@ -39,10 +39,6 @@ struct CudaEngineOptions {
   // persistent_poll_ns (GQA_CUDA_PERSISTENT_POLL_NS): the persistent step's pause between two polls of
   // activations other blocks have not written yet, 0..10000 ns.
   int persistent_poll_ns = 32;
-  // persistent_cluster (GQA_CUDA_PERSISTENT_CLUSTER): the persistent step is launched in thread-block
-  // clusters of this many blocks, 1 (none), 2 or 4 (docs/engine-cuda.md, v9: where the blocks land; the
-  // kernel and its results are the same).
-  int persistent_cluster = 1;
 };
 
 // True when this binary was built with the CUDA engine.

@@ -917,7 +917,7 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
 }
 
 struct Config {
-  int occupancy = 0, clusters = 0, cluster = 0;
+  int occupancy = 0;
   size_t smem = 0;
 };
 Config g_config[2][4];  // [D = 64 / 128][G = 1, 2, 4, 8], for the shared memory the launch asked for last
@@ -964,7 +964,6 @@ struct Prepared {
   Plan plan;
   size_t smem;
   KernelFn kernel;
-  int cluster;
 };
 
 // The launch's plan and shared memory; sets the kernel's shared-memory limit the first time (outside graph
@@ -975,9 +974,6 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
     fail_unsupported("persistent_decode: model shape outside what the persistent decode step supports");
   if (a.split_keys < 1) fail_unsupported("persistent_decode: split_keys must be positive");
   if (a.poll_ns < 0 || a.poll_ns > 10000) fail_unsupported("persistent_decode: poll_ns must be 0..10000");
-  if (a.cluster != 1 && a.cluster != 2 && a.cluster != 4)
-    fail_unsupported("persistent_decode: cluster must be 1, 2 or 4");
-  if (ex.sms % a.cluster != 0) fail_unsupported("persistent_decode: the SM count is not a multiple of the cluster size");
   if (a.tile_kib < kKvTileBytes / 1024 || a.tile_kib > 192)
     fail_unsupported("persistent_decode: tile_kib must be 32..192 (a stage holds a 32 KiB KV tile)");
   const int G = ex.sms, qd = a.n_heads * D, kvd = a.n_kv * D;
@@ -1014,26 +1010,14 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   const size_t smem = static_cast<size_t>(p.stages) * sb + res_bytes + xs_bytes;
   const KernelFn kernel = D == 64 ? kernel_for<64>(group) : kernel_for<128>(group);
   Config& cfg = g_config[D == 64 ? 0 : 1][group == 1 ? 0 : group == 2 ? 1 : group == 4 ? 2 : 3];
-  if (cfg.smem != smem || cfg.cluster != a.cluster) {
+  if (cfg.smem != smem) {
     GQA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
     GQA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cfg.occupancy, kernel, kThreads, smem));
-    cfg.clusters = 0;
-    if (a.cluster > 1) {
-      cudaLaunchConfig_t lc{};
-      cudaLaunchAttribute attr{};
-      attr.id = cudaLaunchAttributeClusterDimension;
-      attr.val.clusterDim.x = static_cast<unsigned>(a.cluster), attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
-      lc.gridDim = dim3(ex.sms), lc.blockDim = dim3(kThreads), lc.dynamicSmemBytes = smem, lc.attrs = &attr, lc.numAttrs = 1;
-      GQA_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&cfg.clusters, kernel, &lc));
-    }
-    cfg.smem = smem, cfg.cluster = a.cluster;
+    cfg.smem = smem;
   }
-  // The waits between blocks need every block resident at once: one block per SM (and, in clusters, as many
-  // clusters resident as the grid has).
+  // The waits between blocks need every block resident at once: one block per SM.
   if (cfg.occupancy < 1) fail_unsupported("persistent_decode: the kernel cannot be resident on an SM (occupancy 0)");
-  if (a.cluster > 1 && cfg.clusters * a.cluster < ex.sms)
-    fail_unsupported("persistent_decode: not every cluster of the grid can be resident at once");
-  return Prepared{p, smem, kernel, a.cluster};
+  return Prepared{p, smem, kernel};
 }
 
 }  // namespace
@@ -1042,7 +1026,7 @@ void persistent_decode_configure(const Exec& ex, const PersistentDecodeArgs& a) 
 
 void persistent_decode(const Exec& ex, const PersistentDecodeArgs& a) {
   const Prepared pr = prepare(ex, a);
-  launch_clustered(ex, pr.cluster, dim3(ex.sms), dim3(kThreads), pr.smem, pr.kernel, a, pr.plan);
+  launch(ex, dim3(ex.sms), dim3(kThreads), pr.smem, pr.kernel, a, pr.plan);
 }
 
 }  // namespace gqa::cuda

@@ -147,35 +147,20 @@ __device__ __forceinline__ uint4 load_stream16(const void* p) {
   return v;
 }
 
-// Host: launches `kernel` on ex.stream, with the programmatic-serialization attribute when ex.pdl, in thread
-// block clusters of `cluster` blocks along x when cluster > 1 (grid.x a multiple of it).
+// Host: launches `kernel` on ex.stream, with the programmatic-serialization attribute when ex.pdl.
 template <class... KArgs, class... Args>
-void launch_clustered(const Exec& ex, int cluster, dim3 grid, dim3 block, size_t smem, void (*kernel)(KArgs...),
-                      Args&&... args) {
+void launch(const Exec& ex, dim3 grid, dim3 block, size_t smem, void (*kernel)(KArgs...), Args&&... args) {
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = smem;
   cfg.stream = ex.stream;
-  cudaLaunchAttribute attr[2];
-  unsigned n = 0;
-  if (ex.pdl) {
-    attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[n++].val.programmaticStreamSerializationAllowed = 1;
-  }
-  if (cluster > 1) {
-    attr[n].id = cudaLaunchAttributeClusterDimension;
-    attr[n].val.clusterDim.x = static_cast<unsigned>(cluster);
-    attr[n].val.clusterDim.y = 1;
-    attr[n++].val.clusterDim.z = 1;
-  }
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
-  cfg.numAttrs = n;
+  cfg.numAttrs = ex.pdl ? 1 : 0;
   GQA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
-}
-template <class... KArgs, class... Args>
-void launch(const Exec& ex, dim3 grid, dim3 block, size_t smem, void (*kernel)(KArgs...), Args&&... args) {
-  launch_clustered(ex, 1, grid, block, smem, kernel, std::forward<Args>(args)...);
 }
 
 }  // namespace gqa::cuda

@@ -139,7 +139,6 @@ struct PersistentDecodeArgs {
   int split_keys = 64;       // an attention split covers at least this many keys (tuning; same results)
   int tile_kib = 64;         // weight bytes per ring stage, 32..192 KiB if two stages fit (tuning; rounding differs)
   int poll_ns = 32;          // pause between two polls of words not written yet, 0..10000 ns (tuning; same results)
-  int cluster = 1;           // blocks per thread-block cluster of the launch: 1, 2 or 4 (placement only; same results)
   // Profiling (null: off): thread 0 of every block writes %globaltimer at the start of each phase, when its
   // own input words have arrived, when the block's input is built, when its tiles are consumed, at its end,
   // and the time it waited for the ring's data:

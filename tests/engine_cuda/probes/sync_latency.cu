@@ -1,14 +1,19 @@
-// Latency probe behind the persistent decode step's phases (docs/engine-cuda.md, v8): how long one hand-over
-// of a vector between all blocks through tagged {value, tag} words costs when nothing else runs, the floor
-// of a phase in that design. scripts/gpu_check.sh builds and runs it with GQA_PROBES=1:
+// Latency probe behind the persistent decode step's phases (docs/engine-cuda.md, v8 and v9): how long one
+// hand-over of a vector between all blocks through tagged {value, tag} words costs, the floor of a phase in
+// that design, alone and beside the weight streaming. scripts/gpu_check.sh builds and runs it with
+// GQA_PROBES=1:
 //   nvcc -O2 -gencode=arch=compute_90a,code=sm_90a -o sync_latency tests/engine_cuda/probes/sync_latency.cu
 // Each round r: the writer blocks store their share of an n-word vector with tag r (st.relaxed.gpu), then
 // every block polls all n words (ld.relaxed.gpu.v2, 4 words per thread per pass) until each carries a tag
 // >= r, then a block barrier. One block per SM, 256 threads, like the decode step. Variants: several copies
-// of the vector (block b polls copy b % copies), two polls in flight per thread. Also a ping-pong between
-// two blocks (one word each way): the round trip through L2 alone.
-// H200 (2026-12-02, two machines): ping-pong 0.49 us; 1,024 words from 128 writers 1.18-1.25 / 1.56 us per
-// round, 3,072 words 1.97 / 4.48; 8 copies 1.15 (second machine); two polls in flight 2.9 (worse).
+// of the vector (block b polls copy b % copies), two polls in flight per thread; a ping-pong between two
+// blocks (one word each way): the round trip through L2 alone. v9: a producer warp per block streaming bulk
+// copies from a 1 GiB buffer meanwhile (continuously, paced, in bursts per round, with the evict-first hint,
+// in other blocks only); the plain rounds launched in clusters; pairs of blocks (clusters of two) in which
+// one block streams for the other or both exchange halves of the vector through distributed shared memory.
+// H200 (2026-12-02): ping-pong 0.49 us; 1,024 words from 128 writers 1.18-1.64 us per round depending on
+// the machine, +0.4 us per TB/s of background streaming up to ~2.4 TB/s, 8.9 us at 4 TB/s; 66 blocks
+// (every other SM, one per pair) 0.72 us; both blocks of 66 pairs (132 pollers) 1.03 us.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -365,6 +370,52 @@ __global__ void __cluster_dims__(2, 1, 1) paired_rounds(Word* buf, int R, unsign
   cluster_sync();  // no block leaves while copies into it, or arrivals on it, may be in flight
 }
 
+// paired_rounds' kPairBoth rounds without clusters, and what the plain rounds kernel does differently:
+// LoadFirst: the first poll issued before the loop (check, pause, reload), as rounds() and the decode step's
+// ll_read do; RuntimeN: the vector's length and writers as arguments. (Is the gap between the plain and the
+// paired rounds the launch or the code?)
+template <bool LoadFirst, bool RuntimeN>
+__global__ void plain_both(Word* buf, int R, unsigned long long* out, int* done, int n_arg, int writers_arg) {
+  const int n = RuntimeN ? n_arg : 1024, writers = RuntimeN ? writers_arg : 128;
+  const int tid = threadIdx.x, per = n / writers, me = static_cast<int>(blockIdx.x);
+  if (tid >= 256) return;
+  unsigned long long t0 = 0;
+  for (int r = 1; r <= R; ++r) {
+    if (r == 2) t0 = now();
+    if (me < writers && tid < per) st_word(buf + me * per + tid, (static_cast<Word>(r) << 32) | static_cast<unsigned>(tid));
+    auto ok4 = [&](const Word (&w)[4]) {
+      bool ok = true;
+      for (int i = 0; i < 4; ++i) ok = ok && static_cast<int>(w[i] >> 32) >= r;
+      return ok;
+    };
+    for (int base = tid * 4; base < n; base += 256 * 4) {
+      Word w[4];
+      if (LoadFirst) {
+        ld_word2(buf + base, w[0], w[1]);
+        ld_word2(buf + base + 2, w[2], w[3]);
+        for (;;) {
+          if (ok4(w)) break;
+          __nanosleep(32);
+          ld_word2(buf + base, w[0], w[1]);
+          ld_word2(buf + base + 2, w[2], w[3]);
+        }
+      } else {
+        for (;;) {
+          ld_word2(buf + base, w[0], w[1]);
+          ld_word2(buf + base + 2, w[2], w[3]);
+          if (ok4(w)) break;
+          __nanosleep(32);
+        }
+      }
+    }
+    asm volatile("bar.sync 1, 256;" ::: "memory");
+  }
+  if (tid == 0 && me == 0) {
+    out[0] = now() - t0;
+    *const_cast<volatile int*>(done) = 1;
+  }
+}
+
 __global__ void pingpong(Word* buf, int R, unsigned long long* out) {
   if (threadIdx.x != 0 || blockIdx.x > 1) return;
   const int me = blockIdx.x;
@@ -492,6 +543,23 @@ int main() {
       CHECK(cudaMemset(buf, 0, 1 << 20));
       CHECK(cudaMemset(done, 0, 4));
       CHECK(cudaLaunchKernelEx(&lc, rounds, buf, 1024, 128, 1, false, R, 32u, out, st));
+      CHECK(cudaGetLastError());
+      unsigned long long t;
+      CHECK(cudaMemcpy(&t, out, 8, cudaMemcpyDeviceToHost));
+      std::printf("%.3f us ", t / 1e3 / (R - 1));
+    }
+    std::printf("per round\n");
+  }
+  struct Bisect { void (*kernel)(Word*, int, unsigned long long*, int*, int, int); const char* what; };
+  for (Bisect b : {Bisect{plain_both<false, false>, "paired_rounds' code without clusters"},
+                   Bisect{plain_both<true, false>, "the same, first poll before the loop"},
+                   Bisect{plain_both<false, true>, "the same, length and writers as arguments"},
+                   Bisect{plain_both<true, true>, "the same, both"}}) {
+    std::printf("1,024-word rounds on 132 blocks (128 writers), %s: ", b.what);
+    CHECK(cudaFuncSetAttribute(b.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    for (int rep = 0; rep < 3; ++rep) {
+      CHECK(cudaMemset(buf, 0, 1 << 20));
+      b.kernel<<<sms, 288, smem>>>(buf, R, out, done, 1024, 128);
       CHECK(cudaGetLastError());
       unsigned long long t;
       CHECK(cudaMemcpy(&t, out, 8, cudaMemcpyDeviceToHost));
