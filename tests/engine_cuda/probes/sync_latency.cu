@@ -372,43 +372,95 @@ __global__ void __cluster_dims__(2, 1, 1) paired_rounds(Word* buf, int R, unsign
 
 // paired_rounds' kPairBoth rounds without clusters, and what the plain rounds kernel does differently:
 // LoadFirst: the first poll issued before the loop (check, pause, reload), as rounds() and the decode step's
-// ll_read do; RuntimeN: the vector's length and writers as arguments. (Is the gap between the plain and the
-// paired rounds the launch or the code?)
-template <bool LoadFirst, bool RuntimeN>
-__global__ void plain_both(Word* buf, int R, unsigned long long* out, int* done, int n_arg, int writers_arg) {
+// ll_read do; RuntimeN: the vector's length and writers as arguments; Prologue: rounds()' mbarrier
+// initialisation and block barrier first; Extras: rounds()' per-round checks of the stream mode (and its
+// shared counter); Copies: rounds()' copies of the vector (one here: the loop over them and the offset);
+// Stagger: its branch for two polls in flight (not taken). (Is the gap between the plain and the paired
+// rounds the launch or the code?)
+// RegPause: the 32 ns pause taken from an argument (a register operand of nanosleep), as rounds() does.
+template <bool LoadFirst, bool RuntimeN, bool Prologue = false, bool Extras = false, bool Copies = false,
+          bool Stagger = false, bool RegPause = false>
+__global__ void plain_both(Word* buf, int R, unsigned long long* out, int* done, int n_arg, int writers_arg,
+                           Stream st, int copies, bool staggered, unsigned pause) {
+  extern __shared__ __align__(1024) char stages[];
+  __shared__ uint64_t full[kStages];
+  __shared__ int trig;
   const int n = RuntimeN ? n_arg : 1024, writers = RuntimeN ? writers_arg : 128;
   const int tid = threadIdx.x, per = n / writers, me = static_cast<int>(blockIdx.x);
-  if (tid >= 256) return;
+  if (Prologue) {
+    if (tid == 0) {
+      trig = 0;
+      for (int s = 0; s < kStages; ++s)
+        asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_addr(&full[s])) : "memory");
+      asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+  }
+  if (tid >= 256) {
+    if (Extras && tid == 256 && st.mode != kNoStream) stream_loop(st, stages, full, &trig);
+    return;
+  }
   unsigned long long t0 = 0;
   for (int r = 1; r <= R; ++r) {
     if (r == 2) t0 = now();
-    if (me < writers && tid < per) st_word(buf + me * per + tid, (static_cast<Word>(r) << 32) | static_cast<unsigned>(tid));
+    if (Extras && st.mode == kBurstAtStart && tid == 0) atomicAdd(&trig, 1);
+    if (me < writers && tid < per) {
+      if (Copies)
+        for (int c = 0; c < copies; ++c)
+          st_word(buf + c * n + me * per + tid, (static_cast<Word>(r) << 32) | static_cast<unsigned>(r * 7 + tid));
+      else
+        st_word(buf + me * per + tid, (static_cast<Word>(r) << 32) | static_cast<unsigned>(tid));
+    }
+    const Word* src = Copies ? buf + (me % copies) * n : buf;
     auto ok4 = [&](const Word (&w)[4]) {
       bool ok = true;
       for (int i = 0; i < 4; ++i) ok = ok && static_cast<int>(w[i] >> 32) >= r;
       return ok;
     };
     for (int base = tid * 4; base < n; base += 256 * 4) {
-      Word w[4];
-      if (LoadFirst) {
-        ld_word2(buf + base, w[0], w[1]);
-        ld_word2(buf + base + 2, w[2], w[3]);
+      Word w[4], v[4];
+      if (Stagger && staggered) {  // never taken here (staggered is false): only its code is present
+        ld_word2(src + base, w[0], w[1]);
+        ld_word2(src + base + 2, w[2], w[3]);
+        __nanosleep(100);
+        ld_word2(src + base, v[0], v[1]);
+        ld_word2(src + base + 2, v[2], v[3]);
         for (;;) {
           if (ok4(w)) break;
-          __nanosleep(32);
-          ld_word2(buf + base, w[0], w[1]);
-          ld_word2(buf + base + 2, w[2], w[3]);
+          ld_word2(src + base, w[0], w[1]);
+          ld_word2(src + base + 2, w[2], w[3]);
+          if (ok4(v)) break;
+          ld_word2(src + base, v[0], v[1]);
+          ld_word2(src + base + 2, v[2], v[3]);
+        }
+        continue;
+      }
+      if (LoadFirst) {
+        ld_word2(src + base, w[0], w[1]);
+        ld_word2(src + base + 2, w[2], w[3]);
+        for (;;) {
+          if (ok4(w)) break;
+          if (RegPause)
+            __nanosleep(pause);
+          else
+            __nanosleep(32);
+          ld_word2(src + base, w[0], w[1]);
+          ld_word2(src + base + 2, w[2], w[3]);
         }
       } else {
         for (;;) {
-          ld_word2(buf + base, w[0], w[1]);
-          ld_word2(buf + base + 2, w[2], w[3]);
+          ld_word2(src + base, w[0], w[1]);
+          ld_word2(src + base + 2, w[2], w[3]);
           if (ok4(w)) break;
-          __nanosleep(32);
+          if (RegPause)
+            __nanosleep(pause);
+          else
+            __nanosleep(32);
         }
       }
     }
     asm volatile("bar.sync 1, 256;" ::: "memory");
+    if (Extras && st.mode == kBurstAfterPoll && tid == 0) atomicAdd(&trig, 1);
   }
   if (tid == 0 && me == 0) {
     out[0] = now() - t0;
@@ -550,16 +602,28 @@ int main() {
     }
     std::printf("per round\n");
   }
-  struct Bisect { void (*kernel)(Word*, int, unsigned long long*, int*, int, int); const char* what; };
+  struct Bisect {
+    void (*kernel)(Word*, int, unsigned long long*, int*, int, int, Stream, int, bool, unsigned);
+    const char* what;
+  };
+  st.mode = kNoStream;
   for (Bisect b : {Bisect{plain_both<false, false>, "paired_rounds' code without clusters"},
                    Bisect{plain_both<true, false>, "the same, first poll before the loop"},
                    Bisect{plain_both<false, true>, "the same, length and writers as arguments"},
-                   Bisect{plain_both<true, true>, "the same, both"}}) {
+                   Bisect{plain_both<true, true>, "the same, both"},
+                   Bisect{plain_both<true, true, true>, "the same, rounds' prologue"},
+                   Bisect{plain_both<true, true, false, true>, "the same, rounds' stream-mode checks"},
+                   Bisect{plain_both<true, true, true, true>, "the same, prologue and checks"},
+                   Bisect{plain_both<true, true, false, false, true>, "the same, rounds' copies (one)"},
+                   Bisect{plain_both<true, true, false, false, false, true>, "the same, rounds' staggered branch"},
+                   Bisect{plain_both<true, true, true, true, true, true>, "the same, all of rounds' code"},
+                   Bisect{plain_both<true, true, false, false, false, false, true>,
+                          "the same, the pause from an argument (nanosleep with a register)"}}) {
     std::printf("1,024-word rounds on 132 blocks (128 writers), %s: ", b.what);
     CHECK(cudaFuncSetAttribute(b.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     for (int rep = 0; rep < 3; ++rep) {
       CHECK(cudaMemset(buf, 0, 1 << 20));
-      b.kernel<<<sms, 288, smem>>>(buf, R, out, done, 1024, 128);
+      b.kernel<<<sms, 288, smem>>>(buf, R, out, done, 1024, 128, st, 1, false, 32u);
       CHECK(cudaGetLastError());
       unsigned long long t;
       CHECK(cudaMemcpy(&t, out, 8, cudaMemcpyDeviceToHost));
