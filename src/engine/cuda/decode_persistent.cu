@@ -338,14 +338,8 @@ __device__ __forceinline__ void ll_load2(const Word* p, Word& w0, Word& w1) {
   asm volatile("ld.relaxed.gpu.global.v2.b64 {%0, %1}, [%2];" : "=l"(w0), "=l"(w1) : "l"(p) : "memory");
 }
 // A short pause between polls (Plan::poll_ns), so that blocks waiting for a vector leave L2 to the others.
-// The default pause is issued with an immediate operand: in the latency probe the same hand-over cost 1.6 us
-// per round with the pause in a register and ~1.0 us with it as an immediate (docs/engine-cuda.md, v9).
-constexpr unsigned kDefaultPollNs = 32;
 __device__ __forceinline__ void poll_pause(unsigned ns) {
-  if (ns == kDefaultPollNs)
-    __nanosleep(kDefaultPollNs);
-  else if (ns)
-    __nanosleep(ns);
+  if (ns) __nanosleep(ns);
 }
 
 // N words, addr(i) for i < N (null: not wanted), all loaded at once, then polled until each carries tag.

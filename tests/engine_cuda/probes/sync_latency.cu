@@ -13,7 +13,9 @@
 // one block streams for the other or both exchange halves of the vector through distributed shared memory.
 // H200 (2026-12-02): ping-pong 0.49 us; 1,024 words from 128 writers 1.18-1.64 us per round depending on
 // the machine, +0.4 us per TB/s of background streaming up to ~2.4 TB/s, 8.9 us at 4 TB/s; 66 blocks
-// (every other SM, one per pair) 0.72 us; both blocks of 66 pairs (132 pollers) 1.03 us.
+// (every other SM, one per pair) 0.72 us; both blocks of 66 pairs (132 pollers) 1.03 us; the same rounds in
+// plain_both (no clusters) 1.0-1.09 us, and 1.04 us with every feature of rounds() added: rounds() itself pays
+// ~0.6 us more for the same hand-over, for a reason not found yet (docs/engine-cuda.md, v9).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
