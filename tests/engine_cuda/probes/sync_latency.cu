@@ -15,7 +15,8 @@
 // the machine, +0.4 us per TB/s of background streaming up to ~2.4 TB/s, 8.9 us at 4 TB/s; 66 blocks
 // (every other SM, one per pair) 0.72 us; both blocks of 66 pairs (132 pollers) 1.03 us; the same rounds in
 // plain_both (no clusters) 1.0-1.09 us, and 1.04 us with every feature of rounds() added: rounds() itself pays
-// ~0.6 us more for the same hand-over, for a reason not found yet (docs/engine-cuda.md, v9).
+// ~0.6 us more for the same hand-over: its polled values are unused, so ptxas loads the 4-byte tags only
+// (ll_like: the decode step's ll_read poll, 2.33 us with the values unused, 1.25 us used; docs/engine-cuda.md, v9).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -470,6 +471,63 @@ __global__ void plain_both(Word* buf, int R, unsigned long long* out, int* done,
   }
 }
 
+// The decode step's own poll (ll_read in decode_persistent.cu) in the same 1,024-word round: 4 words per
+// float4 group, kVec = 3 groups per thread (those past n unused), all loaded at once, then re-polled group by
+// group after a pause taken from an argument; UseValues: the values are used afterwards (as in the engine;
+// otherwise ptxas may load the tags only). Tags are compared with >= r: a writer may start round r + 1 before a
+// slow reader has seen all of round r.
+template <bool UseValues>
+__global__ void ll_like(Word* buf, int R, unsigned long long* out, int* done, int n, int writers, unsigned pause) {
+  constexpr int kVec = 3;
+  __shared__ float sink[256];
+  const int tid = threadIdx.x, per = n / writers, me = static_cast<int>(blockIdx.x);
+  if (tid >= 256) return;
+  unsigned long long t0 = 0;
+  for (int r = 1; r <= R; ++r) {
+    if (r == 2) t0 = now();
+    if (me < writers && tid < per)
+      st_word(buf + me * per + tid, (static_cast<Word>(r) << 32) | __float_as_uint(static_cast<float>(tid)));
+    Word w[kVec][4];
+    auto index = [&](int j) { return (tid + j * 256) * 4; };
+    auto load = [&](int j) {
+      ld_word2(buf + index(j), w[j][0], w[j][1]);
+      ld_word2(buf + index(j) + 2, w[j][2], w[j][3]);
+    };
+    auto ready = [&](int j) {
+      if (index(j) >= n) return true;
+      bool ok = true;
+      for (int i = 0; i < 4; ++i) ok = ok && static_cast<int>(w[j][i] >> 32) >= r;
+      return ok;
+    };
+#pragma unroll
+    for (int j = 0; j < kVec; ++j)
+      if (index(j) < n) load(j);
+    for (;;) {
+      bool ok = true;
+#pragma unroll
+      for (int j = 0; j < kVec; ++j) ok = ok && ready(j);
+      if (ok) break;
+      if (pause) __nanosleep(pause);
+#pragma unroll
+      for (int j = 0; j < kVec; ++j)
+        if (!ready(j)) load(j);
+    }
+    if (UseValues) {
+      float v = 0.f;
+#pragma unroll
+      for (int j = 0; j < kVec; ++j)
+        if (index(j) < n)
+          for (int i = 0; i < 4; ++i) v += __uint_as_float(static_cast<unsigned>(w[j][i]));
+      sink[tid] = v;
+    }
+    asm volatile("bar.sync 1, 256;" ::: "memory");
+  }
+  if (tid == 0 && me == 0) {
+    out[0] = now() - t0 + (UseValues ? static_cast<unsigned long long>(sink[1] > 1e30f) : 0);
+    *const_cast<volatile int*>(done) = 1;
+  }
+}
+
 __global__ void pingpong(Word* buf, int R, unsigned long long* out) {
   if (threadIdx.x != 0 || blockIdx.x > 1) return;
   const int me = blockIdx.x;
@@ -626,6 +684,21 @@ int main() {
     for (int rep = 0; rep < 3; ++rep) {
       CHECK(cudaMemset(buf, 0, 1 << 20));
       b.kernel<<<sms, 288, smem>>>(buf, R, out, done, 1024, 128, st, 1, false, 32u);
+      CHECK(cudaGetLastError());
+      unsigned long long t;
+      CHECK(cudaMemcpy(&t, out, 8, cudaMemcpyDeviceToHost));
+      std::printf("%.3f us ", t / 1e3 / (R - 1));
+    }
+    std::printf("per round\n");
+  }
+  for (int use : {0, 1}) {
+    std::printf("1,024-word rounds on 132 blocks (128 writers), the decode step's ll_read poll%s: ",
+                use ? ", values used" : " (values unused)");
+    auto kernel = use ? ll_like<true> : ll_like<false>;
+    CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    for (int rep = 0; rep < 3; ++rep) {
+      CHECK(cudaMemset(buf, 0, 1 << 20));
+      kernel<<<sms, 288, smem>>>(buf, R, out, done, 1024, 128, 32u);
       CHECK(cudaGetLastError());
       unsigned long long t;
       CHECK(cudaMemcpy(&t, out, 8, cudaMemcpyDeviceToHost));
