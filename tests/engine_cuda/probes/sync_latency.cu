@@ -568,16 +568,27 @@ int main() {
   CHECK(cudaMalloc(&streamed, 8));
   st.src = big, st.bytes = stream_bytes, st.done = done, st.streamed = streamed, st.chunk_bytes = 64 * 1024;
   st.chain_blocks = sms;
+  // Three launches of one case: memory cleared, `launch()`, the time per round (`timed` rounds) and, with
+  // `rate`, the background stream's rate.
+  auto measure = [&](auto&& launch, int timed, bool rate, const char* unit) {
+    for (int rep = 0; rep < 3; ++rep) {
+      CHECK(cudaMemset(buf, 0, 1 << 20));
+      CHECK(cudaMemset(done, 0, 4));
+      CHECK(cudaMemset(streamed, 0, 8));
+      launch();
+      CHECK(cudaGetLastError());
+      unsigned long long t, b;
+      CHECK(cudaMemcpy(&t, out, 8, cudaMemcpyDeviceToHost));
+      CHECK(cudaMemcpy(&b, streamed, 8, cudaMemcpyDeviceToHost));
+      if (rate)
+        std::printf("%.3f us (%.0f GB/s streamed) ", t / 1e3 / timed, b / (t * 1.0));
+      else
+        std::printf("%.3f us ", t / 1e3 / timed);
+    }
+    std::printf("per %s\n", unit);
+  };
   std::printf("ping-pong between two blocks: ");
-  for (int rep = 0; rep < 3; ++rep) {
-    CHECK(cudaMemset(buf, 0, 1 << 20));
-    pingpong<<<sms, 32>>>(buf, R, out);
-    CHECK(cudaGetLastError());
-    unsigned long long t;
-    CHECK(cudaMemcpy(&t, out, 8, cudaMemcpyDeviceToHost));
-    std::printf("%.3f us ", t / 1e3 / R);
-  }
-  std::printf("per round trip\n");
+  measure([&] { pingpong<<<sms, 32>>>(buf, R, out); }, R, false, "round trip");
   struct Case { int n, writers, copies; bool staggered; unsigned pause; };
   for (Case c : {Case{1024, 128, 1, false, 0}, Case{1024, 128, 1, false, 32}, Case{2048, 128, 1, false, 0},
                  Case{3072, 128, 1, false, 0}, Case{1024, 8, 1, false, 0}, Case{256, 32, 1, false, 0},
@@ -586,16 +597,8 @@ int main() {
                  Case{1024, 128, 4, true, 100}, Case{3072, 128, 4, true, 100}}) {
     std::printf("all %d blocks read a %d-word vector from %d writer blocks, %d copies%s, pause %u ns: ", sms, c.n,
                 c.writers, c.copies, c.staggered ? ", staggered polls" : "", c.pause);
-    for (int rep = 0; rep < 3; ++rep) {
-      CHECK(cudaMemset(buf, 0, 1 << 20));
-      CHECK(cudaMemset(done, 0, 4));
-      rounds<<<sms, 288, smem>>>(buf, c.n, c.writers, c.copies, c.staggered, R, c.pause, out, st);
-      CHECK(cudaGetLastError());
-      unsigned long long t;
-      CHECK(cudaMemcpy(&t, out, 8, cudaMemcpyDeviceToHost));
-      std::printf("%.3f us ", t / 1e3 / (R - 1));
-    }
-    std::printf("per round\n");
+    measure([&] { rounds<<<sms, 288, smem>>>(buf, c.n, c.writers, c.copies, c.staggered, R, c.pause, out, st); },
+            R - 1, false, "round");
   }
   // The same 1,024-word round (128 writers, pause 32 ns) while weights stream in the background (v9 of
   // docs/engine-cuda.md: do the decode step's tile loads slow its hand-overs?).
@@ -623,18 +626,7 @@ int main() {
     st.pace_cpk = c.pace_cpk, st.evict_first = c.evict_first;
     const int writers = c.chain_blocks >= 128 ? 128 : 64;
     std::printf("1,024-word rounds on %d blocks (%d writers), %s: ", c.chain_blocks, writers, c.what);
-    for (int rep = 0; rep < 3; ++rep) {
-      CHECK(cudaMemset(buf, 0, 1 << 20));
-      CHECK(cudaMemset(done, 0, 4));
-      CHECK(cudaMemset(streamed, 0, 8));
-      rounds<<<sms, 288, smem>>>(buf, 1024, writers, 1, false, R, 32, out, st);
-      CHECK(cudaGetLastError());
-      unsigned long long t, b;
-      CHECK(cudaMemcpy(&t, out, 8, cudaMemcpyDeviceToHost));
-      CHECK(cudaMemcpy(&b, streamed, 8, cudaMemcpyDeviceToHost));
-      std::printf("%.3f us (%.0f GB/s streamed) ", t / 1e3 / (R - 1), b / (t * 1.0));
-    }
-    std::printf("per round\n");
+    measure([&] { rounds<<<sms, 288, smem>>>(buf, 1024, writers, 1, false, R, 32, out, st); }, R - 1, true, "round");
   }
   // The plain rounds (132 blocks, no streaming) launched in clusters of 2 and 4: is it where the blocks land?
   st.mode = kNoStream, st.chain_blocks = sms;
@@ -651,16 +643,8 @@ int main() {
       continue;
     }
     std::printf("1,024-word rounds on 132 blocks (128 writers) launched in clusters of %d, no streaming: ", cl);
-    for (int rep = 0; rep < 3; ++rep) {
-      CHECK(cudaMemset(buf, 0, 1 << 20));
-      CHECK(cudaMemset(done, 0, 4));
-      CHECK(cudaLaunchKernelEx(&lc, rounds, buf, 1024, 128, 1, false, R, 32u, out, st));
-      CHECK(cudaGetLastError());
-      unsigned long long t;
-      CHECK(cudaMemcpy(&t, out, 8, cudaMemcpyDeviceToHost));
-      std::printf("%.3f us ", t / 1e3 / (R - 1));
-    }
-    std::printf("per round\n");
+    measure([&] { CHECK(cudaLaunchKernelEx(&lc, rounds, buf, 1024, 128, 1, false, R, 32u, out, st)); },
+            R - 1, false, "round");
   }
   struct Bisect {
     void (*kernel)(Word*, int, unsigned long long*, int*, int, int, Stream, int, bool, unsigned);
@@ -681,30 +665,15 @@ int main() {
                           "the same, the pause from an argument (nanosleep with a register)"}}) {
     std::printf("1,024-word rounds on 132 blocks (128 writers), %s: ", b.what);
     CHECK(cudaFuncSetAttribute(b.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    for (int rep = 0; rep < 3; ++rep) {
-      CHECK(cudaMemset(buf, 0, 1 << 20));
-      b.kernel<<<sms, 288, smem>>>(buf, R, out, done, 1024, 128, st, 1, false, 32u);
-      CHECK(cudaGetLastError());
-      unsigned long long t;
-      CHECK(cudaMemcpy(&t, out, 8, cudaMemcpyDeviceToHost));
-      std::printf("%.3f us ", t / 1e3 / (R - 1));
-    }
-    std::printf("per round\n");
+    measure([&] { b.kernel<<<sms, 288, smem>>>(buf, R, out, done, 1024, 128, st, 1, false, 32u); },
+            R - 1, false, "round");
   }
   for (int use : {0, 1}) {
     std::printf("1,024-word rounds on 132 blocks (128 writers), the decode step's ll_read poll%s: ",
                 use ? ", values used" : " (values unused)");
     auto kernel = use ? ll_like<true> : ll_like<false>;
     CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    for (int rep = 0; rep < 3; ++rep) {
-      CHECK(cudaMemset(buf, 0, 1 << 20));
-      kernel<<<sms, 288, smem>>>(buf, R, out, done, 1024, 128, 32u);
-      CHECK(cudaGetLastError());
-      unsigned long long t;
-      CHECK(cudaMemcpy(&t, out, 8, cudaMemcpyDeviceToHost));
-      std::printf("%.3f us ", t / 1e3 / (R - 1));
-    }
-    std::printf("per round\n");
+    measure([&] { kernel<<<sms, 288, smem>>>(buf, R, out, done, 1024, 128, 32u); }, R - 1, false, "round");
   }
   // Clusters of two (paired_rounds): as many as can be resident at once.
   CHECK(cudaFuncSetAttribute(paired_rounds, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
@@ -723,18 +692,7 @@ int main() {
     const bool both = mode == kPairBoth || mode == kPairExchange;
     std::printf("1,024-word rounds on %s %d pairs, %s: ", both ? "both blocks of" : "the second blocks of", pairs,
                 what[mode]);
-    for (int rep = 0; rep < 3; ++rep) {
-      CHECK(cudaMemset(buf, 0, 1 << 20));
-      CHECK(cudaMemset(done, 0, 4));
-      CHECK(cudaMemset(streamed, 0, 8));
-      paired_rounds<<<2 * pairs, 288, smem>>>(buf, R, out, st, mode);
-      CHECK(cudaGetLastError());
-      unsigned long long t, b;
-      CHECK(cudaMemcpy(&t, out, 8, cudaMemcpyDeviceToHost));
-      CHECK(cudaMemcpy(&b, streamed, 8, cudaMemcpyDeviceToHost));
-      std::printf("%.3f us (%.0f GB/s streamed) ", t / 1e3 / (R - 1), b / (t * 1.0));
-    }
-    std::printf("per round\n");
+    measure([&] { paired_rounds<<<2 * pairs, 288, smem>>>(buf, R, out, st, mode); }, R - 1, true, "round");
   }
   return 0;
 }
