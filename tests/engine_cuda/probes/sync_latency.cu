@@ -528,6 +528,83 @@ __global__ void ll_like(Word* buf, int R, unsigned long long* out, int* done, in
   }
 }
 
+// v10: a hand-over by reduction instead of tagged stores. Each round the `writers` blocks each add a
+// contribution to every one of n words (red.add.u64: a count of 1 in the top 8 bits, a fixed-point value
+// in the rest), and every block polls all n words until each counts `writers` contributions. This is what a
+// split-K GEMV (gate/up fused with down) would need: one partial vector per block, summed in L2. A ring of
+// four buffers: block b clears its share of the buffer two rounds ahead (every block has finished polling it).
+// spread: word i lives at i * spread (1: packed; 4: one word per 32-byte sector, fewer adds per L2 line).
+__global__ void reduce_rounds(Word* buf, int n, int writers, int R, unsigned pause, int spread, unsigned long long* out,
+                              Stream st) {
+  extern __shared__ __align__(1024) char stages[];
+  __shared__ uint64_t full[kStages];
+  __shared__ int trig;
+  __shared__ float sink[256];
+  const int tid = threadIdx.x, me = static_cast<int>(blockIdx.x);
+  if (tid == 0) {
+    trig = 0;
+    for (int s = 0; s < kStages; ++s)
+      asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_addr(&full[s])) : "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncthreads();
+  if (tid >= 256) {
+    if (tid == 256 && st.mode == kStreamAll) stream_loop(st, stages, full, &trig);
+    return;
+  }
+  const size_t stride = static_cast<size_t>(n) * spread;
+  const Word expect = static_cast<Word>(writers) << 56;
+  unsigned long long t0 = 0;
+  float acc = 0.f;
+  for (int r = 1; r <= R; ++r) {
+    if (r == 2) t0 = now();
+    Word* cur = buf + (r % 4) * stride;
+    Word* ahead = buf + ((r + 2) % 4) * stride;
+    for (int i = me * 256 + tid; i < n; i += gridDim.x * 256) ahead[static_cast<size_t>(i) * spread] = 0;
+    if (me < writers)
+      for (int i = tid; i < n; i += 256) {
+        const long long v = static_cast<long long>((me + i) % 7 - 3) << 20;
+        asm volatile("red.relaxed.gpu.global.add.u64 [%0], %1;" ::"l"(cur + static_cast<size_t>(i) * spread),
+                     "l"((Word(1) << 56) + static_cast<Word>(v))
+                     : "memory");
+      }
+    for (int base = tid * 4; base < n; base += 256 * 4) {
+      Word w[4];
+      auto load = [&] {
+        if (spread == 1) {
+          ld_word2(cur + base, w[0], w[1]);
+          ld_word2(cur + base + 2, w[2], w[3]);
+        } else {
+          for (int k = 0; k < 4; ++k) {
+            Word x;
+            ld_word2(cur + static_cast<size_t>(base + k) * spread, w[k], x);
+          }
+        }
+      };
+      auto ready = [&] {
+        bool ok = true;
+        for (int k = 0; k < 4; ++k) {
+          const long long d = static_cast<long long>(w[k] - expect);
+          ok = ok && d > -(1LL << 55) && d < (1LL << 55);
+        }
+        return ok;
+      };
+      load();
+      while (!ready()) {
+        if (pause) __nanosleep(pause);
+        load();
+      }
+      for (int k = 0; k < 4; ++k) acc += static_cast<float>(static_cast<long long>(w[k] - expect));
+    }
+    sink[tid] = acc;
+    asm volatile("bar.sync 1, 256;" ::: "memory");
+  }
+  if (tid == 0 && me == 0) {
+    out[0] = now() - t0 + static_cast<unsigned long long>(sink[1] > 1e30f);
+    *const_cast<volatile int*>(st.done) = 1;
+  }
+}
+
 __global__ void pingpong(Word* buf, int R, unsigned long long* out) {
   if (threadIdx.x != 0 || blockIdx.x > 1) return;
   const int me = blockIdx.x;
@@ -667,6 +744,24 @@ int main() {
     CHECK(cudaFuncSetAttribute(b.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     measure([&] { b.kernel<<<sms, 288, smem>>>(buf, R, out, done, 1024, 128, st, 1, false, 32u); },
             R - 1, false, "round");
+  }
+  // v10: the reduction hand-over (reduce_rounds), beside the tagged one above.
+  CHECK(cudaFuncSetAttribute(reduce_rounds, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  Word* rbuf;
+  CHECK(cudaMalloc(&rbuf, 4 * 4 * 3072 * sizeof(Word)));
+  struct RedCase { int n, writers, spread, mode; const char* what; };
+  for (RedCase c : {RedCase{1024, 132, 1, kNoStream, "no streaming"}, RedCase{1024, 132, 4, kNoStream, "no streaming"},
+                    RedCase{1024, 66, 1, kNoStream, "no streaming"}, RedCase{1024, 8, 1, kNoStream, "no streaming"},
+                    RedCase{2048, 132, 1, kNoStream, "no streaming"},
+                    RedCase{1024, 132, 1, kStreamAll, "every block streams continuously"},
+                    RedCase{1024, 132, 4, kStreamAll, "every block streams continuously"}}) {
+    st.mode = c.mode, st.chain_blocks = sms, st.chunk_bytes = 64 * 1024, st.pace_cpk = 0, st.evict_first = false;
+    std::printf("reduction rounds: %d words, each the sum of %d blocks' adds, spread %d, %s: ", c.n, c.writers,
+                c.spread, c.what);
+    measure([&] {
+      CHECK(cudaMemset(rbuf, 0, 4 * 4 * 3072 * sizeof(Word)));
+      reduce_rounds<<<sms, 288, smem>>>(rbuf, c.n, c.writers, R, 32u, c.spread, out, st);
+    }, R - 1, c.mode != kNoStream, "round");
   }
   for (int use : {0, 1}) {
     std::printf("1,024-word rounds on 132 blocks (128 writers), the decode step's ll_read poll%s: ",
