@@ -31,7 +31,6 @@
 // fp32 precision). Every block is resident at once (one block per SM, checked with the occupancy API), which
 // the polling requires. Results are deterministic: every output element is summed in a fixed order.
 #include <algorithm>
-#include <cstdlib>
 #include <type_traits>
 
 #include "engine/cuda/launch.cuh"
@@ -51,7 +50,6 @@ constexpr int kMaxTileRows = 128;       // rows (pairs: both halves) per weight 
 constexpr int kStagePadBytes = kMaxTileRows * 2 * kRowPad;
 constexpr int kMaxStages = 5;
 constexpr int kMaxSplits = 16;          // attention splits per KV head
-constexpr int kMergeBatch = 5;  // splits whose partials the merging split polls at once (more spill at G = 2)
 int persistent_decode_max_splits(int sms, int n_kv) { return std::clamp(sms / std::max(n_kv, 1), 1, kMaxSplits); }
 enum Phase { kQkv = 0, kAtt, kO, kGu, kDn, kPhases };
 constexpr int kTraceFields = 6;
@@ -140,10 +138,6 @@ struct Plan {  // launch constants, computed on the host
   int rows_qkv, rows_o, rows_gu, rows_dn, rows_lm;  // rows (gate/up: row pairs) per tile
   int stages, stage_bytes, keys_per_tile, max_splits, res_floats;
   unsigned poll_ns;
-  // A/B of v10 (GQA_CUDA_PERSISTENT_EXP bits set the v7 behaviour back): splits merged per poll, the RMSNorm's
-  // scale applied to the GEMV's outputs, a block's tiles of a phase consumed together.
-  int merge_batch;
-  bool late_norm, group_tiles;
 };
 
 
@@ -298,7 +292,6 @@ struct Ctx {
   unsigned long long data_wait_ns;  // profiling: thread 0's time waiting for stages' data in this phase
   // The activations, as {value, tag} words (ll_layout).
   unsigned long long *xo, *xd, *qkv, *att, *h, *part;
-  unsigned groups = 0;  // GEMV tile groups consumed so far (the parity of their partial-sum buffer)
 };
 
 __device__ __forceinline__ unsigned long long globaltimer() {
@@ -429,7 +422,7 @@ __device__ __forceinline__ float4 to_float4(uint2 u) {
 // H200) and logits drifting up to 9e-4 from the unfused step's on the tiny random models.
 constexpr int kTerms = 3, kTermPad = 8;
 __device__ __forceinline__ uint32_t bf16x2_bits(__nv_bfloat162 v) { return *reinterpret_cast<const uint32_t*>(&v); }
-__device__ __forceinline__ void store_terms(const Ctx& c, int n, const Vec& x) {
+__device__ __forceinline__ void store_vec(const Ctx& c, int n, const Vec& x) {
   bf16* out = reinterpret_cast<bf16*>(c.xs);
 #pragma unroll
   for (int j = 0; j < kVec; ++j) {
@@ -443,35 +436,14 @@ __device__ __forceinline__ void store_terms(const Ctx& c, int n, const Vec& x) {
       r = make_float4(r.x - __low2float(a), r.y - __high2float(a), r.z - __low2float(b), r.w - __high2float(b));
     }
   }
-}
-__device__ __forceinline__ void store_vec(const Ctx& c, int n, const Vec& x) {
-  store_terms(c, n, x);
   consumer_sync();
 }
-// Qwen3's RMSNorm, x * w / rms(x), as the GEMV's input. Returns the scale of the GEMV's outputs: v10 stores
-// x * w and returns 1 / rms(x), so that the sum of squares shares the terms' barrier (one block barrier on
-// the chain instead of three); with late_norm off, xs = x * w / rms(x) (v7) and the scale is 1.
-__device__ __forceinline__ float store_rmsnorm(const Ctx& c, int n, const Vec& x, const BVec& wb) {
+// xs = x * w / rms(x) (Qwen3's RMSNorm, as the per-layer kernels compute it).
+__device__ __forceinline__ void store_rmsnorm(const Ctx& c, int n, const Vec& x, const BVec& wb) {
   float ss = 0.f;
 #pragma unroll
   for (int j = 0; j < kVec; ++j)
     if (vec_index(j) < n) ss += x.v[j].x * x.v[j].x + x.v[j].y * x.v[j].y + x.v[j].z * x.v[j].z + x.v[j].w * x.v[j].w;
-  if (c.p.late_norm) {
-    Vec y;
-#pragma unroll
-    for (int j = 0; j < kVec; ++j) {
-      const float4 w = to_float4(wb.v[j]);
-      y.v[j] = make_float4(x.v[j].x * w.x, x.v[j].y * w.y, x.v[j].z * w.z, x.v[j].w * w.w);
-    }
-    store_terms(c, n, y);
-    ss = warp_sum(ss);
-    if (c.lane == 0) c.red[c.warp] = ss;  // the previous reader of red is behind a tile's barrier
-    consumer_sync();
-    float t = 0.f;
-#pragma unroll
-    for (int w = 0; w < kConsumerWarps; ++w) t += c.red[w];
-    return 1.0f / sqrtf(t / static_cast<float>(n) + c.a.eps);
-  }
   const float inv = 1.0f / sqrtf(consumer_sum(ss, c.red) / static_cast<float>(n) + c.a.eps);
   Vec y;
 #pragma unroll
@@ -480,7 +452,6 @@ __device__ __forceinline__ float store_rmsnorm(const Ctx& c, int n, const Vec& x
     y.v[j] = make_float4(x.v[j].x * inv * w.x, x.v[j].y * inv * w.y, x.v[j].z * inv * w.z, x.v[j].w * inv * w.w);
   }
   store_vec(c, n, y);
-  return 1.f;
 }
 
 // The block's rows of m (slot i: tile i / rows, row i % rows of it), read into c.res before its tiles: the
@@ -495,11 +466,9 @@ __device__ __forceinline__ void fill_residual(Ctx& c, const Mat& m, const Tiles&
   }
 }
 
-// Ring slot c.it + j: waits for its data.
-__device__ __forceinline__ const char* acquire_stage(Ctx& c, unsigned j = 0) {
-  const unsigned it = c.it + j;
-  const int s = static_cast<int>(it % c.ring.n);
-  const unsigned parity = (it / c.ring.n) & 1;
+__device__ __forceinline__ const char* acquire_stage(Ctx& c) {
+  const int s = static_cast<int>(c.it % c.ring.n);
+  const unsigned parity = (c.it / c.ring.n) & 1;
   if (c.a.trace && threadIdx.x == 0) {
     const unsigned long long t0 = globaltimer();
     mbar_wait(&c.ring.full[s], parity);
@@ -508,64 +477,41 @@ __device__ __forceinline__ const char* acquire_stage(Ctx& c, unsigned j = 0) {
   mbar_wait(&c.ring.full[s], parity);
   return c.ring.stages + static_cast<size_t>(s) * c.ring.bytes;
 }
-// Frees the next n slots (each warp arrives once per slot).
-__device__ __forceinline__ void release_stage(Ctx& c, unsigned n = 1) {
+__device__ __forceinline__ void release_stage(Ctx& c) {
   __syncwarp();
-  if (c.lane == 0)
-    for (unsigned j = 0; j < n; ++j) mbar_arrive(&c.ring.empty[(c.it + j) % c.ring.n]);
-  c.it += n;
+  if (c.lane == 0) mbar_arrive(&c.ring.empty[c.it % c.ring.n]);
+  ++c.it;
 }
 
 // ---- Tensor-core GEMV: y = W x for a tile of W's rows, as mma.m16n8k16 (launch.cuh) with A = 16 rows x 16 k
 // of W (by ldmatrix from the padded stage) and B = [x_hi x_mid x_lo ...] (16 k x 8): columns 0..2 of D are
 // W times each term, their sum the row's value. One mma replaces 256 scalar FMAs and the bf16 unpacking.
 
-// The block's tiles of m against the input vector in c.xs (store_vec), consumed in groups: one tile at a
-// time, or (v10, Plan::group_tiles) all of the phase's tiles at once when they fit in the ring beside one
-// stage streaming ahead and have at most 8 blocks of 16 rows together: a tile costs ~1.2 us of latency
-// (ldmatrix/mma chain, barrier, finishing) whatever its bytes, and gate/up gives 60 of 132 blocks two tiles.
-// A group's rows (per tile; pairs: first halves, then second halves) form blocks of 16; each block's k-steps
-// are spread over 8 / blocks warps (1..8), whose partial sums meet in shared memory and are added in warp
-// order (deterministic). Then finish(row, slot, value), or finish(row, slot, first, second) for pairs, slot
-// being the row's place among the block's rows.
+// The block's tiles of m against the input vector in c.xs (store_vec). A tile's rows (pairs: first halves,
+// then second halves) form blocks of 16; each block's k-steps are spread over 8 / blocks warps (1..8), whose
+// partial sums meet in shared memory and are added in warp order (deterministic). Then finish(row, slot,
+// value), or finish(row, slot, first, second) for pairs, slot being the row's place among the block's rows.
 template <class Finish>
 __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r, Finish&& finish) {
-  constexpr int kMaxGroup = 4;
   const int pitch = row_pitch(m.k), steps = m.k / 16;
   const int g = c.lane >> 2, t = c.lane & 3;
   // B fragment words of lane (g, t) at k-step s: x[16 s + 2 t ..] and x[16 s + 8 + 2 t ..] of term g (g < 3;
   // the other columns of D are not used).
   const uint32_t* xb = reinterpret_cast<const uint32_t*>(c.xs) + (g < kTerms ? g : 0) * ((m.k + kTermPad) / 2) + t;
-  const int halves = m.pairs ? 2 : 1, count = r.count();
-  auto tile_rows = [&](int ti) { return min(m.rows, m.n - ti * m.rows); };  // rows (pairs) of tile ti
-  int group = 1;
-  if (c.p.group_tiles && count > 1 && count <= min(kMaxGroup, c.ring.n - 1)) {
-    int blocks = 0;
-    for (int j = 0; j < count; ++j) blocks += (halves * tile_rows(r.first + j * r.step) + 15) / 16;
-    if (blocks <= kConsumerWarps) group = count;
-  }
   int slot0 = 0;
 #pragma unroll 1
-  for (int ti0 = r.first; ti0 < r.end; ti0 += group * r.step) {
-    const int ng = min(group, (r.end - ti0 + r.step - 1) / r.step);
-    // The group's blocks of 16 rows: tile j has bpt blocks from j * bpt on (only a matrix's last tile, the
-    // group's last, can have fewer rows).
-    const int bpt = (halves * m.rows + 15) / 16;
-    const int blocks = (ng - 1) * bpt + (halves * tile_rows(ti0 + (ng - 1) * r.step) + 15) / 16;
-    for (int j = 0; j < ng; ++j) acquire_stage(c, j);
-    auto tile = [&](int j) {
-      return reinterpret_cast<const bf16*>(c.ring.stages + static_cast<size_t>((c.it + j) % c.ring.n) * c.ring.bytes);
-    };
+  for (int ti = r.first; ti < r.end; ti += r.step, slot0 += m.rows) {
+    const bf16* tile = reinterpret_cast<const bf16*>(acquire_stage(c));
+    const int row0 = ti * m.rows, nr = min(m.rows, m.n - row0), rows = m.pairs ? 2 * nr : nr;
+    const int blocks = (rows + 15) / 16;
     const int wpb = blocks == 1 ? 8 : blocks == 2 ? 4 : blocks <= 4 ? 2 : 1;  // warps per block of rows
-    float* part = c.gpart + (c.groups & 1) * kMaxTileRows;                   // [block][warp of it][16]
+    float* part = c.gpart + (c.it & 1) * kMaxTileRows;                       // [block][warp of it][16]
     const int mat = c.lane >> 3;  // ldmatrix: lane supplies row (lane % 8) of matrix mat (a0..a3 order)
 #pragma unroll 1
-    for (int gb = c.warp / wpb; gb < blocks; gb += kConsumerWarps / wpb) {
-      const int j = min(gb / bpt, ng - 1);
-      const int rb = gb - j * bpt, rows = halves * tile_rows(ti0 + j * r.step);
+    for (int rb = c.warp / wpb; rb < blocks; rb += kConsumerWarps / wpb) {
       const int wi = c.warp % wpb;
       const int row = min(rb * 16 + (c.lane & 7) + (mat & 1) * 8, rows - 1);  // rows past the tile: ignored
-      const bf16* arow = tile(j) + static_cast<size_t>(row) * pitch + (mat >> 1) * 8;
+      const bf16* arow = tile + static_cast<size_t>(row) * pitch + (mat >> 1) * 8;
       // Four independent accumulator chains (the mma and ldmatrix latencies overlap), summed in order.
       float d[4][4] = {};
       int s = wi;
@@ -591,37 +537,32 @@ __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r,
       ra += __shfl_down_sync(0xffffffffu, ra, 1);
       rb8 += __shfl_down_sync(0xffffffffu, rb8, 1);
       if (t == 0) {
-        float* dst = part + (gb * wpb + wi) * 16;
+        float* dst = part + (rb * wpb + wi) * 16;
         dst[g] = ra;
         dst[g + 8] = rb8;
       }
     }
-    // The stages' data is in registers by now. part is double-buffered by group parity: a warp can write the
-    // next group's partials while the finishing threads still read this one's, not the group's after (it
-    // waits at the next barrier first); between phases the fills' barriers separate them.
-    release_stage(c, ng);
-    ++c.groups;
+    // The stage's data is in registers by now. part is double-buffered by tile parity: a warp can write the
+    // next tile's partials while the finishing threads still read this one's, not the tile's after (it waits
+    // at the next barrier first); between phases the fills' barriers separate them.
+    release_stage(c);
     consumer_sync();
-    for (int j = 0; j < ng; ++j) {
-      const int row0 = (ti0 + j * r.step) * m.rows, nr = tile_rows(ti0 + j * r.step);
-      auto value = [&](int row) {  // the warps' partials in warp order: independent loads, then the adds
-        const float* src = part + (j * bpt + row / 16) * wpb * 16 + row % 16;
-        float p[kConsumerWarps];
+    auto value = [&](int row) {  // the warps' partials in warp order: independent loads, then the adds
+      const float* src = part + row / 16 * wpb * 16 + row % 16;
+      float p[kConsumerWarps];
 #pragma unroll
-        for (int w = 0; w < kConsumerWarps; ++w) p[w] = w < wpb ? src[w * 16] : 0.f;
-        float v = p[0];
+      for (int w = 0; w < kConsumerWarps; ++w) p[w] = w < wpb ? src[w * 16] : 0.f;
+      float v = p[0];
 #pragma unroll
-        for (int w = 1; w < kConsumerWarps; ++w) v += p[w];
-        return v;
-      };
-      for (int i = threadIdx.x; i < nr; i += kConsumers) {
-        if constexpr (std::is_invocable_v<Finish, int, int, float, float>) {
-          if (m.pairs) finish(row0 + i, slot0 + i, value(i), value(nr + i));
-        } else {
-          finish(row0 + i, slot0 + i, value(i));
-        }
+      for (int w = 1; w < kConsumerWarps; ++w) v += p[w];
+      return v;
+    };
+    for (int i = threadIdx.x; i < nr; i += kConsumers) {
+      if constexpr (std::is_invocable_v<Finish, int, int, float, float>) {
+        if (m.pairs) finish(row0 + i, slot0 + i, value(i), value(nr + i));
+      } else {
+        finish(row0 + i, slot0 + i, value(i));
       }
-      slot0 += m.rows;
     }
   }
 }
@@ -644,10 +585,10 @@ __device__ __forceinline__ void phase_qkv(Ctx& c, int l, const Mat& m) {
     ll_read(c.xd, H, tag_of(c, l - 1, kDn), c.p.poll_ns, x);
   }
   mark(c, kMarkReady);
-  const float sc = store_rmsnorm(c, H, x, w);
+  store_rmsnorm(c, H, x, w);
   mark(c, kMarkFilled);
   const unsigned tag = tag_of(c, l, kQkv);
-  gemv_tiles(c, m, r, [&](int row, int, float s) { ll_store(c.qkv + row, s * sc, tag); });
+  gemv_tiles(c, m, r, [&](int row, int, float s) { ll_store(c.qkv + row, s, tag); });
   mark(c, kMarkComputed);
 }
 
@@ -847,24 +788,13 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
       ll_store(mine + d, O, tag);
       if (d == 0) ll_store(mine + D, M, tag), ll_store(mine + D + 1, L, tag);
     } else {
-      // The other splits' (m, l, o), kMergeBatch splits per poll (v10: one split per poll made the merge a
-      // chain of S - 1 L2 round trips, ~9 us at 16 splits), merged in split order as before.
-      const int nb = c.p.merge_batch;
-      for (int s0 = 0; s0 < S - 1; s0 += nb) {
-        float v[3 * kMergeBatch];  // per split: m, l, o
-        ll_gather<3 * kMergeBatch>(tag, v, c.p.poll_ns, [&](int k) -> const Word* {
-          const int s = s0 + k / 3;
-          if (k / 3 >= nb || s >= S - 1) return nullptr;
-          const Word* theirs = part + (static_cast<size_t>(s) * G + g) * W;
-          return theirs + (k % 3 == 2 ? d : D + k % 3);
-        });
-#pragma unroll
-        for (int b = 0; b < kMergeBatch; ++b) {
-          if (b >= nb || s0 + b >= S - 1) break;
-          const float Mn = fmaxf(M, v[3 * b]);
-          const float wa = merge_weight(M, Mn), wb = merge_weight(v[3 * b], Mn);
-          L = L * wa + v[3 * b + 1] * wb, O = O * wa + v[3 * b + 2] * wb, M = Mn;
-        }
+      for (int s = 0; s < S - 1; ++s) {
+        const Word* theirs = part + (static_cast<size_t>(s) * G + g) * W;
+        float v[3];  // m, l, o
+        ll_gather<3>(tag, v, c.p.poll_ns, [&](int k) { return theirs + (k == 2 ? d : D + k); });
+        const float Mn = fmaxf(M, v[0]);
+        const float wa = merge_weight(M, Mn), wb = merge_weight(v[0], Mn);
+        L = L * wa + v[1] * wb, O = O * wa + v[2] * wb, M = Mn;
       }
       ll_store(out, O / L, tag);
     }
@@ -906,11 +836,10 @@ __device__ __forceinline__ void consume(Ctx& c) {
       load_vec(a.layer[l].mlp_norm, H, w);
       ll_read(c.xo, H, tag_of(c, l, kO), c.p.poll_ns, x);
       mark(c, kMarkReady);
-      const float sc = store_rmsnorm(c, H, x, w);
+      store_rmsnorm(c, H, x, w);
       mark(c, kMarkFilled);
       const unsigned tag = tag_of(c, l, kGu);
       gemv_tiles(c, m.gu, r, [&](int row, int, float g, float u) {
-        g *= sc, u *= sc;
         ll_store(c.h + row, g / (1.0f + expf(-g)) * u, tag);
       });
       mark(c, kMarkComputed);
@@ -938,9 +867,9 @@ __device__ __forceinline__ void consume(Ctx& c) {
     load_vec(a.final_norm, H, w);
     ll_read(c.xd, H, tag_of(c, a.layers - 1, kDn), c.p.poll_ns, x);
     mark(c, kMarkReady);
-    const float sc = store_rmsnorm(c, H, x, w);
+    store_rmsnorm(c, H, x, w);
     mark(c, kMarkFilled);
-    gemv_tiles(c, lm, r, [&](int row, int, float s) { a.logits[row] = s * sc; });
+    gemv_tiles(c, lm, r, [&](int row, int, float s) { a.logits[row] = s; });
     mark(c, kMarkComputed);
   }
   mark(c, kMarkEnd);
@@ -1051,12 +980,6 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   Plan p{};
   p.stage_bytes = a.tile_kib * 1024 + kStagePadBytes;
   p.poll_ns = static_cast<unsigned>(a.poll_ns);
-  // Temporary A/B knob of v10 (docs/engine-cuda.md): bits set the v7 behaviour back.
-  const char* exp_env = std::getenv("GQA_CUDA_PERSISTENT_EXP");
-  const int exp_bits = exp_env ? std::atoi(exp_env) : 0;
-  p.merge_batch = exp_bits & 1 ? 1 : kMergeBatch;
-  p.late_norm = !(exp_bits & 2);
-  p.group_tiles = !(exp_bits & 4);
   const int sb = p.stage_bytes;
   p.rows_qkv = rows_per_tile(qd + 2 * kvd, a.hidden, G, sb);
   p.rows_o = rows_per_tile(a.hidden, qd, G, sb);
