@@ -130,6 +130,15 @@ __device__ void stream_loop(const Stream& st, char* stages, uint64_t* full, vola
   atomicAdd(st.streamed, static_cast<unsigned long long>(issued) * st.chunk_bytes);
 }
 
+// Thread 0 readies a block's streaming ring: the burst trigger cleared, the stages' barriers initialised.
+__device__ __forceinline__ void init_stream_ring(uint64_t* full, int* trig) {
+  if (threadIdx.x != 0) return;
+  *trig = 0;
+  for (int s = 0; s < kStages; ++s)
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_addr(&full[s])) : "memory");
+  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+}
+
 // n words (multiple of 4), written by the first `writers` blocks, n / writers words each, into `copies`
 // copies of the vector (n words apart); block b reads copy b % copies (fewer readers per L2 line). staggered:
 // each thread keeps two polls in flight, issued `pause` ns apart, instead of one poll per round trip.
@@ -140,12 +149,7 @@ __global__ void rounds(Word* buf, int n, int writers, int copies, bool staggered
   __shared__ uint64_t full[kStages];
   __shared__ int trig;
   const int tid = threadIdx.x;
-  if (tid == 0) {
-    trig = 0;
-    for (int s = 0; s < kStages; ++s)
-      asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_addr(&full[s])) : "memory");
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  }
+  init_stream_ring(full, &trig);
   __syncthreads();
   if (tid >= 256) {
     const bool chain = static_cast<int>(blockIdx.x) < st.chain_blocks;
@@ -394,12 +398,7 @@ __global__ void plain_both(Word* buf, int R, unsigned long long* out, int* done,
   const int n = RuntimeN ? n_arg : 1024, writers = RuntimeN ? writers_arg : 128;
   const int tid = threadIdx.x, per = n / writers, me = static_cast<int>(blockIdx.x);
   if (Prologue) {
-    if (tid == 0) {
-      trig = 0;
-      for (int s = 0; s < kStages; ++s)
-        asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_addr(&full[s])) : "memory");
-      asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    }
+    init_stream_ring(full, &trig);
     __syncthreads();
   }
   if (tid >= 256) {
@@ -544,12 +543,7 @@ __global__ void reduce_rounds(Word* buf, int n, int writers, int R, unsigned pau
   __shared__ int trig;
   __shared__ float sink[256];
   const int tid = threadIdx.x, me = static_cast<int>(blockIdx.x);
-  if (tid == 0) {
-    trig = 0;
-    for (int s = 0; s < kStages; ++s)
-      asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_addr(&full[s])) : "memory");
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  }
+  init_stream_ring(full, &trig);
   __syncthreads();
   if (tid >= 256) {
     if (tid == 256 && st.mode == kStreamAll) stream_loop(st, stages, full, &trig);
