@@ -1,0 +1,510 @@
+// The pieces of a one-launch decode step that its layouts share (decode_persistent.cu, decode_cluster.cu):
+// the ring of shared-memory stages that a producer warp fills with bulk copies, the {value, tag} words that
+// blocks pass activations in, the input vector as three bf16 terms, the tensor-core GEMV over a block's tiles,
+// and the online-softmax update of attention. decode_persistent.cu's header explains the design.
+#pragma once
+
+#include <algorithm>
+#include <type_traits>
+
+#include "engine/cuda/launch.cuh"
+#include "engine/cuda/ops.h"
+
+namespace gqa::cuda {
+namespace {
+constexpr int kConsumerWarps = 8, kConsumers = 32 * kConsumerWarps, kThreads = kConsumers + 32;
+constexpr int kMaxInput = 3072;         // longest input vector (shared memory)
+// A ring stage (PersistentDecodeArgs::tile_kib KiB and room for the padding) holds one KV tile (32 KiB) or
+// one weight tile: rows of k bf16 each followed by 16 bytes of padding (row_pitch), so that the 8 rows an
+// ldmatrix reads fall into different banks.
+constexpr int kKvTileBytes = 32 * 1024, kRowPad = 8;
+constexpr int kMaxTileRows = 128;       // rows (pairs: both halves) per weight tile: 8 blocks of 16 for the mma
+constexpr int kStagePadBytes = kMaxTileRows * 2 * kRowPad;
+constexpr int kMaxStages = 5;
+constexpr int kMaxSplits = 16;          // attention splits per KV head
+inline int persistent_decode_max_splits(int sms, int n_kv) { return std::clamp(sms / std::max(n_kv, 1), 1, kMaxSplits); }
+enum Phase { kQkv = 0, kAtt, kO, kGu, kDn, kPhases };
+constexpr int kTraceFields = 6;
+static_assert(kPhases == kPersistentPhases);
+constexpr int kSyncStep = 0, kSyncExit = 1, kSyncWords = 2;
+
+// Where each activation lives in PersistentDecodeArgs::ll (8-byte {value, tag} words); host and device.
+struct LLLayout {
+  size_t xo, xd, qkv, att, h, part, total;
+};
+__host__ __device__ __forceinline__ LLLayout ll_layout(int hidden, int inter, int n_heads, int n_kv, int head_dim,
+                                                       int max_splits) {
+  const size_t qd = static_cast<size_t>(n_heads) * head_dim, kvd = static_cast<size_t>(n_kv) * head_dim;
+  LLLayout o{};
+  o.xo = 0;
+  o.xd = o.xo + hidden;
+  o.qkv = o.xd + hidden;
+  o.att = o.qkv + qd + 2 * kvd;
+  o.h = o.att + qd;
+  o.part = o.h + inter;  // [n_kv][splits][group][head_dim + 2]: a split's o, m, l per query head
+  o.total = o.part + static_cast<size_t>(max_splits) * n_heads * (head_dim + 2);
+  return o;
+}
+
+// ---- PTX: shared-memory addresses, mbarriers, bulk copies.
+__device__ __forceinline__ void mbar_init(uint64_t* bar, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(bar)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_u32(bar)) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(bar)), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, unsigned parity) {
+  unsigned done = 0;
+  do {
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
+        : "=r"(done)
+        : "r"(smem_u32(bar)), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+// Bulk copy global -> shared (TMA), completing `bytes` of the barrier's expected transaction count.
+__device__ __forceinline__ void bulk_load(void* dst, const void* src, unsigned bytes, uint64_t* bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+               ::"r"(smem_u32(dst)), "l"(src), "r"(bytes), "r"(smem_u32(bar))
+               : "memory");
+}
+// Barrier of the compute warps (the producer warp runs its own loop).
+__device__ __forceinline__ void consumer_sync() { asm volatile("bar.sync 1, %0;" ::"n"(kConsumers) : "memory"); }
+
+
+__device__ __forceinline__ float consumer_sum(float v, float* red) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  v = warp_sum(v);
+  consumer_sync();  // red may still be read by a previous call
+  if (lane == 0) red[warp] = v;
+  consumer_sync();
+  return warp_sum(lane < kConsumerWarps ? red[lane] : 0.f);
+}
+
+// ---- The schedule: which tiles of which matrix a block owns. Both the producer and the compute warps walk it.
+struct Mat {
+  const bf16* w;
+  int n, k, rows;  // rows per tile
+  // Pairs (gate/up): "row" i stands for rows i and n + i of w; a tile holds its rows' first halves, then
+  // their second halves, so the tile's consumer can combine the two (silu(gate) * up) at once.
+  bool pairs;
+};
+// A block's tiles of a matrix: block, block + G, block + 2G, ... so that at any moment all blocks read
+// neighbouring tiles (one window of the matrix, as a grid of GEMV blocks does). Each block reading its own
+// contiguous range instead streamed at about half the bandwidth.
+struct Tiles {
+  int first, end, step;
+  __device__ int count() const { return first < end ? (end - first + step - 1) / step : 0; }
+};
+__device__ __forceinline__ int tiles_of(const Mat& m) { return (m.n + m.rows - 1) / m.rows; }
+__device__ __forceinline__ Tiles block_tiles(const Mat& m) {
+  return Tiles{static_cast<int>(blockIdx.x), tiles_of(m), static_cast<int>(gridDim.x)};
+}
+
+struct Plan {  // launch constants, computed on the host
+  int rows_qkv, rows_o, rows_gu, rows_dn, rows_lm;  // rows (gate/up: row pairs) per tile
+  int stages, stage_bytes, keys_per_tile, max_splits, res_floats;
+  unsigned poll_ns;
+};
+
+
+// ---- Loads: one producer warp per block (its lane 0) issues a bulk copy (TMA) of each tile the block will
+// use, in the order the tiles are consumed, as soon as a ring stage is free; the compute warps never issue
+// loads, so memory back-pressure never stalls them (it did when they issued cp.async themselves).
+struct Ring {
+  char* stages;
+  uint64_t *full, *empty;
+  int n, bytes;  // stages, bytes per stage
+};
+
+enum LoadPhase { kLoadQkv = 0, kLoadAtt, kLoadO, kLoadGu, kLoadDn, kLoadLm, kLoadDone };
+__host__ __device__ __forceinline__ int row_pitch(int k) { return k + kRowPad; }  // bf16 elements
+
+// A KV tile: n keys of K, then their V, contiguous.
+__device__ __forceinline__ void copy_kv(char* dst, const char* k, const char* v, unsigned bytes, uint64_t* full) {
+  mbar_expect_tx(full, 2 * bytes);
+  bulk_load(dst, k, bytes, full);
+  bulk_load(dst + bytes, v, bytes, full);
+}
+// A weight tile: rows [row0, row0 + nr) of m (pairs: then the rows n + row0 ...), one copy per padded row.
+__device__ __forceinline__ void copy_rows(char* dst, const Mat& m, int row0, int nr, uint64_t* full) {
+  const unsigned bytes = static_cast<unsigned>(m.k) * 2, pitch = static_cast<unsigned>(row_pitch(m.k)) * 2;
+  const int halves = m.pairs ? 2 : 1;
+  mbar_expect_tx(full, bytes * nr * halves);
+  for (int h = 0; h < halves; ++h)
+    for (int r = 0; r < nr; ++r)
+      bulk_load(dst + static_cast<size_t>(h * nr + r) * pitch,
+                m.w + (static_cast<size_t>(h) * m.n + row0 + r) * m.k, bytes, full);
+}
+
+// The matrix a load phase streams, the one place matrices and their tiling are described (built per phase,
+// not selected from a struct of all four by a runtime value: that put the loader state in local memory).
+__device__ __forceinline__ Mat load_mat(const PersistentDecodeArgs& a, const Plan& p, int phase, int l) {
+  if (phase == kLoadLm) return Mat{a.lm_head, a.vocab, a.hidden, p.rows_lm, false};
+  const PersistentLayer* w = a.layer + l;
+  const int qd = a.n_heads * a.head_dim, kvd = a.n_kv * a.head_dim;
+  switch (phase) {
+    case kLoadQkv: return Mat{w->wqkv, qd + 2 * kvd, a.hidden, p.rows_qkv, false};
+    case kLoadO: return Mat{w->wo, a.hidden, qd, p.rows_o, false};
+    case kLoadGu: return Mat{w->wgu, a.inter, a.hidden, p.rows_gu, true};
+    default: return Mat{w->wdown, a.hidden, a.inter, p.rows_dn, false};
+  }
+}
+
+// ---- Compute warps.
+struct Ctx {
+  const PersistentDecodeArgs& a;
+  const Plan& p;
+  Ring ring;
+  unsigned it;      // next ring slot to consume
+  unsigned step;    // this step's number (1, 2, ...)
+  int pos, token;
+  float* xs;        // the phase's input vector (and the attention merge scratch)
+  float* res;       // [Plan::res_floats] the residual rows of the phase (o, down); attention's q and new k/v
+  float* red;       // [kConsumerWarps] reduction scratch
+  float* gpart;     // [2][kMaxTileRows] the GEMV's partial sums per warp, by tile parity
+  int warp, lane;
+  int trace_slot;   // profiling: the phase being run (PersistentDecodeArgs::trace)
+  unsigned long long data_wait_ns;  // profiling: thread 0's time waiting for stages' data in this phase
+  // The activations, as {value, tag} words (ll_layout).
+  unsigned long long *xo, *xd, *qkv, *att, *h, *part;
+};
+
+__device__ __forceinline__ unsigned long long globaltimer() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
+// Trace fields of a phase: start, input read (every word it polled carried its tag), input vector built,
+// tiles consumed, end, data wait (ns).
+enum Mark { kMarkStart = 0, kMarkReady, kMarkFilled, kMarkComputed, kMarkEnd };
+__device__ __forceinline__ void mark(Ctx& c, int k) {
+  if (c.a.trace && threadIdx.x == 0) {
+    unsigned long long* e =
+        c.a.trace + (static_cast<size_t>(blockIdx.x) * (c.a.layers * kPhases + 1) + c.trace_slot) * kTraceFields;
+    e[k] = globaltimer();
+    if (k == kMarkEnd) e[kTraceFields - 1] = c.data_wait_ns, c.data_wait_ns = 0;
+  }
+}
+__device__ __forceinline__ void begin_phase(Ctx& c, int slot) {
+  c.trace_slot = slot;
+  mark(c, kMarkStart);
+}
+
+// ---- Activations between blocks: {float value, tag} in one 8-byte word (the file's header explains why).
+using Word = unsigned long long;
+// The tag of phase ph of layer l in this step; never 0 (what the zeroed buffers hold) within 2^32 / (5 L) steps.
+__device__ __forceinline__ unsigned tag_of(const Ctx& c, int l, Phase ph) {
+  return (c.step * static_cast<unsigned>(c.a.layers) + static_cast<unsigned>(l)) * kPhases + ph + 1;
+}
+__device__ __forceinline__ unsigned tag_word(Word w) { return static_cast<unsigned>(w >> 32); }
+__device__ __forceinline__ float value_word(Word w) { return __uint_as_float(static_cast<unsigned>(w)); }
+__device__ __forceinline__ void ll_store(Word* dst, float v, unsigned tag) {
+  const Word w = (static_cast<Word>(tag) << 32) | __float_as_uint(v);
+  asm volatile("st.relaxed.gpu.global.b64 [%0], %1;" ::"l"(dst), "l"(w) : "memory");
+}
+__device__ __forceinline__ Word ll_load(const Word* p) {
+  Word w;
+  asm volatile("ld.relaxed.gpu.global.b64 %0, [%1];" : "=l"(w) : "l"(p) : "memory");
+  return w;
+}
+// Two words (16-byte aligned); each is single-copy atomic on its own.
+__device__ __forceinline__ void ll_load2(const Word* p, Word& w0, Word& w1) {
+  asm volatile("ld.relaxed.gpu.global.v2.b64 {%0, %1}, [%2];" : "=l"(w0), "=l"(w1) : "l"(p) : "memory");
+}
+// A short pause between polls (Plan::poll_ns), so that blocks waiting for a vector leave L2 to the others.
+__device__ __forceinline__ void poll_pause(unsigned ns) {
+  if (ns) __nanosleep(ns);
+}
+
+// N words, addr(i) for i < N (null: not wanted), all loaded at once, then polled until each carries tag.
+template <int N, class Addr>
+__device__ __forceinline__ void ll_gather(unsigned tag, float (&out)[N], unsigned pause_ns, Addr&& addr) {
+  Word w[N];
+#pragma unroll
+  for (int i = 0; i < N; ++i) w[i] = addr(i) ? ll_load(addr(i)) : static_cast<Word>(tag) << 32;
+  for (;;) {
+    bool ok = true;
+#pragma unroll
+    for (int i = 0; i < N; ++i) ok = ok && tag_word(w[i]) == tag;
+    if (ok) break;
+    poll_pause(pause_ns);
+#pragma unroll
+    for (int i = 0; i < N; ++i)
+      if (tag_word(w[i]) != tag) w[i] = ll_load(addr(i));
+  }
+#pragma unroll
+  for (int i = 0; i < N; ++i) out[i] = value_word(w[i]);
+}
+__device__ __forceinline__ float ll_get(const Word* p, unsigned tag, unsigned pause_ns) {
+  float v[1];
+  ll_gather<1>(tag, v, pause_ns, [&](int) { return p; });
+  return v[0];
+}
+
+// A vector of up to kMaxInput floats spread over the compute threads, 4 consecutive elements per float4:
+// the fills load every element at once (one round trip to L2, not one per loop iteration).
+constexpr int kVec = kMaxInput / 4 / kConsumers;
+struct Vec {
+  float4 v[kVec];
+};
+__device__ __forceinline__ int vec_index(int j) { return (static_cast<int>(threadIdx.x) + j * kConsumers) * 4; }
+
+// src[0..n) as other blocks write it in this step with `tag` (n a multiple of 4).
+__device__ __forceinline__ void ll_read(const Word* src, int n, unsigned tag, unsigned pause_ns, Vec& r) {
+  Word w[kVec][4];
+  auto load = [&](int j) {
+    ll_load2(src + vec_index(j), w[j][0], w[j][1]);
+    ll_load2(src + vec_index(j) + 2, w[j][2], w[j][3]);
+  };
+  auto ready = [&](int j) {
+    return vec_index(j) >= n || (tag_word(w[j][0]) == tag && tag_word(w[j][1]) == tag &&
+                                 tag_word(w[j][2]) == tag && tag_word(w[j][3]) == tag);
+  };
+#pragma unroll
+  for (int j = 0; j < kVec; ++j)
+    if (vec_index(j) < n) load(j);
+  for (;;) {
+    bool ok = true;
+#pragma unroll
+    for (int j = 0; j < kVec; ++j) ok = ok && ready(j);
+    if (ok) break;
+    poll_pause(pause_ns);
+#pragma unroll
+    for (int j = 0; j < kVec; ++j)
+      if (!ready(j)) load(j);
+  }
+#pragma unroll
+  for (int j = 0; j < kVec; ++j)
+    r.v[j] = make_float4(value_word(w[j][0]), value_word(w[j][1]), value_word(w[j][2]), value_word(w[j][3]));
+}
+// Read-only bf16 data (norm weights, an embedding row), kept as bf16 (half the registers of floats).
+struct BVec {
+  uint2 v[kVec];
+};
+__device__ __forceinline__ void load_vec(const bf16* src, int n, BVec& r) {
+#pragma unroll
+  for (int j = 0; j < kVec; ++j)
+    if (vec_index(j) < n) r.v[j] = __ldg(reinterpret_cast<const uint2*>(src + vec_index(j)));
+}
+__device__ __forceinline__ float4 to_float4(uint2 u) {
+  return make_float4(bf16_lo(u.x), bf16_hi(u.x), bf16_lo(u.y), bf16_hi(u.y));
+}
+// The input vector as the mma's B operand: x = hi + mid + lo, three bf16 terms (each the rounding of what the
+// previous ones leave: 24 significant bits, the float input), term j at xs[j (n + kTermPad) ...] as bf16 (the
+// padding puts the terms' words of one k-step in different banks).
+// Two terms (16 bits) gave GEMVs 6-17x less precise than fp32 FMAs (2.3-2.9e-6 vs 1.4-4.5e-7 relative, on the
+// H200) and logits drifting up to 9e-4 from the unfused step's on the tiny random models.
+constexpr int kTerms = 3, kTermPad = 8;
+__device__ __forceinline__ uint32_t bf16x2_bits(__nv_bfloat162 v) { return *reinterpret_cast<const uint32_t*>(&v); }
+__device__ __forceinline__ void store_vec(const Ctx& c, int n, const Vec& x) {
+  bf16* out = reinterpret_cast<bf16*>(c.xs);
+#pragma unroll
+  for (int j = 0; j < kVec; ++j) {
+    const int i = vec_index(j);
+    if (i >= n) continue;
+    float4 r = x.v[j];  // what the terms so far leave
+#pragma unroll
+    for (int term = 0; term < kTerms; ++term) {
+      const __nv_bfloat162 a = __floats2bfloat162_rn(r.x, r.y), b = __floats2bfloat162_rn(r.z, r.w);
+      *reinterpret_cast<uint2*>(out + term * (n + kTermPad) + i) = uint2{bf16x2_bits(a), bf16x2_bits(b)};
+      r = make_float4(r.x - __low2float(a), r.y - __high2float(a), r.z - __low2float(b), r.w - __high2float(b));
+    }
+  }
+  consumer_sync();
+}
+// xs = x * w / rms(x) (Qwen3's RMSNorm, as the per-layer kernels compute it).
+__device__ __forceinline__ void store_rmsnorm(const Ctx& c, int n, const Vec& x, const BVec& wb) {
+  float ss = 0.f;
+#pragma unroll
+  for (int j = 0; j < kVec; ++j)
+    if (vec_index(j) < n) ss += x.v[j].x * x.v[j].x + x.v[j].y * x.v[j].y + x.v[j].z * x.v[j].z + x.v[j].w * x.v[j].w;
+  const float inv = 1.0f / sqrtf(consumer_sum(ss, c.red) / static_cast<float>(n) + c.a.eps);
+  Vec y;
+#pragma unroll
+  for (int j = 0; j < kVec; ++j) {
+    const float4 w = to_float4(wb.v[j]);
+    y.v[j] = make_float4(x.v[j].x * inv * w.x, x.v[j].y * inv * w.y, x.v[j].z * inv * w.z, x.v[j].w * inv * w.w);
+  }
+  store_vec(c, n, y);
+}
+
+// The block's rows of m (slot i: tile i / rows, row i % rows of it), read into c.res before its tiles: the
+// residual stream the phase adds to. Written long before (a phase or more), so one L2 round trip, which the
+// wait for the phase's input hides. emb: layer 0's residual is the token's embedding row.
+__device__ __forceinline__ void fill_residual(Ctx& c, const Mat& m, const Tiles& r, const Word* src, unsigned tag,
+                                              const bf16* emb) {
+  consumer_sync();  // c.res may still be read by the slowest thread of an earlier phase
+  for (int i = threadIdx.x; i < r.count() * m.rows; i += kConsumers) {
+    const int row = (r.first + i / m.rows * r.step) * m.rows + i % m.rows;
+    if (row < m.n) c.res[i] = emb ? __bfloat162float(emb[row]) : ll_get(src + row, tag, c.p.poll_ns);
+  }
+}
+
+__device__ __forceinline__ const char* acquire_stage(Ctx& c) {
+  const int s = static_cast<int>(c.it % c.ring.n);
+  const unsigned parity = (c.it / c.ring.n) & 1;
+  if (c.a.trace && threadIdx.x == 0) {
+    const unsigned long long t0 = globaltimer();
+    mbar_wait(&c.ring.full[s], parity);
+    c.data_wait_ns += globaltimer() - t0;
+  }
+  mbar_wait(&c.ring.full[s], parity);
+  return c.ring.stages + static_cast<size_t>(s) * c.ring.bytes;
+}
+__device__ __forceinline__ void release_stage(Ctx& c) {
+  __syncwarp();
+  if (c.lane == 0) mbar_arrive(&c.ring.empty[c.it % c.ring.n]);
+  ++c.it;
+}
+
+// ---- Tensor-core GEMV: y = W x for a tile of W's rows, as mma.m16n8k16 (launch.cuh) with A = 16 rows x 16 k
+// of W (by ldmatrix from the padded stage) and B = [x_hi x_mid x_lo ...] (16 k x 8): columns 0..2 of D are
+// W times each term, their sum the row's value. One mma replaces 256 scalar FMAs and the bf16 unpacking.
+
+// The block's tiles of m against the input vector in c.xs (store_vec). A tile's rows (pairs: first halves,
+// then second halves) form blocks of 16; each block's k-steps are spread over 8 / blocks warps (1..8), whose
+// partial sums meet in shared memory and are added in warp order (deterministic). Then finish(row, slot,
+// value), or finish(row, slot, first, second) for pairs, slot being the row's place among the block's rows.
+template <class Finish>
+__device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r, Finish&& finish) {
+  const int pitch = row_pitch(m.k), steps = m.k / 16;
+  const int g = c.lane >> 2, t = c.lane & 3;
+  // B fragment words of lane (g, t) at k-step s: x[16 s + 2 t ..] and x[16 s + 8 + 2 t ..] of term g (g < 3;
+  // the other columns of D are not used).
+  const uint32_t* xb = reinterpret_cast<const uint32_t*>(c.xs) + (g < kTerms ? g : 0) * ((m.k + kTermPad) / 2) + t;
+  int slot0 = 0;
+#pragma unroll 1
+  for (int ti = r.first; ti < r.end; ti += r.step, slot0 += m.rows) {
+    const bf16* tile = reinterpret_cast<const bf16*>(acquire_stage(c));
+    const int row0 = ti * m.rows, nr = min(m.rows, m.n - row0), rows = m.pairs ? 2 * nr : nr;
+    const int blocks = (rows + 15) / 16;
+    const int wpb = blocks == 1 ? 8 : blocks == 2 ? 4 : blocks <= 4 ? 2 : 1;  // warps per block of rows
+    float* part = c.gpart + (c.it & 1) * kMaxTileRows;                       // [block][warp of it][16]
+    const int mat = c.lane >> 3;  // ldmatrix: lane supplies row (lane % 8) of matrix mat (a0..a3 order)
+#pragma unroll 1
+    for (int rb = c.warp / wpb; rb < blocks; rb += kConsumerWarps / wpb) {
+      const int wi = c.warp % wpb;
+      const int row = min(rb * 16 + (c.lane & 7) + (mat & 1) * 8, rows - 1);  // rows past the tile: ignored
+      const bf16* arow = tile + static_cast<size_t>(row) * pitch + (mat >> 1) * 8;
+      // Four independent accumulator chains (the mma and ldmatrix latencies overlap), summed in order.
+      float d[4][4] = {};
+      int s = wi;
+#pragma unroll 1
+      for (; s + 3 * wpb < steps; s += 4 * wpb) {
+        uint32_t a[4][4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) ldmatrix_x4(a[u], smem_u32(arow + (s + u * wpb) * 16));
+#pragma unroll
+        for (int u = 0; u < 4; ++u) mma_bf16(d[u], a[u], xb[(s + u * wpb) * 8], xb[(s + u * wpb) * 8 + 4]);
+      }
+      for (; s < steps; s += wpb) {  // the rest (up to three steps), one by one
+        uint32_t a[4];
+        ldmatrix_x4(a, smem_u32(arow + s * 16));
+        mma_bf16(d[0], a, xb[s * 8], xb[s * 8 + 4]);
+      }
+#pragma unroll
+      for (int q = 0; q < 4; ++q) d[0][q] = (d[0][q] + d[1][q]) + (d[2][q] + d[3][q]);
+      float (&d0)[4] = d[0];
+      // Row g's terms: columns 0, 1 at lane (g, 0), column 2 at lane (g, 1); rows g + 8 likewise.
+      float ra = t == 0 ? d0[0] + d0[1] : d0[0];
+      float rb8 = t == 0 ? d0[2] + d0[3] : d0[2];
+      ra += __shfl_down_sync(0xffffffffu, ra, 1);
+      rb8 += __shfl_down_sync(0xffffffffu, rb8, 1);
+      if (t == 0) {
+        float* dst = part + (rb * wpb + wi) * 16;
+        dst[g] = ra;
+        dst[g + 8] = rb8;
+      }
+    }
+    // The stage's data is in registers by now. part is double-buffered by tile parity: a warp can write the
+    // next tile's partials while the finishing threads still read this one's, not the tile's after (it waits
+    // at the next barrier first); between phases the fills' barriers separate them.
+    release_stage(c);
+    consumer_sync();
+    auto value = [&](int row) {  // the warps' partials in warp order: independent loads, then the adds
+      const float* src = part + row / 16 * wpb * 16 + row % 16;
+      float p[kConsumerWarps];
+#pragma unroll
+      for (int w = 0; w < kConsumerWarps; ++w) p[w] = w < wpb ? src[w * 16] : 0.f;
+      float v = p[0];
+#pragma unroll
+      for (int w = 1; w < kConsumerWarps; ++w) v += p[w];
+      return v;
+    };
+    for (int i = threadIdx.x; i < nr; i += kConsumers) {
+      if constexpr (std::is_invocable_v<Finish, int, int, float, float>) {
+        if (m.pairs) finish(row0 + i, slot0 + i, value(i), value(nr + i));
+      } else {
+        finish(row0 + i, slot0 + i, value(i));
+      }
+    }
+  }
+}
+
+// Online softmax state of one group of D/8 lanes (8 dims each) for the G query heads of a KV head.
+template <int G>
+struct AttState {
+  float m[G], l[G], o[G][8];
+};
+
+// B keys at once (valid[b] false: key b absent): B independent scores first, then one softmax update, so
+// that the shuffles and exponentials of different keys overlap instead of forming one long chain.
+template <int D, int G, int B>
+__device__ __forceinline__ void attend_keys(AttState<G>& st, const float (&q)[G][8], const uint4 (&kk)[B],
+                                            const uint4 (&vv)[B], const bool (&valid)[B]) {
+  constexpr int kLanesPerKey = D / 8;
+  float sc[B][G];
+#pragma unroll
+  for (int b = 0; b < B; ++b)
+#pragma unroll
+    for (int g = 0; g < G; ++g) sc[b][g] = dot8_regs(kk[b], q[g]);
+#pragma unroll
+  for (int o = kLanesPerKey / 2; o > 0; o >>= 1)
+#pragma unroll
+    for (int b = 0; b < B; ++b)
+#pragma unroll
+      for (int g = 0; g < G; ++g) sc[b][g] += __shfl_xor_sync(0xffffffffu, sc[b][g], o);
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    float mn = st.m[g];
+#pragma unroll
+    for (int b = 0; b < B; ++b)
+      if (valid[b]) mn = fmaxf(mn, sc[b][g]);
+    if (mn == -INFINITY) continue;  // no key yet and none here
+    const float cs = exp2f(st.m[g] - mn);
+    st.l[g] *= cs;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) st.o[g][e] *= cs;
+#pragma unroll
+    for (int b = 0; b < B; ++b) {
+      if (!valid[b]) continue;
+      const float p = exp2f(sc[b][g] - mn);
+      st.l[g] += p;
+      float v[8];
+      unpack8(vv[b], v);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) st.o[g][e] = fmaf(p, v[e], st.o[g][e]);
+    }
+    st.m[g] = mn;
+  }
+}
+
+// (m, l) weights of merging a state with max ma into a total with max M; empty states (m = -inf) weigh 0.
+__device__ __forceinline__ float merge_weight(float ma, float M) { return ma == -INFINITY ? 0.f : exp2f(ma - M); }
+
+// Rows (pairs: row pairs, halves = 2) per tile of an n x k matrix: what a stage holds, at most kMaxTileRows,
+// and no more than spreads the matrix over every SM.
+inline int rows_per_tile(int n, int k, int sms, int stage_bytes, int halves = 1) {
+  const int fit = std::min(stage_bytes / (2 * row_pitch(k)), kMaxTileRows) / halves, spread = (n + sms - 1) / sms;
+  return std::max(1, std::min(fit, spread));
+}
+
+}  // namespace
+}  // namespace gqa::cuda
