@@ -152,39 +152,15 @@ __device__ __forceinline__ void phase_qkv(Ctx& c, int l, const Mat& m) {
 }
 
 
-// The inputs of an attention split, from this step's qkv rows: its G query heads normalised and rotated
-// (c.res[g * D + d]); in the split holding the new key also that key (normalised, rotated) and its value,
-// which it writes to the cache and keeps as bf16 after the queries (what the cache holds).
+// The inputs of an attention split: its q heads, k and v are this step's qkv rows (tagged words).
 template <int D, int G>
 __device__ __forceinline__ void attention_inputs(Ctx& c, int l, const Split& sp) {
-  const PersistentDecodeArgs& a = c.a;
-  constexpr int E = D / 32;
-  const int qd = a.n_heads * D, kvd = a.n_kv * D;
+  const int qd = c.a.n_heads * D, kvd = c.a.n_kv * D;
   const unsigned tag = tag_of(c, l, kQkv);
-  bf16* kv_new = reinterpret_cast<bf16*>(c.res + G * D);
-  const PersistentLayer& w = a.layer[l];
-  consumer_sync();  // c.res may still be read by the slowest thread of an earlier phase
-  for (int h = c.warp; h < G + (sp.new_key ? 2 : 0); h += kConsumerWarps) {
+  attention_inputs<D, G>(c, l, sp.kvh, sp.new_key, [&](int h, float (&v)[D / 32]) {
     const int src = h < G ? (sp.kvh * G + h) * D : h == G ? qd + sp.kvh * D : qd + kvd + sp.kvh * D;
-    float v[E];
-    ll_gather<E>(tag, v, c.p.poll_ns, [&](int e) { return c.qkv + src + c.lane + 32 * e; });
-    if (h < G) {
-      norm_rope_warp(v, w.q_norm, a.inv_freq, c.pos, a.eps, c.lane);
-#pragma unroll
-      for (int e = 0; e < E; ++e) c.res[h * D + c.lane + 32 * e] = v[e];
-      continue;
-    }
-    if (h == G) norm_rope_warp(v, w.k_norm, a.inv_freq, c.pos, a.eps, c.lane);
-    bf16* cache = (h == G ? a.k_cache : a.v_cache) +
-                  ((static_cast<size_t>(l) * a.n_kv + sp.kvh) * a.capacity + c.pos) * D;
-#pragma unroll
-    for (int e = 0; e < E; ++e) {
-      const bf16 b = __float2bfloat16(v[e]);
-      cache[c.lane + 32 * e] = b;
-      kv_new[(h - G) * D + c.lane + 32 * e] = b;
-    }
-  }
-  consumer_sync();
+    ll_gather<D / 32>(tag, v, c.p.poll_ns, [&](int e) { return c.qkv + src + c.lane + 32 * e; });
+  });
 }
 
 template <int D, int G>
@@ -193,87 +169,11 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
   const Split sp = block_split(a, c.p, c.pos);
   if (!sp.has) return;
   const int S = sp.n_splits;
-  constexpr int kLanesPerKey = D / 8, kKeysPerWarp = 32 / kLanesPerKey;
-  const int sub = c.lane % kLanesPerKey, slot = c.lane / kLanesPerKey;
   attention_inputs<D, G>(c, l, sp);
   mark(c, kMarkReady);
-  const float scale = rsqrtf(static_cast<float>(D)) * 1.4426950408889634f;  // scores in the log2 domain
-  float q[G][8];
-  AttState<G> st;
-#pragma unroll
-  for (int g = 0; g < G; ++g) {
-    st.m[g] = -INFINITY, st.l[g] = 0.f;
-    const float4 q0 = *reinterpret_cast<const float4*>(c.res + g * D + sub * 8);
-    const float4 q1 = *reinterpret_cast<const float4*>(c.res + g * D + sub * 8 + 4);
-    q[g][0] = q0.x * scale, q[g][1] = q0.y * scale, q[g][2] = q0.z * scale, q[g][3] = q0.w * scale;
-    q[g][4] = q1.x * scale, q[g][5] = q1.y * scale, q[g][6] = q1.z * scale, q[g][7] = q1.w * scale;
-#pragma unroll
-    for (int e = 0; e < 8; ++e) st.o[g][e] = 0.f;
-  }
-  mark(c, kMarkFilled);
-  for (int j = sp.s; j < sp.tiles; j += S) {
-    const int n = min(c.p.keys_per_tile, c.pos - j * c.p.keys_per_tile);
-    const bf16* K = reinterpret_cast<const bf16*>(acquire_stage(c));
-    const bf16* V = K + static_cast<size_t>(n) * D;
-    constexpr int kBatch = G <= 2 ? 4 : 2;  // keys per lane group per iteration (more spill at G > 2)
-    for (int base = c.warp * kKeysPerWarp * kBatch; base < n; base += kConsumerWarps * kKeysPerWarp * kBatch) {
-      uint4 kk[kBatch], vv[kBatch];
-      bool valid[kBatch];
-#pragma unroll
-      for (int b = 0; b < kBatch; ++b) {
-        const int key = base + b * kKeysPerWarp + slot;
-        valid[b] = key < n;
-        kk[b] = vv[b] = uint4{};
-        if (valid[b]) {
-          kk[b] = *reinterpret_cast<const uint4*>(K + static_cast<size_t>(key) * D + sub * 8);
-          vv[b] = *reinterpret_cast<const uint4*>(V + static_cast<size_t>(key) * D + sub * 8);
-        }
-      }
-      attend_keys<D, G, kBatch>(st, q, kk, vv, valid);
-    }
-    release_stage(c);
-  }
-  if (sp.new_key && c.warp == 0) {  // the new key, from attention_inputs
-    const bf16* kv_new = reinterpret_cast<const bf16*>(c.res + G * D);
-    uint4 kk{}, vv{};
-    if (slot == 0) {
-      kk = *reinterpret_cast<const uint4*>(kv_new + sub * 8);
-      vv = *reinterpret_cast<const uint4*>(kv_new + D + sub * 8);
-    }
-    const uint4 k1[1] = {kk}, v1[1] = {vv};
-    const bool ok[1] = {slot == 0};
-    attend_keys<D, G, 1>(st, q, k1, v1, ok);
-  }
-  mark(c, kMarkComputed);
-  // Merge the key slots of each warp, then the warps (through shared memory).
-#pragma unroll
-  for (int g = 0; g < G; ++g) {
-#pragma unroll
-    for (int off = kLanesPerKey; off < 32; off <<= 1) {
-      const float mo = __shfl_xor_sync(0xffffffffu, st.m[g], off), lo = __shfl_xor_sync(0xffffffffu, st.l[g], off);
-      const float M = fmaxf(st.m[g], mo);
-      const float wa = merge_weight(st.m[g], M), wb = merge_weight(mo, M);
-      st.l[g] = st.l[g] * wa + lo * wb;
-#pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        const float oo = __shfl_xor_sync(0xffffffffu, st.o[g][e], off);
-        st.o[g][e] = st.o[g][e] * wa + oo * wb;
-      }
-      st.m[g] = M;
-    }
-  }
-  const int W = D + 2;  // scratch per (warp, head): o[D], m, l
+  attend_split<D, G>(c, sp.s, sp.tiles, S, sp.new_key);
+  const int W = D + 2;
   float* scr = c.xs;
-  if (slot == 0) {
-#pragma unroll
-    for (int g = 0; g < G; ++g) {
-      float* dst = scr + (static_cast<size_t>(c.warp) * G + g) * W;
-#pragma unroll
-      for (int e = 0; e < 8; ++e) dst[sub * 8 + e] = st.o[g][e];
-      if (sub == 0) dst[D] = st.m[g], dst[D + 1] = st.l[g];
-    }
-  }
-  consumer_sync();
   // The block's result per (query head, dim). With several splits, the last one (which also attends the new
   // key) merges the others' partials into its own, in split order; the others publish theirs.
   const unsigned tag = tag_of(c, l, kAtt);

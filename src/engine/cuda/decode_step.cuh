@@ -30,7 +30,7 @@ constexpr int kSyncStep = 0, kSyncExit = 1, kSyncWords = 2;
 
 // Where each activation lives in PersistentDecodeArgs::ll (8-byte {value, tag} words); host and device.
 struct LLLayout {
-  size_t xo, xd, qkv, att, h, part, total;
+  size_t xo, xd, qkv, att, h, part, opart, total;
 };
 __host__ __device__ __forceinline__ LLLayout ll_layout(int hidden, int inter, int n_heads, int n_kv, int head_dim,
                                                        int max_splits) {
@@ -42,7 +42,8 @@ __host__ __device__ __forceinline__ LLLayout ll_layout(int hidden, int inter, in
   o.att = o.qkv + qd + 2 * kvd;
   o.h = o.att + qd;
   o.part = o.h + inter;  // [n_kv][splits][group][head_dim + 2]: a split's o, m, l per query head
-  o.total = o.part + static_cast<size_t>(max_splits) * n_heads * (head_dim + 2);
+  o.opart = o.part + static_cast<size_t>(max_splits) * n_heads * (head_dim + 2);
+  o.total = o.opart + static_cast<size_t>(n_kv) * hidden;  // [n_kv][hidden]: the clustered step's o_proj partials
   return o;
 }
 
@@ -498,6 +499,125 @@ __device__ __forceinline__ void attend_keys(AttState<G>& st, const float (&q)[G]
 
 // (m, l) weights of merging a state with max ma into a total with max M; empty states (m = -inf) weigh 0.
 __device__ __forceinline__ float merge_weight(float ma, float M) { return ma == -INFINITY ? 0.f : exp2f(ma - M); }
+
+// The inputs of an attention split of KV head kvh: its G query heads normalised and rotated (c.res[g * D + d]);
+// in the split holding the new key also that key (normalised, rotated) and its value, which it writes to the
+// cache and keeps as bf16 after the queries (what the cache holds). load(h, v): lane's D / 32 values (lane +
+// 32 e) of query head h < G, of k (h = G) or of v (h = G + 1), from wherever the layout keeps this step's qkv.
+template <int D, int G, class Load>
+__device__ __forceinline__ void attention_inputs(Ctx& c, int l, int kvh, bool new_key, Load&& load) {
+  const PersistentDecodeArgs& a = c.a;
+  constexpr int E = D / 32;
+  bf16* kv_new = reinterpret_cast<bf16*>(c.res + G * D);
+  const PersistentLayer& w = a.layer[l];
+  consumer_sync();  // c.res may still be read by the slowest thread of an earlier phase
+  for (int h = c.warp; h < G + (new_key ? 2 : 0); h += kConsumerWarps) {
+    float v[E];
+    load(h, v);
+    if (h < G) {
+      norm_rope_warp(v, w.q_norm, a.inv_freq, c.pos, a.eps, c.lane);
+#pragma unroll
+      for (int e = 0; e < E; ++e) c.res[h * D + c.lane + 32 * e] = v[e];
+      continue;
+    }
+    if (h == G) norm_rope_warp(v, w.k_norm, a.inv_freq, c.pos, a.eps, c.lane);
+    bf16* cache = (h == G ? a.k_cache : a.v_cache) +
+                  ((static_cast<size_t>(l) * a.n_kv + kvh) * a.capacity + c.pos) * D;
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+      const bf16 b = __float2bfloat16(v[e]);
+      cache[c.lane + 32 * e] = b;
+      kv_new[(h - G) * D + c.lane + 32 * e] = b;
+    }
+  }
+  consumer_sync();
+}
+
+// Attention of the query heads in c.res over key tiles first, first + step, ... < end of the cache (the ring's
+// next KV tiles) and, with new_key, the new key after the queries (attention_inputs): every warp's (o, m, l)
+// per query head, its key slots merged, at c.xs[(warp * G + g) * (D + 2)]: o[D], m, l.
+template <int D, int G>
+__device__ __forceinline__ void attend_split(Ctx& c, int first, int end, int step, bool new_key) {
+  constexpr int kLanesPerKey = D / 8, kKeysPerWarp = 32 / kLanesPerKey;
+  const int sub = c.lane % kLanesPerKey, slot = c.lane / kLanesPerKey;
+  const float scale = rsqrtf(static_cast<float>(D)) * 1.4426950408889634f;  // scores in the log2 domain
+  float q[G][8];
+  AttState<G> st;
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    st.m[g] = -INFINITY, st.l[g] = 0.f;
+    const float4 q0 = *reinterpret_cast<const float4*>(c.res + g * D + sub * 8);
+    const float4 q1 = *reinterpret_cast<const float4*>(c.res + g * D + sub * 8 + 4);
+    q[g][0] = q0.x * scale, q[g][1] = q0.y * scale, q[g][2] = q0.z * scale, q[g][3] = q0.w * scale;
+    q[g][4] = q1.x * scale, q[g][5] = q1.y * scale, q[g][6] = q1.z * scale, q[g][7] = q1.w * scale;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) st.o[g][e] = 0.f;
+  }
+  mark(c, kMarkFilled);
+  for (int j = first; j < end; j += step) {
+    const int n = min(c.p.keys_per_tile, c.pos - j * c.p.keys_per_tile);
+    const bf16* K = reinterpret_cast<const bf16*>(acquire_stage(c));
+    const bf16* V = K + static_cast<size_t>(n) * D;
+    constexpr int kBatch = G <= 2 ? 4 : 2;  // keys per lane group per iteration (more spill at G > 2)
+    for (int base = c.warp * kKeysPerWarp * kBatch; base < n; base += kConsumerWarps * kKeysPerWarp * kBatch) {
+      uint4 kk[kBatch], vv[kBatch];
+      bool valid[kBatch];
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        const int key = base + b * kKeysPerWarp + slot;
+        valid[b] = key < n;
+        kk[b] = vv[b] = uint4{};
+        if (valid[b]) {
+          kk[b] = *reinterpret_cast<const uint4*>(K + static_cast<size_t>(key) * D + sub * 8);
+          vv[b] = *reinterpret_cast<const uint4*>(V + static_cast<size_t>(key) * D + sub * 8);
+        }
+      }
+      attend_keys<D, G, kBatch>(st, q, kk, vv, valid);
+    }
+    release_stage(c);
+  }
+  if (new_key && c.warp == 0) {  // the new key, from attention_inputs
+    const bf16* kv_new = reinterpret_cast<const bf16*>(c.res + G * D);
+    uint4 kk{}, vv{};
+    if (slot == 0) {
+      kk = *reinterpret_cast<const uint4*>(kv_new + sub * 8);
+      vv = *reinterpret_cast<const uint4*>(kv_new + D + sub * 8);
+    }
+    const uint4 k1[1] = {kk}, v1[1] = {vv};
+    const bool ok[1] = {slot == 0};
+    attend_keys<D, G, 1>(st, q, k1, v1, ok);
+  }
+  mark(c, kMarkComputed);
+  // Merge the key slots of each warp, then the warps (through shared memory).
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+#pragma unroll
+    for (int off = kLanesPerKey; off < 32; off <<= 1) {
+      const float mo = __shfl_xor_sync(0xffffffffu, st.m[g], off), lo = __shfl_xor_sync(0xffffffffu, st.l[g], off);
+      const float M = fmaxf(st.m[g], mo);
+      const float wa = merge_weight(st.m[g], M), wb = merge_weight(mo, M);
+      st.l[g] = st.l[g] * wa + lo * wb;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const float oo = __shfl_xor_sync(0xffffffffu, st.o[g][e], off);
+        st.o[g][e] = st.o[g][e] * wa + oo * wb;
+      }
+      st.m[g] = M;
+    }
+  }
+  const int W = D + 2;  // scratch per (warp, head): o[D], m, l
+  float* scr = c.xs;
+  if (slot == 0) {
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      float* dst = scr + (static_cast<size_t>(c.warp) * G + g) * W;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) dst[sub * 8 + e] = st.o[g][e];
+      if (sub == 0) dst[D] = st.m[g], dst[D + 1] = st.l[g];
+    }
+  }
+  consumer_sync();
+}
 
 // Rows (pairs: row pairs, halves = 2) per tile of an n x k matrix: what a stage holds, at most kMaxTileRows,
 // and no more than spreads the matrix over every SM.
