@@ -82,17 +82,18 @@ if [[ -n "${GQA_TRACE:-}" ]]; then  # GQA_TRACE=1: the persistent step's trace, 
   echo "== persistent decode trace"
   trace_run ""
 fi
-# GQA_VARIANTS="name:VAR=val,VAR=val name2:...": the persistent layout again under each setting (quick bench at
-# ctx 128 and 8192, alternated with the defaults twice), into variants.log; GQA_TRACE_VARIANTS="name ..."
-# also traces those.
+# GQA_VARIANTS="name:VAR=val,VAR=val name2:...": the persistent layout (GQA_VARIANT_LAYOUT: another one) again
+# under each setting (quick bench at ctx 128 and 8192, alternated with the defaults twice), into variants.log;
+# GQA_TRACE_VARIANTS="name ..." also traces those.
 if [[ -n "${GQA_VARIANTS:-}" ]]; then
   echo "== persistent variants"
   for rep in 1 2; do
     for v in "default:" $GQA_VARIANTS; do
       name=${v%%:*} envs=${v#*:}
       echo "-- $name (${envs//,/ }) rep $rep" | tee -a "$OUT/variants.log"
-      env ${envs//,/ } timeout "${GQA_VARIANT_TIMEOUT:-120}" "$BIN/cuda_bench" --model "$MODEL" --contexts 128,8192 --layouts persistent --quick 2>&1 |
-        grep "^persistent" | tee -a "$OUT/variants.log"
+      layout=${GQA_VARIANT_LAYOUT:-persistent}
+      env ${envs//,/ } timeout "${GQA_VARIANT_TIMEOUT:-120}" "$BIN/cuda_bench" --model "$MODEL" --contexts 128,8192 --layouts "$layout" --quick 2>&1 |
+        grep "^$layout" | tee -a "$OUT/variants.log"
     done
   done
   for v in $GQA_VARIANTS; do  # GQA_TRACE_VARIANTS="name ...": the variants traced too
@@ -100,10 +101,12 @@ if [[ -n "${GQA_VARIANTS:-}" ]]; then
   done
 fi
 
-if [[ -n "${GQA_PROBES:-}" ]]; then  # GQA_PROBES=1: the latency probe (built here with nvcc), into trace.log
-  echo "== sync latency probe"
-  nvcc -O2 -gencode=arch=compute_90a,code=sm_90a -o /tmp/sync_latency tests/engine_cuda/probes/sync_latency.cu &&
-    /tmp/sync_latency 2>&1 | tee -a "$OUT/trace.log"
+if [[ -n "${GQA_PROBES:-}" ]]; then  # GQA_PROBES=1: the latency probes (built here with nvcc), into trace.log
+  for probe in sync_latency cluster_latency; do
+    echo "== probe $probe" | tee -a "$OUT/trace.log"
+    nvcc -O2 -gencode=arch=compute_90a,code=sm_90a -o /tmp/$probe tests/engine_cuda/probes/$probe.cu &&
+      timeout 120 /tmp/$probe 2>&1 | tee -a "$OUT/trace.log"
+  done
 fi
 
 if [[ -z "${GQA_SKIP_HF:-}" ]]; then  # GQA_SKIP_HF=1 saves ~1 min of device time when only the engine changed

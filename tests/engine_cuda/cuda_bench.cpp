@@ -40,7 +40,7 @@ struct Args {
   int64_t tokens = 256;
   bool only_layer = false;  // --only-layer: just the fused layer kernel's breakdown (for profiling it)
   bool quick = false;       // --quick: layouts x contexts only
-  std::vector<std::string> layouts{"persistent", "fused", "unfused"};  // --layouts: which decode layouts
+  std::vector<std::string> layouts{"persistent", "cluster", "fused", "unfused"};  // --layouts: which decode layouts
 };
 
 Args parse(int argc, char** argv) {
@@ -65,8 +65,8 @@ Args parse(int argc, char** argv) {
       a.layouts.clear();
       std::stringstream ss(val());
       for (std::string item; std::getline(ss, item, ',');) {
-        if (item != "persistent" && item != "fused" && item != "unfused")
-          fail("bench", "--layouts: unknown layout '{}' (known: persistent, fused, unfused)", item);
+        if (item != "persistent" && item != "cluster" && item != "fused" && item != "unfused")
+          fail("bench", "--layouts: unknown layout '{}' (known: persistent, cluster, fused, unfused)", item);
         a.layouts.push_back(item);
       }
     } else if (k == "--contexts") {
@@ -306,9 +306,8 @@ nlohmann::json bench_context(const std::string& model, const CudaEngineOptions& 
   // The layout that ran, which is not the one asked for when the persistent step cannot run (a tile size this
   // GPU cannot hold, say): the row says so instead of passing the fused layout's time off as the variant's.
   using Decode = CudaEngineOptions::Decode;
-  auto name = [](Decode d) { return d == Decode::Persistent ? "persistent" : d == Decode::Fused ? "fused" : "unfused"; };
   const Decode ran = cuda_decode_layout(*e);
-  const char* layout = name(ran);
+  const char* layout = decode_layout_name(ran);
   std::printf("%-10s ctx %6lld | prefill %9.0f tok/s | decode %7.1f tok/s %7.1f us/tok | roofline %7.1f tok/s | "
               "%5.1f%% | peak %.3f GB (budget %.3f GB)%s%s\n",
               variant, static_cast<long long>(ctx), s.prefill_tokens_per_second(), tps, 1e6 / tps, 1.0 / roofline_s,
@@ -317,7 +316,7 @@ nlohmann::json bench_context(const std::string& model, const CudaEngineOptions& 
   std::fflush(stdout);
   return {{"variant", variant},
           {"layout", layout},
-          {"requested_layout", name(eo.decode)},
+          {"requested_layout", decode_layout_name(eo.decode)},
           {"context", ctx},
           {"tokens", tokens},
           {"decode_path", s.decode_path},
@@ -353,9 +352,9 @@ int run(int argc, char** argv) {
   std::printf("\n");
   using Decode = CudaEngineOptions::Decode;
   nlohmann::json runs = nlohmann::json::array();
-  for (auto dec : {Decode::Persistent, Decode::Fused, Decode::Unfused}) {
+  for (auto dec : {Decode::Persistent, Decode::Cluster, Decode::Fused, Decode::Unfused}) {
     if (a.quick && dec == Decode::Unfused) continue;
-    const char* name = dec == Decode::Persistent ? "persistent" : dec == Decode::Fused ? "fused" : "unfused";
+    const char* name = decode_layout_name(dec);
     if (std::find(a.layouts.begin(), a.layouts.end(), name) == a.layouts.end()) continue;
     CudaEngineOptions eo;
     eo.decode = dec;

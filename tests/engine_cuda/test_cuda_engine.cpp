@@ -44,10 +44,8 @@ struct Preset {
 const Preset kPresets[] = {{"tiny", 1}, {"tiny-gqa4", 2}};
 
 using Decode = CudaEngineOptions::Decode;
-const Decode kDecodes[] = {Decode::Persistent, Decode::Fused, Decode::Unfused};
-const char* name(Decode d) {
-  return d == Decode::Persistent ? "persistent" : d == Decode::Fused ? "fused" : "unfused";
-}
+const Decode kDecodes[] = {Decode::Persistent, Decode::Cluster, Decode::Fused, Decode::Unfused};
+const char* name(Decode d) { return decode_layout_name(d); }
 CudaEngineOptions with(Decode d) {
   CudaEngineOptions o;
   o.decode = d;
@@ -251,7 +249,8 @@ TEST(CudaEngine, DecodeLayoutsAgree) {
   };
   const Variant variants[] = {{"fused", Decode::Fused, 256},
                               {"persistent", Decode::Persistent, 256},
-                              {"persistent, 3-key splits", Decode::Persistent, 3}};
+                              {"persistent, 3-key splits", Decode::Persistent, 3},
+                              {"cluster", Decode::Cluster, 256}};
   for (const auto& p : kPresets)
     for (const auto& v : variants)
       for (const int prompt : {10, 300}) {
@@ -277,7 +276,8 @@ TEST(CudaEngine, DecodeLayoutsAgree) {
 // vocabulary: the persistent step's tiles then hold several rows (32 KiB tiles: 8 of o_proj, 5 of down, 16
 // of qkv, one block of 16 for the mma; 64 KiB: two blocks; 80 KiB: three), a head spans tiles of several
 // blocks and the attention splits stream several KV tiles, none of which the tiny presets exercise. Its
-// logits must match the unfused step's.
+// logits must match the unfused step's. The clustered step likewise (a head's 512 qkv rows over its cluster's
+// 8 blocks, its o_proj columns as one 64 KiB tile per block, or several at 32 KiB).
 TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
   GQA_REQUIRE_GPU();
   ModelConfig cfg = preset_config("qwen3-0.6b");
@@ -287,19 +287,25 @@ TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
   cfg.eos_token_ids = {2};
   const auto dir = std::filesystem::temp_directory_path() / ("gqa-test-" + std::to_string(::getpid()) + "-q06-2l");
   make_random_model(cfg, 3, dir.string(), "");
-  for (const auto& [split_keys, tile_kib] : {std::pair{256, 64}, std::pair{16, 32}, std::pair{64, 80}}) {
-    CudaEngineOptions eo = with(Decode::Persistent);
+  struct Run {
+    Decode decode;
+    int split_keys, tile_kib;
+  };
+  for (const auto& [decode, split_keys, tile_kib] : {Run{Decode::Persistent, 256, 64}, Run{Decode::Persistent, 16, 32},
+                                                     Run{Decode::Persistent, 64, 80}, Run{Decode::Cluster, 64, 64},
+                                                     Run{Decode::Cluster, 64, 32}}) {
+    CudaEngineOptions eo = with(decode);
     eo.persistent_split_keys = split_keys;
     eo.persistent_tile_kib = tile_kib;
     auto tested = open_cuda_engine(dir.string(), eo);
     auto unfused = open_cuda_engine(dir.string(), with(Decode::Unfused));
     auto ids = test_prompt(330, 9);
     for (auto& id : ids) id %= static_cast<int32_t>(tested->config().vocab_size);
-    const std::string what =
-        "split_keys " + std::to_string(split_keys) + ", " + std::to_string(tile_kib) + " KiB tiles";
+    const std::string what = std::string(name(decode)) + ", split_keys " + std::to_string(split_keys) + ", " +
+                             std::to_string(tile_kib) + " KiB tiles";
     const double worst = decode_drift(*tested, *unfused, ids, 300, what);
-    EXPECT_EQ(cuda_decode_layout(*tested), Decode::Persistent) << what;  // not the fused fallback
-    std::printf("Qwen3-0.6B layer shapes, persistent (%s) vs unfused: worst relative L2 %.2e\n", what.c_str(), worst);
+    EXPECT_EQ(cuda_decode_layout(*tested), decode) << what;  // not a fallback
+    std::printf("Qwen3-0.6B layer shapes, %s vs unfused: worst relative L2 %.2e\n", what.c_str(), worst);
   }
   std::filesystem::remove_all(dir);
 }
@@ -310,26 +316,27 @@ TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
 // summed in a fixed order): the logits are bit for bit those of the default pause.
 TEST(CudaEngine, PersistentStepIsDeterministicWhateverThePollPause) {
   GQA_REQUIRE_GPU();
-  for (const auto& p : kPresets) {
-    const auto dir = testing::tiny_model_dir(p.name, p.seed);
-    CudaEngineOptions busy = with(Decode::Persistent);
-    busy.persistent_poll_ns = 0;
-    auto a = open_cuda_engine(dir, with(Decode::Persistent));
-    auto b = open_cuda_engine(dir, busy);
-    const int64_t V = a->config().vocab_size;
-    const auto ids = test_prompt(40, 5);
-    a->reset(64);
-    b->reset(64);
-    a->forward(std::span<const int32_t>(ids.data(), 20));
-    b->forward(std::span<const int32_t>(ids.data(), 20));
-    for (size_t t = 20; t < ids.size(); ++t) {
-      const float* fa = a->forward(std::span<const int32_t>(&ids[t], 1));
-      const std::vector<float> la(fa, fa + V);
-      const float* fb = b->forward(std::span<const int32_t>(&ids[t], 1));
-      ASSERT_EQ(0, std::memcmp(la.data(), fb, V * sizeof(float))) << p.name << " position " << t;
+  for (const auto& p : kPresets)
+    for (const Decode layout : {Decode::Persistent, Decode::Cluster}) {
+      const auto dir = testing::tiny_model_dir(p.name, p.seed);
+      CudaEngineOptions busy = with(layout);
+      busy.persistent_poll_ns = 0;
+      auto a = open_cuda_engine(dir, with(layout));
+      auto b = open_cuda_engine(dir, busy);
+      const int64_t V = a->config().vocab_size;
+      const auto ids = test_prompt(40, 5);
+      a->reset(64);
+      b->reset(64);
+      a->forward(std::span<const int32_t>(ids.data(), 20));
+      b->forward(std::span<const int32_t>(ids.data(), 20));
+      for (size_t t = 20; t < ids.size(); ++t) {
+        const float* fa = a->forward(std::span<const int32_t>(&ids[t], 1));
+        const std::vector<float> la(fa, fa + V);
+        const float* fb = b->forward(std::span<const int32_t>(&ids[t], 1));
+        ASSERT_EQ(0, std::memcmp(la.data(), fb, V * sizeof(float))) << p.name << " " << name(layout) << " position " << t;
+      }
+      EXPECT_EQ(cuda_decode_layout(*a), layout);
     }
-    EXPECT_EQ(cuda_decode_layout(*a), Decode::Persistent);
-  }
 }
 
 // A tile size whose two ring stages do not fit in this GPU's shared memory: the engine decodes with the fused

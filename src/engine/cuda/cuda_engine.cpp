@@ -99,6 +99,7 @@ class CudaEngine final : public Engine {
   cuda::DeviceWeights w_;
   cuda::DeviceBuffer inv_freq_;  // [head_dim / 2] float
   bool persistent_ok_ = false;    // the model's shape is one the persistent decode step supports
+  bool cluster_ok_ = false;       // ... and the clustered one (and this GPU holds its launch, after reset())
   cuda::DeviceBuffer layer_table_;  // [layers] cuda::PersistentLayer
 
   // Per reset(): cache, activations, attention partials, logits, decode state.
@@ -155,12 +156,14 @@ CudaEngine::CudaEngine(const std::string& dir, const CudaEngineOptions& opts)
   if (const char* env = std::getenv("GQA_CUDA_DECODE"); env && *env) {
     if (std::strcmp(env, "persistent") == 0)
       opts_.decode = CudaEngineOptions::Decode::Persistent;
+    else if (std::strcmp(env, "cluster") == 0)
+      opts_.decode = CudaEngineOptions::Decode::Cluster;
     else if (std::strcmp(env, "fused") == 0)
       opts_.decode = CudaEngineOptions::Decode::Fused;
     else if (std::strcmp(env, "unfused") == 0)
       opts_.decode = CudaEngineOptions::Decode::Unfused;
     else
-      fail("cuda", "GQA_CUDA_DECODE='{}' is not a decode layout (known: persistent, fused, unfused)", env);
+      fail("cuda", "GQA_CUDA_DECODE='{}' is not a decode layout (known: persistent, cluster, fused, unfused)", env);
   }
   if (const char* env = std::getenv("GQA_CUDA_TRACE"); env && *env) trace_file_ = env;
   opts_.layer_prefetch = env_int("GQA_CUDA_LAYER_PREFETCH", opts_.layer_prefetch, -1, 4);
@@ -193,6 +196,10 @@ CudaEngine::CudaEngine(const std::string& dir, const CudaEngineOptions& opts)
   Qwen3Weights hw = load_qwen3_weights(store, cfg_);
   w_ = cuda::upload_weights(hw, stream_.get());
   persistent_ok_ = cuda::persistent_decode_supported(
+      static_cast<int>(cfg_.hidden_size), static_cast<int>(cfg_.intermediate_size),
+      static_cast<int>(cfg_.num_attention_heads), static_cast<int>(cfg_.num_key_value_heads),
+      static_cast<int>(cfg_.head_dim));
+  cluster_ok_ = persistent_ok_ && cuda::cluster_decode_supported(
       static_cast<int>(cfg_.hidden_size), static_cast<int>(cfg_.intermediate_size),
       static_cast<int>(cfg_.num_attention_heads), static_cast<int>(cfg_.num_key_value_heads),
       static_cast<int>(cfg_.head_dim));
@@ -327,6 +334,17 @@ void CudaEngine::reset(int64_t capacity) {
       if (opts_.decode == CudaEngineOptions::Decode::Persistent)
         std::fprintf(stderr, "note: the persistent decode step is unavailable here (%s); decoding with the fused "
                      "layout\n", e.what());
+    }
+  }
+  cluster_ok_ = cluster_ok_ && persistent_ok_;
+  if (cluster_ok_) {  // likewise for the clustered step, which falls back to the persistent one
+    try {
+      cuda::cluster_decode_configure(ex_, persistent_args());
+    } catch (const Error& e) {
+      cluster_ok_ = false;
+      if (opts_.decode == CudaEngineOptions::Decode::Cluster)
+        std::fprintf(stderr, "note: the clustered decode step is unavailable here (%s); decoding with the "
+                     "persistent layout\n", e.what());
     }
   }
   if (program_) setup_program_buffers();
@@ -505,7 +523,9 @@ void CudaEngine::prefill_chunk(const int32_t* tokens, int64_t T, bool last_chunk
 // program (or a shape it does not support) the step is the fused one.
 CudaEngineOptions::Decode CudaEngine::step_layout() const {
   using Decode = CudaEngineOptions::Decode;
-  if (opts_.decode == Decode::Persistent) return persistent_ok_ && !program_ ? Decode::Persistent : Decode::Fused;
+  if (opts_.decode == Decode::Cluster && cluster_ok_ && !program_) return Decode::Cluster;
+  if (opts_.decode == Decode::Persistent || opts_.decode == Decode::Cluster)
+    return persistent_ok_ && !program_ ? Decode::Persistent : Decode::Fused;
   return opts_.decode;
 }
 
@@ -513,6 +533,7 @@ CudaEngineOptions::Decode CudaEngine::step_layout() const {
 void CudaEngine::enqueue_decode_step() {
   switch (step_layout()) {
     case CudaEngineOptions::Decode::Persistent: enqueue_decode_step_persistent(); break;
+    case CudaEngineOptions::Decode::Cluster: cuda::cluster_decode(ex_, persistent_args()); break;
     case CudaEngineOptions::Decode::Fused: enqueue_decode_step_fused(); break;
     case CudaEngineOptions::Decode::Unfused: enqueue_decode_step_unfused(); break;
   }

@@ -19,8 +19,10 @@ struct CudaEngineOptions {
   // launch of one block per SM (falls back to Fused in attention-program mode, where attention must be a
   // separate call, and for shapes it does not support). Fused: per layer one persistent kernel for
   // everything but attention plus the attention launch (59 kernels per token). Unfused: the original 170
-  // kernels. The environment variable GQA_CUDA_DECODE=persistent|fused|unfused overrides this when set.
-  enum class Decode { Persistent, Fused, Unfused };
+  // kernels. Cluster: the persistent step with its blocks in clusters of 8, one KV head's attention block
+  // per cluster (falls back to Persistent where the GPU cannot hold one cluster per KV head). The environment
+  // variable GQA_CUDA_DECODE=persistent|cluster|fused|unfused overrides this when set.
+  enum class Decode { Persistent, Fused, Unfused, Cluster };
   Decode decode = Decode::Persistent;
   // Tuning knobs of the decode step (results do not depend on them; GQA_CUDA_LAYER_PREFETCH and
   // GQA_CUDA_SPLIT_KEYS override them when set). layer_prefetch: -1 no L2 bulk prefetch of a fused layer
@@ -40,6 +42,12 @@ struct CudaEngineOptions {
   // activations other blocks have not written yet, 0..10000 ns.
   int persistent_poll_ns = 32;
 };
+
+// The layout's name as GQA_CUDA_DECODE spells it.
+inline const char* decode_layout_name(CudaEngineOptions::Decode d) {
+  using Decode = CudaEngineOptions::Decode;
+  return d == Decode::Persistent ? "persistent" : d == Decode::Cluster ? "cluster" : d == Decode::Fused ? "fused" : "unfused";
+}
 
 // True when this binary was built with the CUDA engine.
 bool cuda_engine_built();

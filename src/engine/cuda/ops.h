@@ -153,6 +153,16 @@ void persistent_decode(const Exec& ex, const PersistentDecodeArgs& a);
 // Everything persistent_decode does but the launch (checks, kernel attributes): call it outside graph capture.
 void persistent_decode_configure(const Exec& ex, const PersistentDecodeArgs& a);
 
+// ---- decode_cluster.cu: the same step as persistent_decode (same arguments and buffers) with the blocks in
+// clusters of 8: a KV head's qkv rows, attention and o_proj columns run in one cluster, which passes its
+// vectors through distributed shared memory; three hand-overs through L2 per layer instead of five. Needs one
+// resident cluster per KV head (n_kv <= 15) and hidden a multiple of 32.
+bool cluster_decode_supported(int hidden, int inter, int n_heads, int n_kv, int head_dim);
+void cluster_decode(const Exec& ex, const PersistentDecodeArgs& a);
+// Checks and kernel attributes (call outside graph capture); throws when this GPU cannot hold the launch.
+void cluster_decode_configure(const Exec& ex, const PersistentDecodeArgs& a);
+int cluster_decode_blocks(const Exec& ex, const PersistentDecodeArgs& a);  // blocks per launch (K clusters x 8)
+
 // ---- attention_decode.cu: one query token per sequence against its cached keys. Split-KV: grid
 // (n_kv, n_splits, num_seqs), each block reads its range of K/V once for all query heads of its KV head and
 // writes its (max, sum, unnormalised output); the last block of a (sequence, KV head) to finish merges the
