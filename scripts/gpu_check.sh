@@ -2,7 +2,9 @@
 # The CUDA engine's check on a GPU machine: engine tests, the engine-hook tests (stock kernels through the
 # attention ABI), benchmark, HF transformers baseline, summary table.
 #   scripts/gpu_check.sh build   # here (dev machine, which has the libraries): build-gpu/ for x86-64-v3 + sm_90a,
-#                                # then the four binaries the GPU machine needs, stripped, into .gpu-bin/
+#                                # then the four binaries the GPU machine needs, stripped, into .gpu-bin/, and
+#                                # .gpu-bin/ packed as .gpu-bin.tgz (carry that: the binaries alone pass the
+#                                # device tool's 64 MiB; run unpacks it)
 #   scripts/gpu_check.sh run     # there (Ubuntu 24.04, CUDA 13, PyTorch; .gpu-bin carried): everything else
 #                                # (GQA_SKIP_HF=1: without the HF transformers baseline; GQA_BENCH_QUICK=1:
 #                                # decode layouts x contexts only; GQA_TEST_FILTER: a gtest filter; GQA_TRACE=1:
@@ -21,10 +23,16 @@ if [[ "${1:-run}" == build ]]; then
   mkdir -p "$BIN"
   cp build-gpu/gqa-evolve build-gpu/tests/engine_cuda/test_engine_cuda build-gpu/tests/engine_cuda/cuda_bench \
     build-gpu/tests/evaluate/test_adversarial_cuda "$BIN/"
-  strip "$BIN"/*
+  strip "$BIN"/gqa-evolve "$BIN"/test_engine_cuda "$BIN"/cuda_bench "$BIN"/test_adversarial_cuda
+  # gqa-evolve links OpenMPI, which the GPU machine lacks: a copy of it travels along (scripts/mpi_bundle.sh).
+  [[ -f "$BIN/evolve/openmpi/env.sh" ]] || scripts/mpi_bundle.sh "$BIN/evolve/openmpi"
   ls -la "$BIN"
+  tar czf .gpu-bin.tgz "$BIN"
+  ls -la .gpu-bin.tgz
   exit 0
 fi
+# Carried packed (see build): unpack unless the binaries are already here.
+if [[ -f .gpu-bin.tgz && ! -x "$BIN/gqa-evolve" ]]; then tar xzf .gpu-bin.tgz; fi
 
 OUT=${OUT:-out/gpu-check}
 MODEL=${GQA_BENCH_MODEL:-/tmp/m}

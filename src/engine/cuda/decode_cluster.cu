@@ -221,6 +221,15 @@ __device__ __forceinline__ void head_qkv(Ctx& c, const Cluster& cl, int l) {
   store_rmsnorm(c, H, x, w);
   mark(c, kMarkFilled);
   expect_exchange(cl, kXQkv, (G + 2) * D * 4);
+  // What attention_inputs reads from global memory besides the qkv rows (the q/k norm weights, the RoPE
+  // frequencies), into L1 now rather than on the chain after the exchange.
+  if (threadIdx.x < 3 * D / 64) {
+    const int t = static_cast<int>(threadIdx.x), line = t % (D / 64);
+    const char* base = t < D / 64 ? reinterpret_cast<const char*>(a.layer[l].q_norm)
+                       : t < D / 32 ? reinterpret_cast<const char*>(a.layer[l].k_norm)
+                                    : reinterpret_cast<const char*>(a.inv_freq);
+    asm volatile("prefetch.global.L1 [%0];" ::"l"(base + 128 * line));
+  }
   const Mat m = head_qkv_mat(a, c.p, l);
   gemv_tiles(c, m, rank_tiles(m, cl.rank), [&](int row, int, float s) { store_all(cl, cl.qkv + row, s, kXQkv); });
   mark(c, kMarkComputed);
@@ -263,30 +272,27 @@ __device__ __forceinline__ void head_att(Ctx& c, const Cluster& cl, int l) {
 template <int D, int G>
 __device__ __forceinline__ void head_o(Ctx& c, const Cluster& cl, int l) {
   constexpr int W = D + 2;
+  // One element per thread into c.res (the queries there are no longer needed), then the GEMV's input.
+  for (int i = threadIdx.x; i < G * D; i += kConsumers) {
+    const int g = i / D, d = i % D;
+    float m[kCluster], M = -INFINITY;
+#pragma unroll
+    for (int r = 0; r < kCluster; ++r) m[r] = cl.att[(r * G + g) * W + D], M = fmaxf(M, m[r]);
+    float L = 0.f, O = 0.f;
+#pragma unroll
+    for (int r = 0; r < kCluster; ++r) {
+      const float* src = cl.att + (r * G + g) * W;
+      const float wt = merge_weight(m[r], M);
+      L += src[D + 1] * wt;
+      O += src[d] * wt;
+    }
+    c.res[i] = O / L;
+  }
+  consumer_sync();
   Vec att;
 #pragma unroll
-  for (int j = 0; j < kVec; ++j) {
-    const int i0 = vec_index(j);
-    if (i0 >= G * D) continue;
-    float out[4];
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int g = (i0 + e) / D, d = (i0 + e) % D;
-      float M = -INFINITY;
-#pragma unroll
-      for (int r = 0; r < kCluster; ++r) M = fmaxf(M, cl.att[(r * G + g) * W + D]);
-      float L = 0.f, O = 0.f;
-#pragma unroll
-      for (int r = 0; r < kCluster; ++r) {
-        const float* src = cl.att + (r * G + g) * W;
-        const float wt = merge_weight(src[D], M);
-        L += src[D + 1] * wt;
-        O += src[d] * wt;
-      }
-      out[e] = O / L;
-    }
-    att.v[j] = make_float4(out[0], out[1], out[2], out[3]);
-  }
+  for (int j = 0; j < kVec; ++j)
+    if (vec_index(j) < G * D) att.v[j] = *reinterpret_cast<const float4*>(c.res + vec_index(j));
   mark(c, kMarkReady);
   store_vec(c, G * D, att);
   mark(c, kMarkFilled);
@@ -353,12 +359,12 @@ __device__ __forceinline__ void consume(Ctx& c, const Cluster& cl) {
       mark(c, kMarkEnd);
     }
     begin_phase(c, l * kPhases + kGu);
+    BVec w;
+    load_vec(a.layer[l].mlp_norm, H, w);  // before the wait: it depends on nothing
     gather_residual(c, cl, l);
     const Mat gu = load_mat(a, c.p, kLoadGu, l);
     if (const Tiles r = block_tiles(gu); r.count() > 0) {
-      BVec w;
       Vec x;
-      load_vec(a.layer[l].mlp_norm, H, w);
 #pragma unroll
       for (int j = 0; j < kVec; ++j)
         if (vec_index(j) < H) x.v[j] = *reinterpret_cast<const float4*>(cl.res + vec_index(j));
