@@ -289,20 +289,22 @@ TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
   make_random_model(cfg, 3, dir.string(), "");
   struct Run {
     Decode decode;
-    int split_keys, tile_kib;
+    int split_keys, tile_kib, kv_tile_kib;
   };
-  for (const auto& [decode, split_keys, tile_kib] : {Run{Decode::Persistent, 256, 64}, Run{Decode::Persistent, 16, 32},
-                                                     Run{Decode::Persistent, 64, 80}, Run{Decode::Cluster, 64, 64},
-                                                     Run{Decode::Cluster, 64, 32}}) {
+  for (const auto& [decode, split_keys, tile_kib, kv_kib] :
+       {Run{Decode::Persistent, 256, 64, 32}, Run{Decode::Persistent, 16, 32, 32}, Run{Decode::Persistent, 64, 80, 32},
+        Run{Decode::Persistent, 16, 64, 64}, Run{Decode::Cluster, 64, 64, 32}, Run{Decode::Cluster, 64, 32, 32},
+        Run{Decode::Cluster, 64, 64, 64}}) {
     CudaEngineOptions eo = with(decode);
     eo.persistent_split_keys = split_keys;
     eo.persistent_tile_kib = tile_kib;
+    eo.persistent_kv_tile_kib = kv_kib;
     auto tested = open_cuda_engine(dir.string(), eo);
     auto unfused = open_cuda_engine(dir.string(), with(Decode::Unfused));
     auto ids = test_prompt(330, 9);
     for (auto& id : ids) id %= static_cast<int32_t>(tested->config().vocab_size);
     const std::string what = std::string(name(decode)) + ", split_keys " + std::to_string(split_keys) + ", " +
-                             std::to_string(tile_kib) + " KiB tiles";
+                             std::to_string(tile_kib) + " KiB tiles, " + std::to_string(kv_kib) + " KiB KV tiles";
     const double worst = decode_drift(*tested, *unfused, ids, 300, what);
     EXPECT_EQ(cuda_decode_layout(*tested), decode) << what;  // not a fallback
     std::printf("Qwen3-0.6B layer shapes, %s vs unfused: worst relative L2 %.2e\n", what.c_str(), worst);
@@ -441,7 +443,7 @@ TEST(CudaEngine, MisuseIsAClearError) {
   EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1)), Error);
   unsetenv("GQA_CUDA_PERSISTENT_SPLIT_KEYS");
   CudaEngineOptions small_tiles;
-  small_tiles.persistent_tile_kib = 16;  // a stage must hold a 32 KiB KV tile
+  small_tiles.persistent_tile_kib = 16;  // at least 32
   EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1), small_tiles), Error);
   setenv("GQA_CUDA_PERSISTENT_TILE_KIB", "1000", 1);
   EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1)), Error);
@@ -449,6 +451,12 @@ TEST(CudaEngine, MisuseIsAClearError) {
   CudaEngineOptions negative_pause;
   negative_pause.persistent_poll_ns = -1;
   EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1), negative_pause), Error);
+  CudaEngineOptions kv_over_stage;
+  kv_over_stage.persistent_kv_tile_kib = 128;  // more than a ring stage (64 KiB) holds
+  EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1), kv_over_stage), Error);
+  setenv("GQA_CUDA_PERSISTENT_KV_TILE_KIB", "4", 1);
+  EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1)), Error);
+  unsetenv("GQA_CUDA_PERSISTENT_KV_TILE_KIB");
 }
 
 }  // namespace

@@ -172,14 +172,16 @@ CudaEngine::CudaEngine(const std::string& dir, const CudaEngineOptions& opts)
       env_int("GQA_CUDA_PERSISTENT_SPLIT_KEYS", opts_.persistent_split_keys, 1, 1 << 20);
   opts_.persistent_tile_kib = env_int("GQA_CUDA_PERSISTENT_TILE_KIB", opts_.persistent_tile_kib, 32, 192);
   opts_.persistent_poll_ns = env_int("GQA_CUDA_PERSISTENT_POLL_NS", opts_.persistent_poll_ns, 0, 10000);
+  opts_.persistent_kv_tile_kib = env_int("GQA_CUDA_PERSISTENT_KV_TILE_KIB", opts_.persistent_kv_tile_kib, 8, 192);
   if (opts_.layer_prefetch < -1 || opts_.layer_prefetch > 4 || opts_.split_keys < 1 ||
       opts_.persistent_split_keys < 1 || opts_.persistent_tile_kib < 32 || opts_.persistent_tile_kib > 192 ||
-      opts_.persistent_poll_ns < 0 || opts_.persistent_poll_ns > 10000)
+      opts_.persistent_poll_ns < 0 || opts_.persistent_poll_ns > 10000 || opts_.persistent_kv_tile_kib < 8 ||
+      opts_.persistent_kv_tile_kib > opts_.persistent_tile_kib)
     fail("cuda",
          "layer_prefetch must be -1..4, split_keys and persistent_split_keys positive, persistent_tile_kib 32..192, "
-         "persistent_poll_ns 0..10000 (got {}, {}, {}, {}, {})",
+         "persistent_poll_ns 0..10000, persistent_kv_tile_kib 8..persistent_tile_kib (got {}, {}, {}, {}, {}, {})",
          opts_.layer_prefetch, opts_.split_keys, opts_.persistent_split_keys, opts_.persistent_tile_kib,
-         opts_.persistent_poll_ns);
+         opts_.persistent_poll_ns, opts_.persistent_kv_tile_kib);
 
   const int64_t G = cfg_.num_key_value_heads > 0 ? cfg_.num_attention_heads / cfg_.num_key_value_heads : 0;
   if (cfg_.num_key_value_heads <= 0 || cfg_.num_attention_heads % cfg_.num_key_value_heads != 0 ||
@@ -550,7 +552,7 @@ cuda::PersistentDecodeArgs CudaEngine::persistent_args() const {
   a.k_cache = k_cache_, a.v_cache = v_cache_, a.capacity = static_cast<int>(capacity_);
   a.ll = pers_ll_, a.logits = logits_.as<float>();
   a.sync = pers_sync_, a.split_keys = opts_.persistent_split_keys, a.tile_kib = opts_.persistent_tile_kib;
-  a.poll_ns = opts_.persistent_poll_ns;
+  a.poll_ns = opts_.persistent_poll_ns, a.kv_tile_kib = opts_.persistent_kv_tile_kib;
   a.trace = trace_.as<unsigned long long>();
   return a;
 }

@@ -41,6 +41,9 @@ struct CudaEngineOptions {
   // persistent_poll_ns (GQA_CUDA_PERSISTENT_POLL_NS): the persistent step's pause between two polls of
   // activations other blocks have not written yet, 0..10000 ns.
   int persistent_poll_ns = 32;
+  // persistent_kv_tile_kib (GQA_CUDA_PERSISTENT_KV_TILE_KIB): KV bytes per attention tile of the persistent
+  // and clustered steps (keys = KiB * 1024 / (4 head_dim)), 8..persistent_tile_kib.
+  int persistent_kv_tile_kib = 32;
 };
 
 // The layout's name as GQA_CUDA_DECODE spells it.

@@ -252,15 +252,8 @@ __device__ __forceinline__ void head_att(Ctx& c, const Cluster& cl, int l) {
   expect_exchange(cl, kXAtt, kCluster * G * W * 4);
   for (int i = threadIdx.x; i < G * D; i += kConsumers) {
     const int g = i / D, d = i % D;
-    float M = -INFINITY;
-    for (int w = 0; w < kConsumerWarps; ++w) M = fmaxf(M, scr[(w * G + g) * W + D]);
-    float L = 0.f, O = 0.f;
-    for (int w = 0; w < kConsumerWarps; ++w) {
-      const float* src = scr + (w * G + g) * W;
-      const float wt = merge_weight(src[D], M);
-      L += src[D + 1] * wt;
-      O += src[d] * wt;
-    }
+    float M, L, O;
+    warps_merged<D, G>(scr, g, d, M, L, O);
     const float* mine = cl.att + (cl.rank * G + g) * W;
     store_all(cl, mine + d, O, kXAtt);
     if (d == 0) store_all(cl, mine + D, M, kXAtt), store_all(cl, mine + D + 1, L, kXAtt);
@@ -518,15 +511,16 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   if (!cluster_decode_supported(a.hidden, a.inter, a.n_heads, a.n_kv, D))
     fail_unsupported("cluster_decode: model shape outside what the clustered decode step supports");
   if (a.poll_ns < 0 || a.poll_ns > 10000) fail_unsupported("cluster_decode: poll_ns must be 0..10000");
-  if (a.tile_kib < kKvTileBytes / 1024 || a.tile_kib > 192)
-    fail_unsupported("cluster_decode: tile_kib must be 32..192 (a stage holds a 32 KiB KV tile)");
+  if (a.tile_kib < 32 || a.tile_kib > 192) fail_unsupported("cluster_decode: tile_kib must be 32..192");
+  if (a.kv_tile_kib < 8 || a.kv_tile_kib > a.tile_kib || a.kv_tile_kib * 1024 % (4 * D) != 0)
+    fail_unsupported("cluster_decode: kv_tile_kib must be 8..tile_kib and hold a whole number of keys");
   const int group = a.n_heads / a.n_kv, gd = group * D;
   const KernelFn kernel = D == 64 ? kernel_for<64>(group) : kernel_for<128>(group);
   Config& cfg = g_config[D == 64 ? 0 : 1][group == 1 ? 0 : group == 2 ? 1 : group == 4 ? 2 : 3];
   Plan p{};
   p.stage_bytes = a.tile_kib * 1024 + kStagePadBytes;
   p.poll_ns = static_cast<unsigned>(a.poll_ns);
-  p.keys_per_tile = kKvTileBytes / (4 * D);
+  p.keys_per_tile = a.kv_tile_kib * 1024 / (4 * D);
   p.max_splits = persistent_decode_max_splits(ex.sms, a.n_kv);  // only for the ll layout shared with persistent
   const Layout sl = smem_layout(a.hidden, a.inter, a.n_heads, a.n_kv, D);
   p.res_floats = sl.xs;

@@ -30,6 +30,8 @@
 // Matrix tiles are consumed on tensor cores (mma.m16n8k16; the input vector as three bf16 terms, which keeps
 // fp32 precision). Every block is resident at once (one block per SM, checked with the occupancy API), which
 // the polling requires. Results are deterministic: every output element is summed in a fixed order.
+#include <cstdlib>
+
 #include "engine/cuda/decode_step.cuh"
 
 namespace gqa::cuda {
@@ -163,6 +165,49 @@ __device__ __forceinline__ void attention_inputs(Ctx& c, int l, const Split& sp)
   });
 }
 
+// The merging split's result: its own state, then the other splits' partials in split order, as in the
+// one-at-a-time merge of phase_att (the same arithmetic), but polled merge_chunk splits at a time into shared
+// memory after the warps' scratch (one L2 round trip per chunk instead of one per split). G even: a split's
+// G (D + 2) words are then a whole number of ll_read's 4-word groups.
+template <int D, int G>
+__device__ __forceinline__ void merge_splits(Ctx& c, int S, const float* scr, const Word* part, Word* out, unsigned tag) {
+  constexpr int W = D + 2, per = G * W, E = (G * D + kConsumers - 1) / kConsumers;
+  float M[E], L[E], O[E];
+#pragma unroll
+  for (int e = 0; e < E; ++e) {
+    const int i = static_cast<int>(threadIdx.x) + e * kConsumers;
+    if (i < G * D) warps_merged<D, G>(scr, i / D, i % D, M[e], L[e], O[e]);
+  }
+  float* stage = c.xs + kConsumerWarps * per;
+  for (int s0 = 0; s0 < S - 1; s0 += c.p.merge_chunk) {
+    const int ns = min(c.p.merge_chunk, S - 1 - s0), n = ns * per;
+    Vec v;
+    ll_read(part + static_cast<size_t>(s0) * per, n, tag, c.p.poll_ns, v);
+#pragma unroll
+    for (int j = 0; j < kVec; ++j)
+      if (vec_index(j) < n) *reinterpret_cast<float4*>(stage + vec_index(j)) = v.v[j];
+    consumer_sync();
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+      const int i = static_cast<int>(threadIdx.x) + e * kConsumers;
+      if (i >= G * D) continue;
+      const int g = i / D, d = i % D;
+      for (int s = 0; s < ns; ++s) {
+        const float* src = stage + s * per + g * W;
+        const float Mn = fmaxf(M[e], src[D]);
+        const float wa = merge_weight(M[e], Mn), wb = merge_weight(src[D], Mn);
+        L[e] = L[e] * wa + src[D + 1] * wb, O[e] = O[e] * wa + src[d] * wb, M[e] = Mn;
+      }
+    }
+    consumer_sync();  // the stage is rewritten by the next chunk (and c.xs by the next phase)
+  }
+#pragma unroll
+  for (int e = 0; e < E; ++e) {
+    const int i = static_cast<int>(threadIdx.x) + e * kConsumers;
+    if (i < G * D) ll_store(out + i, O[e] / L[e], tag);
+  }
+}
+
 template <int D, int G>
 __device__ __forceinline__ void phase_att(Ctx& c, int l) {
   const PersistentDecodeArgs& a = c.a;
@@ -178,17 +223,16 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
   // key) merges the others' partials into its own, in split order; the others publish theirs.
   const unsigned tag = tag_of(c, l, kAtt);
   Word* part = c.part + static_cast<size_t>(sp.kvh) * S * G * W;  // [split][g][W] of this KV head
+  if constexpr (G % 2 == 0) {
+    if (S > 1 && sp.s == S - 1 && c.p.merge_chunk > 1) {
+      merge_splits<D, G>(c, S, scr, part, c.att + static_cast<size_t>(sp.kvh) * G * D, tag);
+      return;
+    }
+  }
   for (int i = threadIdx.x; i < G * D; i += kConsumers) {
     const int g = i / D, d = i % D;
-    float M = -INFINITY;
-    for (int w = 0; w < kConsumerWarps; ++w) M = fmaxf(M, scr[(w * G + g) * W + D]);
-    float L = 0.f, O = 0.f;
-    for (int w = 0; w < kConsumerWarps; ++w) {
-      const float* src = scr + (w * G + g) * W;
-      const float wt = merge_weight(src[D], M);
-      L += src[D + 1] * wt;
-      O += src[d] * wt;
-    }
+    float M, L, O;
+    warps_merged<D, G>(scr, g, d, M, L, O);
     Word* out = c.att + static_cast<size_t>(sp.kvh) * G * D + i;
     if (S == 1) {
       ll_store(out, O / L, tag);
@@ -377,8 +421,9 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
     fail_unsupported("persistent_decode: model shape outside what the persistent decode step supports");
   if (a.split_keys < 1) fail_unsupported("persistent_decode: split_keys must be positive");
   if (a.poll_ns < 0 || a.poll_ns > 10000) fail_unsupported("persistent_decode: poll_ns must be 0..10000");
-  if (a.tile_kib < kKvTileBytes / 1024 || a.tile_kib > 192)
-    fail_unsupported("persistent_decode: tile_kib must be 32..192 (a stage holds a 32 KiB KV tile)");
+  if (a.tile_kib < 32 || a.tile_kib > 192) fail_unsupported("persistent_decode: tile_kib must be 32..192");
+  if (a.kv_tile_kib < 8 || a.kv_tile_kib > a.tile_kib || a.kv_tile_kib * 1024 % (4 * D) != 0)
+    fail_unsupported("persistent_decode: kv_tile_kib must be 8..tile_kib and hold a whole number of keys");
   const int G = ex.sms, qd = a.n_heads * D, kvd = a.n_kv * D;
   Plan p{};
   p.stage_bytes = a.tile_kib * 1024 + kStagePadBytes;
@@ -389,7 +434,7 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   p.rows_gu = rows_per_tile(a.inter, a.hidden, G, sb, 2);  // row pairs: gate and up
   p.rows_dn = rows_per_tile(a.hidden, a.inter, G, sb);
   p.rows_lm = rows_per_tile(a.vocab, a.hidden, G, sb);
-  p.keys_per_tile = kKvTileBytes / (4 * D);
+  p.keys_per_tile = a.kv_tile_kib * 1024 / (4 * D);
   p.max_splits = persistent_decode_max_splits(G, a.n_kv);
   const int group = a.n_heads / a.n_kv;
   // c.res holds a block's residual rows of o_proj and down, or an attention split's q heads and new k/v
@@ -405,6 +450,12 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   GQA_CUDA_CHECK(cudaGetDevice(&device));
   GQA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   const size_t xs_bytes = (xs_need + 1023) / 1024 * 1024;
+  // The merging split stages merge_chunk splits' partials (G (D + 2) floats each) after the warps' scratch.
+  const int per = group * (D + 2), room = static_cast<int>(xs_bytes / 4) - kConsumerWarps * per;
+  p.merge_chunk = group % 2 == 0 ? std::min(kMaxInput / per, room / per) : 0;
+  // GQA_CUDA_PERSISTENT_MERGE_CHUNK=n: at most n (1: v7's merge, one split per poll), for measuring.
+  if (const char* env = std::getenv("GQA_CUDA_PERSISTENT_MERGE_CHUNK"); env && *env)
+    p.merge_chunk = std::clamp(std::atoi(env), 1, std::max(p.merge_chunk, 1));
   const size_t res_bytes = static_cast<size_t>(p.res_floats) * 4;
   const size_t static_bytes = 2 * kMaxStages * 8 + (2 * kMaxTileRows + kConsumerWarps) * 4 + 1024;
   if (static_cast<size_t>(optin) < res_bytes + xs_bytes + static_bytes + 2 * static_cast<size_t>(sb))

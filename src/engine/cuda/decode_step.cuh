@@ -14,10 +14,10 @@ namespace gqa::cuda {
 namespace {
 constexpr int kConsumerWarps = 8, kConsumers = 32 * kConsumerWarps, kThreads = kConsumers + 32;
 constexpr int kMaxInput = 3072;         // longest input vector (shared memory)
-// A ring stage (PersistentDecodeArgs::tile_kib KiB and room for the padding) holds one KV tile (32 KiB) or
+// A ring stage (PersistentDecodeArgs::tile_kib KiB and room for the padding) holds one KV tile (kv_tile_kib) or
 // one weight tile: rows of k bf16 each followed by 16 bytes of padding (row_pitch), so that the 8 rows an
 // ldmatrix reads fall into different banks.
-constexpr int kKvTileBytes = 32 * 1024, kRowPad = 8;
+constexpr int kRowPad = 8;
 constexpr int kMaxTileRows = 128;       // rows (pairs: both halves) per weight tile: 8 blocks of 16 for the mma
 constexpr int kStagePadBytes = kMaxTileRows * 2 * kRowPad;
 constexpr int kMaxStages = 5;
@@ -111,6 +111,7 @@ struct Plan {  // launch constants, computed on the host
   int rows_qkv, rows_o, rows_gu, rows_dn, rows_lm;  // rows (gate/up: row pairs) per tile
   int stages, stage_bytes, keys_per_tile, max_splits, res_floats;
   unsigned poll_ns;
+  int merge_chunk;  // splits' partials the merging split polls at once (persistent step; < 2: one at a time)
 };
 
 
@@ -617,6 +618,22 @@ __device__ __forceinline__ void attend_split(Ctx& c, int first, int end, int ste
     }
   }
   consumer_sync();
+}
+
+// A block's attention result for (query head g, dim d) from attend_split's per-warp scratch: the warps' states
+// merged in warp order (M: the max, L: the sum of weights, O: the unnormalised output).
+template <int D, int G>
+__device__ __forceinline__ void warps_merged(const float* scr, int g, int d, float& M, float& L, float& O) {
+  constexpr int W = D + 2;
+  M = -INFINITY;
+  for (int w = 0; w < kConsumerWarps; ++w) M = fmaxf(M, scr[(w * G + g) * W + D]);
+  L = 0.f, O = 0.f;
+  for (int w = 0; w < kConsumerWarps; ++w) {
+    const float* src = scr + (w * G + g) * W;
+    const float wt = merge_weight(src[D], M);
+    L += src[D + 1] * wt;
+    O += src[d] * wt;
+  }
 }
 
 // Rows (pairs: row pairs, halves = 2) per tile of an n x k matrix: what a stage holds, at most kMaxTileRows,

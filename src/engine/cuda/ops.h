@@ -144,6 +144,9 @@ struct PersistentDecodeArgs {
   // and the time it waited for the ring's data:
   // [block][layer * 5 + phase (qkv, att, o, gu, dn); layers * 5: lm_head][6].
   unsigned long long* trace = nullptr;
+  // KV bytes (K and V together) per attention tile of the ring: kv_tile_kib KiB / (4 head_dim) keys, 8..tile_kib
+  // and a whole number of keys (tuning; the keys' summation order, so rounding, differs).
+  int kv_tile_kib = 32;
 };
 bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, int head_dim);
 size_t persistent_decode_sync_words();
