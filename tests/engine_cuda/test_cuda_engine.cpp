@@ -341,6 +341,39 @@ TEST(CudaEngine, PersistentStepIsDeterministicWhateverThePollPause) {
     }
 }
 
+// The merging split's poll of many splits at once (merge_chunk) does v7's arithmetic in v7's order: with up to
+// 16 splits (a split every 3 keys) the logits are bit for bit those of one split per poll, and of two per poll.
+TEST(CudaEngine, PersistentSplitMergeChunksGiveTheSameLogits) {
+  GQA_REQUIRE_GPU();
+  for (const auto& p : kPresets) {
+    const auto dir = testing::tiny_model_dir(p.name, p.seed);
+    auto options = [](int chunk) {
+      CudaEngineOptions o = with(Decode::Persistent);
+      o.persistent_split_keys = 3;
+      o.persistent_merge_chunk = chunk;
+      return o;
+    };
+    auto a = open_cuda_engine(dir, options(0));
+    auto one = open_cuda_engine(dir, options(1));
+    auto two = open_cuda_engine(dir, options(2));
+    const int64_t V = a->config().vocab_size;
+    const auto ids = test_prompt(60, 4);
+    for (auto* e : {a.get(), one.get(), two.get()}) {
+      e->reset(80);
+      e->forward(std::span<const int32_t>(ids.data(), 30));
+    }
+    for (size_t t = 30; t < ids.size(); ++t) {
+      const float* fa = a->forward(std::span<const int32_t>(&ids[t], 1));
+      const std::vector<float> la(fa, fa + V);
+      const float* f1 = one->forward(std::span<const int32_t>(&ids[t], 1));
+      ASSERT_EQ(0, std::memcmp(la.data(), f1, V * sizeof(float))) << p.name << " chunk 1, position " << t;
+      const float* f2 = two->forward(std::span<const int32_t>(&ids[t], 1));
+      ASSERT_EQ(0, std::memcmp(la.data(), f2, V * sizeof(float))) << p.name << " chunk 2, position " << t;
+    }
+    EXPECT_EQ(cuda_decode_layout(*a), Decode::Persistent);
+  }
+}
+
 // A tile size whose two ring stages do not fit in this GPU's shared memory: the engine decodes with the fused
 // layout instead (and says so), with the fused layout's results.
 TEST(CudaEngine, PersistentTileTooLargeFallsBackToTheFusedLayout) {
@@ -457,6 +490,9 @@ TEST(CudaEngine, MisuseIsAClearError) {
   setenv("GQA_CUDA_PERSISTENT_KV_TILE_KIB", "4", 1);
   EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1)), Error);
   unsetenv("GQA_CUDA_PERSISTENT_KV_TILE_KIB");
+  setenv("GQA_CUDA_PERSISTENT_MERGE_CHUNK", "many", 1);
+  EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1)), Error);
+  unsetenv("GQA_CUDA_PERSISTENT_MERGE_CHUNK");
 }
 
 }  // namespace

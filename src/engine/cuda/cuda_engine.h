@@ -44,6 +44,9 @@ struct CudaEngineOptions {
   // persistent_kv_tile_kib (GQA_CUDA_PERSISTENT_KV_TILE_KIB): KV bytes per attention tile of the persistent
   // and clustered steps (keys = KiB * 1024 / (4 head_dim)), 8..persistent_tile_kib.
   int persistent_kv_tile_kib = 32;
+  // persistent_merge_chunk (GQA_CUDA_PERSISTENT_MERGE_CHUNK): how many attention splits' partials the merging
+  // split polls at once, 0..64 (0: as many as fit; 1: one per L2 round trip, as before v11).
+  int persistent_merge_chunk = 0;
 };
 
 // The layout's name as GQA_CUDA_DECODE spells it.

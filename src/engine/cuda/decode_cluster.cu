@@ -564,8 +564,6 @@ bool cluster_decode_supported(int hidden, int inter, int n_heads, int n_kv, int 
 
 void cluster_decode_configure(const Exec& ex, const PersistentDecodeArgs& a) { prepare(ex, a); }
 
-int cluster_decode_blocks(const Exec& ex, const PersistentDecodeArgs& a) { return prepare(ex, a).clusters * kCluster; }
-
 void cluster_decode(const Exec& ex, const PersistentDecodeArgs& a) {
   const Prepared pr = prepare(ex, a);
   cudaLaunchAttribute attr[2];

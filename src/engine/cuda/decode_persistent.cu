@@ -30,8 +30,6 @@
 // Matrix tiles are consumed on tensor cores (mma.m16n8k16; the input vector as three bf16 terms, which keeps
 // fp32 precision). Every block is resident at once (one block per SM, checked with the occupancy API), which
 // the polling requires. Results are deterministic: every output element is summed in a fixed order.
-#include <cstdlib>
-
 #include "engine/cuda/decode_step.cuh"
 
 namespace gqa::cuda {
@@ -453,9 +451,8 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   // The merging split stages merge_chunk splits' partials (G (D + 2) floats each) after the warps' scratch.
   const int per = group * (D + 2), room = static_cast<int>(xs_bytes / 4) - kConsumerWarps * per;
   p.merge_chunk = group % 2 == 0 ? std::min(kMaxInput / per, room / per) : 0;
-  // GQA_CUDA_PERSISTENT_MERGE_CHUNK=n: at most n (1: v7's merge, one split per poll), for measuring.
-  if (const char* env = std::getenv("GQA_CUDA_PERSISTENT_MERGE_CHUNK"); env && *env)
-    p.merge_chunk = std::clamp(std::atoi(env), 1, std::max(p.merge_chunk, 1));
+  if (a.merge_chunk < 0) fail_unsupported("persistent_decode: merge_chunk must be >= 0");
+  if (a.merge_chunk > 0) p.merge_chunk = std::min(p.merge_chunk, a.merge_chunk);  // 1: one split per poll (v7)
   const size_t res_bytes = static_cast<size_t>(p.res_floats) * 4;
   const size_t static_bytes = 2 * kMaxStages * 8 + (2 * kMaxTileRows + kConsumerWarps) * 4 + 1024;
   if (static_cast<size_t>(optin) < res_bytes + xs_bytes + static_bytes + 2 * static_cast<size_t>(sb))

@@ -147,6 +147,9 @@ struct PersistentDecodeArgs {
   // KV bytes (K and V together) per attention tile of the ring: kv_tile_kib KiB / (4 head_dim) keys, 8..tile_kib
   // and a whole number of keys (tuning; the keys' summation order, so rounding, differs).
   int kv_tile_kib = 32;
+  // The merging attention split polls at most this many splits' partials at once (0: as many as fit in shared
+  // memory; 1: one per L2 round trip, as before v11). Tuning; same results.
+  int merge_chunk = 0;
 };
 bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, int head_dim);
 size_t persistent_decode_sync_words();
@@ -164,7 +167,6 @@ bool cluster_decode_supported(int hidden, int inter, int n_heads, int n_kv, int 
 void cluster_decode(const Exec& ex, const PersistentDecodeArgs& a);
 // Checks and kernel attributes (call outside graph capture); throws when this GPU cannot hold the launch.
 void cluster_decode_configure(const Exec& ex, const PersistentDecodeArgs& a);
-int cluster_decode_blocks(const Exec& ex, const PersistentDecodeArgs& a);  // blocks per launch (K clusters x 8)
 
 // ---- attention_decode.cu: one query token per sequence against its cached keys. Split-KV: grid
 // (n_kv, n_splits, num_seqs), each block reads its range of K/V once for all query heads of its KV head and
