@@ -12,7 +12,7 @@
 //   QKV  qkv = wqkv . rmsnorm(x)             reads XD(l-1) (layer 0: x = embed[token])
 //   ATT  split-KV attention of one KV head's query group over the cache: the block normalises and rotates
 //        its q heads itself (and, in the split holding the new key, k, writing k and v to the cache); the
-//        last split merges the others' partials
+//        last split merges the others' partials (polling up to Plan::merge_chunk splits' words at once, v11)
 //   O    xo = x + wo . att
 //   GU   h = silu(wg . rmsnorm(xo)) * (wu . rmsnorm(xo))   (a tile holds matching gate and up rows)
 //   DN   xd = xo + wdown . h
@@ -30,6 +30,7 @@
 // Matrix tiles are consumed on tensor cores (mma.m16n8k16; the input vector as three bf16 terms, which keeps
 // fp32 precision). Every block is resident at once (one block per SM, checked with the occupancy API), which
 // the polling requires. Results are deterministic: every output element is summed in a fixed order.
+// The pieces this step shares with the clustered one (decode_cluster.cu) are in decode_step.cuh.
 #include "engine/cuda/decode_step.cuh"
 
 namespace gqa::cuda {
