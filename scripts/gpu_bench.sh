@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark suite on a GPU machine, with the binaries scripts/gpu_check.sh build puts in .gpu-bin/:
 #   scripts/gpu_bench.sh              # full (17 scenarios), then compare (stock vs the candidate), then microbench
-# Carry .gpu-bin and assets (the tokenizer, git-ignored): the scenarios are text.
+# Carry .gpu-bin.tgz (what scripts/gpu_check.sh build packs; unpacked here) and assets (the tokenizer,
+# git-ignored): the scenarios are text.
 # Environment: OUT (default out/gpu-bench), GQA_BENCH_MODEL (default /tmp/m, made if missing),
 # GQA_BENCH_PROGRAM (the compare candidate; default examples/qwen3_gqa/tunable_program.cu),
 # GQA_BENCH_STEPS (default "full compare microbench"; e.g. "quick"), GQA_BENCH_ARGS (extra bench options).
@@ -10,6 +11,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=.gpu-bin
+if [[ -f .gpu-bin.tgz && ! -x "$BIN/gqa-evolve" ]]; then tar xzf .gpu-bin.tgz; fi
 OUT=${OUT:-out/gpu-bench}
 MODEL=${GQA_BENCH_MODEL:-/tmp/m}
 PROGRAM=${GQA_BENCH_PROGRAM:-examples/qwen3_gqa/tunable_program.cu}

@@ -374,6 +374,23 @@ TEST(CudaEngine, PersistentSplitMergeChunksGiveTheSameLogits) {
   }
 }
 
+// More KV heads than clusters of 8 can be resident (16 > 15 on an H200, and past the step's limit anywhere):
+// asking for the clustered layout decodes with the persistent one, with its results.
+TEST(CudaEngine, ClusterLayoutFallsBackToPersistentWithTooManyKvHeads) {
+  GQA_REQUIRE_GPU();
+  ModelConfig cfg = preset_config("tiny");
+  cfg.num_attention_heads = 16;
+  cfg.num_key_value_heads = 16;
+  cfg.head_dim = 64;
+  const auto dir = std::filesystem::temp_directory_path() / ("gqa-test-" + std::to_string(::getpid()) + "-kv16");
+  make_random_model(cfg, 5, dir.string(), "");
+  auto tested = open_cuda_engine(dir.string(), with(Decode::Cluster));
+  auto unfused = open_cuda_engine(dir.string(), with(Decode::Unfused));
+  decode_drift(*tested, *unfused, test_prompt(40, 3), 20, "16 KV heads, cluster asked");
+  EXPECT_EQ(cuda_decode_layout(*tested), Decode::Persistent);
+  std::filesystem::remove_all(dir);
+}
+
 // A tile size whose two ring stages do not fit in this GPU's shared memory: the engine decodes with the fused
 // layout instead (and says so), with the fused layout's results.
 TEST(CudaEngine, PersistentTileTooLargeFallsBackToTheFusedLayout) {

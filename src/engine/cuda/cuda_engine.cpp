@@ -330,28 +330,25 @@ void CudaEngine::reset(int64_t capacity) {
   capacity_ = capacity;
   if (persistent_ok_ && !trace_file_.empty())
     trace_ = cuda::DeviceBuffer(static_cast<size_t>(ex_.sms) * (L * cuda::kPersistentPhases + 1) * 6 * 8);
-  if (persistent_ok_) {  // outside graph capture; a launch shape this GPU cannot hold means the fused step
+  // Outside graph capture. A launch shape this GPU cannot hold means the layout below it (cluster -> persistent
+  // -> fused), said once per cache size to whoever asked for that layout, so that no timing passes one layout
+  // off as another.
+  using Decode = CudaEngineOptions::Decode;
+  auto configure = [&](bool& ok, const char* what, const char* fallback, bool asked, auto&& fn) {
+    if (!ok) return;
     try {
-      cuda::persistent_decode_configure(ex_, persistent_args());
+      fn(ex_, persistent_args());
     } catch (const Error& e) {
-      persistent_ok_ = false;
-      // Said (once per cache size) so that no timing passes the fused layout off as the persistent one.
-      if (opts_.decode == CudaEngineOptions::Decode::Persistent)
-        std::fprintf(stderr, "note: the persistent decode step is unavailable here (%s); decoding with the fused "
-                     "layout\n", e.what());
+      ok = false;
+      if (asked)
+        std::fprintf(stderr, "note: the %s decode step is unavailable here (%s); decoding with the %s layout\n", what,
+                     e.what(), fallback);
     }
-  }
+  };
+  configure(persistent_ok_, "persistent", "fused", opts_.decode == Decode::Persistent || opts_.decode == Decode::Cluster,
+            cuda::persistent_decode_configure);
   cluster_ok_ = cluster_ok_ && persistent_ok_;
-  if (cluster_ok_) {  // likewise for the clustered step, which falls back to the persistent one
-    try {
-      cuda::cluster_decode_configure(ex_, persistent_args());
-    } catch (const Error& e) {
-      cluster_ok_ = false;
-      if (opts_.decode == CudaEngineOptions::Decode::Cluster)
-        std::fprintf(stderr, "note: the clustered decode step is unavailable here (%s); decoding with the "
-                     "persistent layout\n", e.what());
-    }
-  }
+  configure(cluster_ok_, "clustered", "persistent", opts_.decode == Decode::Cluster, cuda::cluster_decode_configure);
   if (program_) setup_program_buffers();
 }
 

@@ -65,17 +65,6 @@ __device__ __forceinline__ void st_async(uint32_t addr, float v, uint32_t bar) {
                "r"(__float_as_uint(v)), "r"(bar)
                : "memory");
 }
-__device__ __forceinline__ void mbar_wait_cluster(uint64_t* bar, unsigned parity) {
-  unsigned done = 0;
-  do {
-    asm volatile(
-        "{\n .reg .pred p;\n mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n"
-        " selp.u32 %0, 1, 0, p;\n}"
-        : "=r"(done)
-        : "r"(smem_u32(bar)), "r"(parity)
-        : "memory");
-  } while (!done);
-}
 
 // This block's place in the cluster layout and its cluster buffers (shared memory).
 struct Cluster {
@@ -97,7 +86,7 @@ __device__ __forceinline__ void expect_exchange(const Cluster& cl, Exchange x, u
   if (threadIdx.x == 0) mbar_expect_tx(cl.bar + x, bytes);
 }
 __device__ __forceinline__ void wait_exchange(const Cluster& cl, Exchange x, int l) {
-  mbar_wait_cluster(cl.bar + x, static_cast<unsigned>(l) & 1);
+  mbar_wait<true>(cl.bar + x, static_cast<unsigned>(l) & 1);
 }
 
 // ---- The schedule. A head cluster's matrices: the head's rows of wqkv (row i of (G + 2) D: q heads, k, v)
@@ -127,13 +116,6 @@ __device__ __forceinline__ void copy_rows_at(char* dst, const Mat& m, int nr, ui
   for (int r = 0; r < nr; ++r) bulk_load(dst + static_cast<size_t>(r) * pitch, src(r), bytes, full);
 }
 
-struct Loader {
-  unsigned issued = 0;
-  int l = 0, phase = kLoadQkv;
-  int t = 0, t1 = -1, dt = 1;
-  int pos = -1;
-};
-
 // The producer's walk of the block's tiles (the same order as the compute warps'): per layer, in a head
 // cluster its qkv tiles, its KV tiles, its o tile(s); then everyone's gate/up and down tiles; then lm_head.
 __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& p, const Ring& ring,
@@ -154,20 +136,12 @@ __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& 
         ld.t = r.first, ld.t1 = r.end, ld.dt = r.step;
       }
     }
-    if (ld.t >= ld.t1) {  // next phase
-      ld.t1 = -1;
-      if (ld.phase == kLoadLm) {
-        ld.phase = kLoadDone;
-      } else if (ld.phase == kLoadDn) {
-        ld.phase = ++ld.l < a.layers ? kLoadQkv : kLoadLm;
-      } else {
-        ++ld.phase;
-      }
+    if (ld.t >= ld.t1) {
+      next_load_phase(ld, a.layers);
       continue;
     }
-    const int s = static_cast<int>(ld.issued % ring.n);
-    if (ld.issued >= static_cast<unsigned>(ring.n)) mbar_wait(&ring.empty[s], ((ld.issued / ring.n) + 1) & 1);
-    char* dst = ring.stages + static_cast<size_t>(s) * ring.bytes;
+    int s;
+    char* dst = free_stage(ring, ld, &s);
     if (ld.phase == kLoadAtt) {
       const int k = ld.t * p.keys_per_tile, n = min(p.keys_per_tile, ld.pos - k);
       const size_t row = ((static_cast<size_t>(ld.l) * a.n_kv + cl.head) * a.capacity + k) * D;

@@ -57,13 +57,6 @@ __device__ __forceinline__ Split block_split(const PersistentDecodeArgs& a, cons
   return sp;
 }
 
-struct Loader {
-  unsigned issued = 0;          // tiles issued so far in this step
-  int l = 0, phase = kLoadQkv;  // where in the schedule the next tile is
-  int t = 0, t1 = -1, dt = 1;   // next tile, end and stride of the phase's tiles (t1 < 0: not entered yet)
-  int pos = -1;                 // the step's position, once known (the attention tiles depend on it)
-};
-
 // Issues tiles in order, waiting for each stage to be free (mbarrier try_wait, which suspends the thread:
 // a test_wait spin here slowed the compute warps' shared-memory loads); returns when nothing is left, or
 // at the attention tiles while the position is not known yet.
@@ -80,20 +73,12 @@ __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& 
         ld.t = r.first, ld.t1 = r.end, ld.dt = r.step;
       }
     }
-    if (ld.t >= ld.t1) {  // next phase
-      ld.t1 = -1;
-      if (ld.phase == kLoadLm) {
-        ld.phase = kLoadDone;
-      } else if (ld.phase == kLoadDn) {
-        ld.phase = ++ld.l < a.layers ? kLoadQkv : kLoadLm;
-      } else {
-        ++ld.phase;
-      }
+    if (ld.t >= ld.t1) {
+      next_load_phase(ld, a.layers);
       continue;
     }
-    const int s = static_cast<int>(ld.issued % ring.n);
-    if (ld.issued >= static_cast<unsigned>(ring.n)) mbar_wait(&ring.empty[s], ((ld.issued / ring.n) + 1) & 1);
-    char* dst = ring.stages + static_cast<size_t>(s) * ring.bytes;
+    int s;
+    char* dst = free_stage(ring, ld, &s);
     if (ld.phase == kLoadAtt) {
       const Split sp = block_split(a, p, ld.pos);
       const int k = ld.t * p.keys_per_tile, n = min(p.keys_per_tile, ld.pos - k);

@@ -58,14 +58,25 @@ __device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, unsigned bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(bar)), "r"(bytes)
                : "memory");
 }
+// Waits for the phase of the given parity. kCluster: with acquire at cluster scope, for a barrier that blocks of
+// the cluster complete (st.async into this block's shared memory).
+template <bool kCluster = false>
 __device__ __forceinline__ void mbar_wait(uint64_t* bar, unsigned parity) {
   unsigned done = 0;
   do {
-    asm volatile(
-        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
-        : "=r"(done)
-        : "r"(smem_u32(bar)), "r"(parity)
-        : "memory");
+    if constexpr (kCluster)
+      asm volatile(
+          "{\n .reg .pred p;\n mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n"
+          " selp.u32 %0, 1, 0, p;\n}"
+          : "=r"(done)
+          : "r"(smem_u32(bar)), "r"(parity)
+          : "memory");
+    else
+      asm volatile(
+          "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
+          : "=r"(done)
+          : "r"(smem_u32(bar)), "r"(parity)
+          : "memory");
   } while (!done);
 }
 // Bulk copy global -> shared (TMA), completing `bytes` of the barrier's expected transaction count.
@@ -142,6 +153,31 @@ __device__ __forceinline__ void copy_rows(char* dst, const Mat& m, int row0, int
     for (int r = 0; r < nr; ++r)
       bulk_load(dst + static_cast<size_t>(h * nr + r) * pitch,
                 m.w + (static_cast<size_t>(h) * m.n + row0 + r) * m.k, bytes, full);
+}
+
+// Where the producer is in a step's schedule of tiles (the layouts' pumps walk their own schedules with it).
+struct Loader {
+  unsigned issued = 0;          // tiles issued so far in this step
+  int l = 0, phase = kLoadQkv;  // where in the schedule the next tile is
+  int t = 0, t1 = -1, dt = 1;   // next tile, end and stride of the phase's tiles (t1 < 0: not entered yet)
+  int pos = -1;                 // the step's position, once known (the attention tiles depend on it)
+};
+// The phase after ld's: qkv, att, o, gu, dn per layer, then lm_head, then done.
+__device__ __forceinline__ void next_load_phase(Loader& ld, int layers) {
+  ld.t1 = -1;
+  if (ld.phase == kLoadLm) {
+    ld.phase = kLoadDone;
+  } else if (ld.phase == kLoadDn) {
+    ld.phase = ++ld.l < layers ? kLoadQkv : kLoadLm;
+  } else {
+    ++ld.phase;
+  }
+}
+// The ring stage the next tile goes to, once the compute warps have freed it; its full barrier is ring.full[*s].
+__device__ __forceinline__ char* free_stage(const Ring& ring, const Loader& ld, int* s) {
+  *s = static_cast<int>(ld.issued % ring.n);
+  if (ld.issued >= static_cast<unsigned>(ring.n)) mbar_wait(&ring.empty[*s], ((ld.issued / ring.n) + 1) & 1);
+  return ring.stages + static_cast<size_t>(*s) * ring.bytes;
 }
 
 // The matrix a load phase streams, the one place matrices and their tiling are described (built per phase,
