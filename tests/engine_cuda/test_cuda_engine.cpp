@@ -276,8 +276,10 @@ TEST(CudaEngine, DecodeLayoutsAgree) {
 // vocabulary: the persistent step's tiles then hold several rows (32 KiB tiles: 8 of o_proj, 5 of down, 16
 // of qkv, one block of 16 for the mma; 64 KiB: two blocks; 80 KiB: three), a head spans tiles of several
 // blocks and the attention splits stream several KV tiles, none of which the tiny presets exercise. Its
-// logits must match the unfused step's. The clustered step likewise (a head's 512 qkv rows over its cluster's
-// 8 blocks, its o_proj columns as one 64 KiB tile per block, or several at 32 KiB).
+// logits must match the unfused step's, with the attention tiles on tensor cores (the default; 8 KiB KV
+// tiles: 16 keys, two warps per tile) or on CUDA cores, and with the KV prefetch into L2. The clustered step
+// likewise (a head's 512 qkv rows over its cluster's 8 blocks, its o_proj columns as one 64 KiB tile per
+// block, or several at 32 KiB).
 TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
   GQA_REQUIRE_GPU();
   ModelConfig cfg = preset_config("qwen3-0.6b");
@@ -290,21 +292,28 @@ TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
   struct Run {
     Decode decode;
     int split_keys, tile_kib, kv_tile_kib;
+    bool kv_mma = true;  // the persistent step's attention tiles on tensor cores (false: CUDA cores)
+    int kv_prefetch = 0;
   };
-  for (const auto& [decode, split_keys, tile_kib, kv_kib] :
+  for (const auto& [decode, split_keys, tile_kib, kv_kib, kv_mma, kv_prefetch] :
        {Run{Decode::Persistent, 256, 64, 32}, Run{Decode::Persistent, 16, 32, 32}, Run{Decode::Persistent, 64, 80, 32},
-        Run{Decode::Persistent, 16, 64, 64}, Run{Decode::Cluster, 64, 64, 32}, Run{Decode::Cluster, 64, 32, 32},
+        Run{Decode::Persistent, 16, 64, 64}, Run{Decode::Persistent, 16, 64, 8}, Run{Decode::Persistent, 16, 64, 32, false},
+        Run{Decode::Persistent, 16, 64, 32, true, 2}, Run{Decode::Cluster, 64, 64, 32}, Run{Decode::Cluster, 64, 32, 32},
         Run{Decode::Cluster, 64, 64, 64}}) {
     CudaEngineOptions eo = with(decode);
     eo.persistent_split_keys = split_keys;
     eo.persistent_tile_kib = tile_kib;
     eo.persistent_kv_tile_kib = kv_kib;
+    eo.persistent_kv_mma = kv_mma;
+    eo.persistent_kv_prefetch = kv_prefetch;
     auto tested = open_cuda_engine(dir.string(), eo);
     auto unfused = open_cuda_engine(dir.string(), with(Decode::Unfused));
     auto ids = test_prompt(330, 9);
     for (auto& id : ids) id %= static_cast<int32_t>(tested->config().vocab_size);
     const std::string what = std::string(name(decode)) + ", split_keys " + std::to_string(split_keys) + ", " +
-                             std::to_string(tile_kib) + " KiB tiles, " + std::to_string(kv_kib) + " KiB KV tiles";
+                             std::to_string(tile_kib) + " KiB tiles, " + std::to_string(kv_kib) + " KiB KV tiles" +
+                             (kv_mma ? "" : ", CUDA-core attention") +
+                             (kv_prefetch ? ", KV prefetch " + std::to_string(kv_prefetch) : "");
     const double worst = decode_drift(*tested, *unfused, ids, 300, what);
     EXPECT_EQ(cuda_decode_layout(*tested), decode) << what;  // not a fallback
     std::printf("Qwen3-0.6B layer shapes, %s vs unfused: worst relative L2 %.2e\n", what.c_str(), worst);

@@ -31,6 +31,7 @@
 // fp32 precision). Every block is resident at once (one block per SM, checked with the occupancy API), which
 // the polling requires. Results are deterministic: every output element is summed in a fixed order.
 // The pieces this step shares with the clustered one (decode_cluster.cu) are in decode_step.cuh.
+#include "engine/cuda/decode_attention_mma.cuh"
 #include "engine/cuda/decode_step.cuh"
 
 namespace gqa::cuda {
@@ -57,10 +58,30 @@ __device__ __forceinline__ Split block_split(const PersistentDecodeArgs& a, cons
   return sp;
 }
 
+// L2 prefetch (PersistentDecodeArgs::kv_prefetch) of layer L's KV tiles of this block's split, all but the first
+// ring.n (those go to the ring's stages early anyway): the cache's bytes stream from DRAM during the phases
+// before L's attention, which stream far less than the bandwidth, instead of during it.
+__device__ __forceinline__ void prefetch_kv(const PersistentDecodeArgs& a, const Plan& p, const Ring& ring, int L,
+                                            int pos) {
+  const Split sp = block_split(a, p, pos);
+  if (!sp.has) return;
+  const int D = a.head_dim;
+  for (int t = sp.s + ring.n * sp.n_splits; t < sp.tiles; t += sp.n_splits) {
+    const int k = t * p.keys_per_tile, n = min(p.keys_per_tile, pos - k);
+    const size_t row = ((static_cast<size_t>(L) * a.n_kv + sp.kvh) * a.capacity + k) * D;
+    const unsigned bytes = static_cast<unsigned>(n) * D * 2;
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a.k_cache + row), "r"(bytes) : "memory");
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a.v_cache + row), "r"(bytes) : "memory");
+  }
+}
+
 // Issues tiles in order, waiting for each stage to be free (mbarrier try_wait, which suspends the thread:
 // a test_wait spin here slowed the compute warps' shared-memory loads); returns when nothing is left, or
 // at the attention tiles while the position is not known yet.
-__device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& p, const Ring& ring, Loader& ld) {
+// kMma: KV tiles through the tensor maps, swizzled for attend_split_mma.
+template <bool kMma>
+__device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& p, const KvMaps& maps, const Ring& ring,
+                                     Loader& ld) {
   const int D = a.head_dim;
   while (ld.phase != kLoadDone) {
     if (ld.t1 < 0) {  // entering the phase
@@ -69,6 +90,10 @@ __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& 
         const Split sp = block_split(a, p, ld.pos);
         ld.t = sp.s, ld.t1 = sp.has ? sp.tiles : 0, ld.dt = sp.n_splits;
       } else {
+        // Entering load phase P = 5 l + phase: layer L's attention, kv_prefetch phases on, is phase 5 L + 1.
+        const int at = kPhases * ld.l + ld.phase + a.kv_prefetch;
+        if (a.kv_prefetch > 0 && ld.pos >= 0 && at % kPhases == kAtt && at / kPhases < a.layers)
+          prefetch_kv(a, p, ring, at / kPhases, ld.pos);
         const Tiles r = block_tiles(load_mat(a, p, ld.phase, ld.l));
         ld.t = r.first, ld.t1 = r.end, ld.dt = r.step;
       }
@@ -82,9 +107,12 @@ __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& 
     if (ld.phase == kLoadAtt) {
       const Split sp = block_split(a, p, ld.pos);
       const int k = ld.t * p.keys_per_tile, n = min(p.keys_per_tile, ld.pos - k);
-      const size_t row = ((static_cast<size_t>(ld.l) * a.n_kv + sp.kvh) * a.capacity + k) * D;
-      copy_kv(dst, reinterpret_cast<const char*>(a.k_cache + row), reinterpret_cast<const char*>(a.v_cache + row),
-              static_cast<unsigned>(n) * D * 2, &ring.full[s]);
+      const size_t key_row = (static_cast<size_t>(ld.l) * a.n_kv + sp.kvh) * a.capacity + k, row = key_row * D;
+      if constexpr (kMma)
+        copy_kv_swizzled(dst, &maps.k, &maps.v, D, p.keys_per_tile, static_cast<int>(key_row), &ring.full[s]);
+      else
+        copy_kv(dst, reinterpret_cast<const char*>(a.k_cache + row), reinterpret_cast<const char*>(a.v_cache + row),
+                static_cast<unsigned>(n) * D * 2, &ring.full[s]);
     } else {
       const Mat m = load_mat(a, p, ld.phase, ld.l);
       const int row0 = ld.t * m.rows;
@@ -96,12 +124,14 @@ __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& 
 
 // The producer: the first weights (layer 0's qkv) stream while the previous kernel finishes; the attention
 // tiles need the position, written by it.
-__device__ __forceinline__ void produce(const PersistentDecodeArgs& a, const Plan& p, const Ring& ring) {
+template <bool kMma>
+__device__ __forceinline__ void produce(const PersistentDecodeArgs& a, const Plan& p, const KvMaps& maps,
+                                        const Ring& ring) {
   Loader ld;
-  pump(a, p, ring, ld);
+  pump<kMma>(a, p, maps, ring, ld);
   griddep_wait();
   ld.pos = *const_cast<volatile int*>(a.pos);
-  pump(a, p, ring, ld);
+  pump<kMma>(a, p, maps, ring, ld);
 }
 
 struct Layer {
@@ -192,7 +222,7 @@ __device__ __forceinline__ void merge_splits(Ctx& c, int S, const float* scr, co
   }
 }
 
-template <int D, int G>
+template <int D, int G, bool kMma>
 __device__ __forceinline__ void phase_att(Ctx& c, int l) {
   const PersistentDecodeArgs& a = c.a;
   const Split sp = block_split(a, c.p, c.pos);
@@ -200,7 +230,10 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
   const int S = sp.n_splits;
   attention_inputs<D, G>(c, l, sp);
   mark(c, kMarkReady);
-  attend_split<D, G>(c, sp.s, sp.tiles, S, sp.new_key);
+  if constexpr (kMma)
+    attend_split_mma<D, G>(c, sp.s, sp.tiles, S, sp.new_key);
+  else
+    attend_split<D, G>(c, sp.s, sp.tiles, S, sp.new_key);
   const int W = D + 2;
   float* scr = c.xs;
   // The block's result per (query head, dim). With several splits, the last one (which also attends the new
@@ -239,7 +272,7 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
   consumer_sync();  // the merge scratch (c.xs) is read across warps: done before the next phase's writes
 }
 
-template <int D, int G>
+template <int D, int G, bool kMma>
 __device__ __forceinline__ void consume(Ctx& c) {
   const PersistentDecodeArgs& a = c.a;
   const int H = a.hidden, I = a.inter, qd = a.n_heads * D;
@@ -250,7 +283,7 @@ __device__ __forceinline__ void consume(Ctx& c) {
     phase_qkv<D>(c, l, m.qkv);
     mark(c, kMarkEnd);
     begin_phase(c, l * kPhases + kAtt);
-    phase_att<D, G>(c, l);
+    phase_att<D, G, kMma>(c, l);
     mark(c, kMarkEnd);
     begin_phase(c, l * kPhases + kO);
     if (const Tiles r = block_tiles(m.o); r.count() > 0) {
@@ -312,9 +345,10 @@ __device__ __forceinline__ void consume(Ctx& c) {
   mark(c, kMarkEnd);
 }
 
-template <int D, int G>
+template <int D, int G, bool kMma>
 __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __grid_constant__ PersistentDecodeArgs a,
-                                                                        const __grid_constant__ Plan p) {
+                                                                        const __grid_constant__ Plan p,
+                                                                        const __grid_constant__ KvMaps maps) {
   extern __shared__ __align__(1024) char smem[];
   __shared__ uint64_t bars[2 * kMaxStages];
   __shared__ float gpart[2 * kMaxTileRows];
@@ -324,9 +358,12 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
     for (int s = 0; s < p.stages; ++s) mbar_init(&ring.full[s], 1), mbar_init(&ring.empty[s], kConsumerWarps);
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
+  if constexpr (kMma) {  // the swizzled boxes need 1024-byte aligned stages
+    if (smem_u32(smem) % 1024 != 0 || p.stage_bytes % 1024 != 0) __trap();
+  }
   __syncthreads();
   if (threadIdx.x / 32 == kConsumerWarps) {  // the producer warp
-    if (threadIdx.x % 32 == 0) produce(a, p, ring);
+    if (threadIdx.x % 32 == 0) produce<kMma>(a, p, maps, ring);
     __syncwarp();  // reconverge before the block-wide barrier below
   } else {
     float* res = reinterpret_cast<float*>(smem + static_cast<size_t>(p.stages) * p.stage_bytes);
@@ -339,7 +376,7 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
     c.pos = *const_cast<volatile int*>(a.pos);
     c.token = *const_cast<volatile int*>(a.token);
     if (a.n_heads != G * a.n_kv) __trap();  // the launcher picks the instantiation
-    consume<D, G>(c);
+    consume<D, G, kMma>(c);
   }
   __syncthreads();
   if (threadIdx.x == 0) {  // the last block out closes the step
@@ -357,16 +394,16 @@ struct Config {
   int occupancy = 0;
   size_t smem = 0;
 };
-Config g_config[2][4];  // [D = 64 / 128][G = 1, 2, 4, 8], for the shared memory the launch asked for last
+Config g_config[2][4][2];  // [D = 64 / 128][G = 1, 2, 4, 8][tensor-core attention], for the last launch's smem
 
-using KernelFn = void (*)(PersistentDecodeArgs, Plan);
+using KernelFn = void (*)(PersistentDecodeArgs, Plan, KvMaps);
 template <int D>
-KernelFn kernel_for(int group) {
+KernelFn kernel_for(int group, bool mma) {
   switch (group) {
-    case 1: return persistent_decode_kernel<D, 1>;
-    case 2: return persistent_decode_kernel<D, 2>;
-    case 4: return persistent_decode_kernel<D, 4>;
-    default: return persistent_decode_kernel<D, 8>;
+    case 1: return mma ? persistent_decode_kernel<D, 1, true> : persistent_decode_kernel<D, 1, false>;
+    case 2: return mma ? persistent_decode_kernel<D, 2, true> : persistent_decode_kernel<D, 2, false>;
+    case 4: return persistent_decode_kernel<D, 4, false>;
+    default: return persistent_decode_kernel<D, 8, false>;
   }
 }
 
@@ -393,6 +430,7 @@ namespace {
 
 struct Prepared {
   Plan plan;
+  KvMaps maps;
   size_t smem;
   KernelFn kernel;
 };
@@ -437,6 +475,7 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   // The merging split stages merge_chunk splits' partials (G (D + 2) floats each) after the warps' scratch.
   const int per = group * (D + 2), room = static_cast<int>(xs_bytes / 4) - kConsumerWarps * per;
   p.merge_chunk = group % 2 == 0 ? std::min(kMaxInput / per, room / per) : 0;
+  if (a.kv_prefetch < 0 || a.kv_prefetch > 4) fail_unsupported("persistent_decode: kv_prefetch must be 0..4");
   if (a.merge_chunk < 0) fail_unsupported("persistent_decode: merge_chunk must be >= 0");
   if (a.merge_chunk > 0) p.merge_chunk = std::min(p.merge_chunk, a.merge_chunk);  // 1: one split per poll (v7)
   const size_t res_bytes = static_cast<size_t>(p.res_floats) * 4;
@@ -445,8 +484,14 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
     fail_unsupported("persistent_decode: not enough shared memory per block for two ring stages (tile_kib too large)");
   p.stages = static_cast<int>(std::min<size_t>(kMaxStages, (optin - res_bytes - xs_bytes - static_bytes) / sb));
   const size_t smem = static_cast<size_t>(p.stages) * sb + res_bytes + xs_bytes;
-  const KernelFn kernel = D == 64 ? kernel_for<64>(group) : kernel_for<128>(group);
-  Config& cfg = g_config[D == 64 ? 0 : 1][group == 1 ? 0 : group == 2 ? 1 : group == 4 ? 2 : 3];
+  // Tensor-core attention (attend_split_mma) where the group fits its eight columns and the driver makes the maps.
+  KvMaps maps{};
+  const size_t cache_rows = static_cast<size_t>(a.layers) * a.n_kv * a.capacity;
+  const bool mma = a.kv_mma && group <= 2 && cache_rows < (size_t{1} << 31) &&
+                   kv_tensor_map(&maps.k, a.k_cache, cache_rows, D, p.keys_per_tile) &&
+                   kv_tensor_map(&maps.v, a.v_cache, cache_rows, D, p.keys_per_tile);
+  const KernelFn kernel = D == 64 ? kernel_for<64>(group, mma) : kernel_for<128>(group, mma);
+  Config& cfg = g_config[D == 64 ? 0 : 1][group == 1 ? 0 : group == 2 ? 1 : group == 4 ? 2 : 3][mma ? 1 : 0];
   if (cfg.smem != smem) {
     GQA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
     GQA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cfg.occupancy, kernel, kThreads, smem));
@@ -454,7 +499,7 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   }
   // The waits between blocks need every block resident at once: one block per SM.
   if (cfg.occupancy < 1) fail_unsupported("persistent_decode: the kernel cannot be resident on an SM (occupancy 0)");
-  return Prepared{p, smem, kernel};
+  return Prepared{p, maps, smem, kernel};
 }
 
 }  // namespace
@@ -463,7 +508,7 @@ void persistent_decode_configure(const Exec& ex, const PersistentDecodeArgs& a) 
 
 void persistent_decode(const Exec& ex, const PersistentDecodeArgs& a) {
   const Prepared pr = prepare(ex, a);
-  launch(ex, dim3(ex.sms), dim3(kThreads), pr.smem, pr.kernel, a, pr.plan);
+  launch(ex, dim3(ex.sms), dim3(kThreads), pr.smem, pr.kernel, a, pr.plan, pr.maps);
 }
 
 }  // namespace gqa::cuda
