@@ -10,7 +10,7 @@
 #                                # decode layouts x contexts only; GQA_TEST_FILTER: a gtest filter; GQA_TRACE=1:
 #                                # the persistent step's trace at ctx 128 and 8192, summarised in trace.log;
 #                                # GQA_PROBES=1: the sync latency probe, into trace.log; GQA_SKIP_HOOK=1: no
-#                                # engine-hook tests)
+#                                # engine-hook tests; GQA_NCU: Nsight Compute on one step, see below)
 # Logs and JSON go to $OUT (default out/gpu-check); the summary table is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -106,6 +106,23 @@ if [[ -n "${GQA_VARIANTS:-}" ]]; then
   done
   for v in $GQA_VARIANTS; do  # GQA_TRACE_VARIANTS="name ...": the variants traced too
     if [[ " ${GQA_TRACE_VARIANTS:-} " == *" ${v%%:*} "* ]]; then trace_run "$(echo "${v#*:}" | tr , ' ')"; fi
+  done
+fi
+
+# GQA_NCU="VAR=val,... ...": Nsight Compute on one persistent step at ctx 128 under each setting ("-" alone: the
+# defaults): the scheduler's issue rate, instruction counts and the warps' stall reasons, into ncu.log.
+if [[ -n "${GQA_NCU:-}" ]]; then
+  echo "== ncu"
+  NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  nids=$(python3 -c "print(','.join(str((i * 7919 + 13) % 151000) for i in range(128)))")
+  for v in $GQA_NCU; do
+    envs=${v#-}
+    echo "-- ncu ${envs:-(defaults)}" | tee -a "$OUT/ncu.log"
+    env ${envs//,/ } timeout 300 "$NCU" --kernel-name regex:persistent_decode --launch-skip 40 --launch-count 1 \
+      --section SchedulerStats --section InstructionStats \
+      --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio' \
+      "$BIN/gqa-evolve" generate --model "$MODEL" --device cuda --prompt-ids "$nids" --max-tokens 64 --ignore-eos \
+      2>&1 | grep -v "^==PROF==" | tee -a "$OUT/ncu.log" | tail -60
   done
 fi
 

@@ -237,19 +237,21 @@ TEST(CudaEngine, GraphsAndProgrammaticLaunchDoNotChangeResults) {
 // The step layouts compute the same function with sums in another order: logits within 1e-3 relative L2 of
 // the unfused layout's at every step on the Qwen3-0.6B head layout and on 4:1 GQA (an ulp of float before the
 // bf16 rounding of a cached K/V element moves the logits by ~1e-4 on these random models), same greedy tokens.
-// The persistent layout runs twice: with 256-key attention splits (one split at these lengths) and with a
-// split every 3 keys (up to 16 splits per KV head, merged by the last one); and across a 300-token context
-// where splits stream several KV tiles through the ring.
+// The persistent layout runs with 256-key attention splits (one split at these lengths) and with a split
+// every 3 keys (up to 16 splits per KV head, merged by the last one), the latter also with tensor-core
+// attention tiles; and across a 300-token context where splits stream several KV tiles through the ring.
 TEST(CudaEngine, DecodeLayoutsAgree) {
   GQA_REQUIRE_GPU();
   struct Variant {
     const char* name;
     Decode decode;
     int split_keys;
+    bool kv_mma = false;  // tensor-core attention tiles (tiny-gqa4's groups of 4: CUDA cores all the same)
   };
   const Variant variants[] = {{"fused", Decode::Fused, 256},
                               {"persistent", Decode::Persistent, 256},
                               {"persistent, 3-key splits", Decode::Persistent, 3},
+                              {"persistent, 3-key splits, tensor-core attention", Decode::Persistent, 3, true},
                               {"cluster", Decode::Cluster, 256}};
   for (const auto& p : kPresets)
     for (const auto& v : variants)
@@ -257,6 +259,7 @@ TEST(CudaEngine, DecodeLayoutsAgree) {
         const auto dir = testing::tiny_model_dir(p.name, p.seed);
         CudaEngineOptions eo = with(v.decode);
         eo.persistent_split_keys = v.split_keys;
+        eo.persistent_kv_mma = v.kv_mma;
         auto tested = open_cuda_engine(dir, eo);
         auto unfused = open_cuda_engine(dir, with(Decode::Unfused));
         auto ids = test_prompt(prompt + 30, 7);
@@ -276,10 +279,9 @@ TEST(CudaEngine, DecodeLayoutsAgree) {
 // vocabulary: the persistent step's tiles then hold several rows (32 KiB tiles: 8 of o_proj, 5 of down, 16
 // of qkv, one block of 16 for the mma; 64 KiB: two blocks; 80 KiB: three), a head spans tiles of several
 // blocks and the attention splits stream several KV tiles, none of which the tiny presets exercise. Its
-// logits must match the unfused step's, with the attention tiles on tensor cores (the default; 8 KiB KV
-// tiles: 16 keys, two warps per tile) or on CUDA cores, and with the KV prefetch into L2. The clustered step
-// likewise (a head's 512 qkv rows over its cluster's 8 blocks, its o_proj columns as one 64 KiB tile per
-// block, or several at 32 KiB).
+// logits must match the unfused step's, with the attention tiles on CUDA cores (the default) or on tensor
+// cores (8 KiB KV tiles: 16 keys, two warps per tile). The clustered step likewise (a head's 512 qkv rows
+// over its cluster's 8 blocks, its o_proj columns as one 64 KiB tile per block, or several at 32 KiB).
 TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
   GQA_REQUIRE_GPU();
   ModelConfig cfg = preset_config("qwen3-0.6b");
@@ -292,28 +294,26 @@ TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
   struct Run {
     Decode decode;
     int split_keys, tile_kib, kv_tile_kib;
-    bool kv_mma = true;  // the persistent step's attention tiles on tensor cores (false: CUDA cores)
-    int kv_prefetch = 0;
+    bool kv_mma = false;  // the persistent step's attention tiles on tensor cores (default: CUDA cores)
   };
-  for (const auto& [decode, split_keys, tile_kib, kv_kib, kv_mma, kv_prefetch] :
+  for (const auto& [decode, split_keys, tile_kib, kv_kib, kv_mma] :
        {Run{Decode::Persistent, 256, 64, 32}, Run{Decode::Persistent, 16, 32, 32}, Run{Decode::Persistent, 64, 80, 32},
-        Run{Decode::Persistent, 16, 64, 64}, Run{Decode::Persistent, 16, 64, 8}, Run{Decode::Persistent, 16, 64, 32, false},
-        Run{Decode::Persistent, 16, 64, 32, true, 2}, Run{Decode::Cluster, 64, 64, 32}, Run{Decode::Cluster, 64, 32, 32},
+        Run{Decode::Persistent, 16, 64, 64}, Run{Decode::Persistent, 256, 64, 32, true}, Run{Decode::Persistent, 16, 64, 32, true},
+        Run{Decode::Persistent, 16, 64, 64, true}, Run{Decode::Persistent, 16, 64, 8, true},
+        Run{Decode::Cluster, 64, 64, 32}, Run{Decode::Cluster, 64, 32, 32},
         Run{Decode::Cluster, 64, 64, 64}}) {
     CudaEngineOptions eo = with(decode);
     eo.persistent_split_keys = split_keys;
     eo.persistent_tile_kib = tile_kib;
     eo.persistent_kv_tile_kib = kv_kib;
     eo.persistent_kv_mma = kv_mma;
-    eo.persistent_kv_prefetch = kv_prefetch;
     auto tested = open_cuda_engine(dir.string(), eo);
     auto unfused = open_cuda_engine(dir.string(), with(Decode::Unfused));
     auto ids = test_prompt(330, 9);
     for (auto& id : ids) id %= static_cast<int32_t>(tested->config().vocab_size);
     const std::string what = std::string(name(decode)) + ", split_keys " + std::to_string(split_keys) + ", " +
                              std::to_string(tile_kib) + " KiB tiles, " + std::to_string(kv_kib) + " KiB KV tiles" +
-                             (kv_mma ? "" : ", CUDA-core attention") +
-                             (kv_prefetch ? ", KV prefetch " + std::to_string(kv_prefetch) : "");
+                             (kv_mma ? ", tensor-core attention" : "");
     const double worst = decode_drift(*tested, *unfused, ids, 300, what);
     EXPECT_EQ(cuda_decode_layout(*tested), decode) << what;  // not a fallback
     std::printf("Qwen3-0.6B layer shapes, %s vs unfused: worst relative L2 %.2e\n", what.c_str(), worst);
@@ -384,7 +384,8 @@ TEST(CudaEngine, PersistentSplitMergeChunksGiveTheSameLogits) {
 }
 
 // More KV heads than clusters of 8 can be resident (16 > 15 on an H200, and past the step's limit anywhere):
-// asking for the clustered layout decodes with the persistent one, with its results.
+// asking for the clustered layout decodes with the persistent one, with its results (here with the
+// tensor-core attention tiles, whose only test at one query head per KV head and head_dim 64 this is).
 TEST(CudaEngine, ClusterLayoutFallsBackToPersistentWithTooManyKvHeads) {
   GQA_REQUIRE_GPU();
   ModelConfig cfg = preset_config("tiny");
@@ -393,7 +394,9 @@ TEST(CudaEngine, ClusterLayoutFallsBackToPersistentWithTooManyKvHeads) {
   cfg.head_dim = 64;
   const auto dir = std::filesystem::temp_directory_path() / ("gqa-test-" + std::to_string(::getpid()) + "-kv16");
   make_random_model(cfg, 5, dir.string(), "");
-  auto tested = open_cuda_engine(dir.string(), with(Decode::Cluster));
+  CudaEngineOptions cluster = with(Decode::Cluster);
+  cluster.persistent_kv_mma = true;  // the fallback's tensor-core attention tiles at G = 1, head_dim 64
+  auto tested = open_cuda_engine(dir.string(), cluster);
   auto unfused = open_cuda_engine(dir.string(), with(Decode::Unfused));
   decode_drift(*tested, *unfused, test_prompt(40, 3), 20, "16 KV heads, cluster asked");
   EXPECT_EQ(cuda_decode_layout(*tested), Decode::Persistent);

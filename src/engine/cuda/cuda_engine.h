@@ -47,12 +47,10 @@ struct CudaEngineOptions {
   // persistent_merge_chunk (GQA_CUDA_PERSISTENT_MERGE_CHUNK): how many attention splits' partials the merging
   // split polls at once, 0..64 (0: as many as fit; 1: one per L2 round trip, as before v11).
   int persistent_merge_chunk = 0;
-  // persistent_kv_prefetch (GQA_CUDA_PERSISTENT_KV_PREFETCH): 0..4, how many load phases before a layer's
-  // attention the persistent step prefetches that layer's KV tiles into L2 (0: not at all).
-  int persistent_kv_prefetch = 0;
   // persistent_kv_mma (GQA_CUDA_PERSISTENT_KV_MMA, 0 or 1): the persistent step's attention tiles on tensor
-  // cores where the query group has 1 or 2 heads (rounding differs from the CUDA-core tiles').
-  bool persistent_kv_mma = true;
+  // cores where the query group has 1 or 2 heads (rounding differs from the CUDA-core tiles'; 1-2% slower on
+  // the H200, docs/engine-cuda.md v12).
+  bool persistent_kv_mma = false;
 };
 
 // The layout's name as GQA_CUDA_DECODE spells it.

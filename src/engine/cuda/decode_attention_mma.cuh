@@ -98,18 +98,24 @@ __device__ __forceinline__ void attend_split_mma(Ctx& c, int first, int end, int
   constexpr int KS = D / 16;  // k-steps of the scores
   const int g = c.lane >> 2, t = c.lane & 3;
   const float scale = rsqrtf(static_cast<float>(D)) * 1.4426950408889634f;  // scores in the log2 domain
-  // B fragments of the scores: column g is head g / 4, term g % 4 (term 3: zero), rows k = 2t, 2t+1, 2t+8, 2t+9.
+  // B fragments of the scores, computed once per block into shared memory after the warps' scratch (which the
+  // merge reuses only after the barrier at the end): for k-step s and lane (g, t), column g is head g / 4, term
+  // g % 4 (term 3: zero), rows k = 2t, 2t + 1 and 2t + 8, 2t + 9. Loaded per key group (no registers held).
+  constexpr int W = D + 2;
+  uint2* qf = reinterpret_cast<uint2*>(c.xs + kConsumerWarps * G * W);
   const int bh = g >> 2, bterm = g & 3;
   const bool bcol = bh < G && bterm < 3;
-  uint32_t qb[KS][2];
-#pragma unroll
-  for (int s = 0; s < KS; ++s)
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int e = 16 * s + 2 * t + 8 * half;
-      const float x0 = bcol ? c.res[bh * D + e] * scale : 0.f, x1 = bcol ? c.res[bh * D + e + 1] * scale : 0.f;
-      qb[s][half] = bcol ? bf16_pair(bf16_term(x0, bterm), bf16_term(x1, bterm)) : 0u;
-    }
+  for (int i = threadIdx.x; i < KS * 32; i += kConsumers) {
+    const int s = i / 32, fg = (i % 32) >> 2, ft = i & 3, fh = fg >> 2, fterm = fg & 3;
+    uint32_t w[2] = {0u, 0u};
+    if (fh < G && fterm < 3)
+      for (int half = 0; half < 2; ++half) {
+        const float* x = c.res + fh * D + 16 * s + 2 * ft + 8 * half;
+        w[half] = bf16_pair(bf16_term(x[0] * scale, fterm), bf16_term(x[1] * scale, fterm));
+      }
+    qf[i] = uint2{w[0], w[1]};
+  }
+  consumer_sync();
   // The lane's head (its score's and its O columns'): columns 2t, 2t + 1 belong to head t / 2.
   float m_run = -INFINITY, l_run = 0.f;
   float o[D / 16][4];
@@ -128,9 +134,10 @@ __device__ __forceinline__ void attend_split_mma(Ctx& c, int first, int end, int
       for (int s2 = 0; s2 < KS / 2; ++s2) {  // chunks 4 s2 .. 4 s2 + 3: k-steps 2 s2 and 2 s2 + 1
         uint32_t a[4];
         ldmatrix_x4(a, kbase + swizzled(r, 4 * s2 + mi, box));
+        const uint2 b0 = qf[2 * s2 * 32 + c.lane], b1 = qf[(2 * s2 + 1) * 32 + c.lane];
         const uint32_t a0[4] = {a[0], a[0], a[1], a[1]}, a1[4] = {a[2], a[2], a[3], a[3]};
-        mma_bf16(sc[0], a0, qb[2 * s2][0], qb[2 * s2][1]);
-        mma_bf16(sc[1], a1, qb[2 * s2 + 1][0], qb[2 * s2 + 1][1]);
+        mma_bf16(sc[0], a0, b0.x, b0.y);
+        mma_bf16(sc[1], a1, b1.x, b1.y);
       }
       // Key kb + g, head t / 2: columns 2t, 2t + 1 here, the head's other two in lane t ^ 1.
       float sv = (sc[0][0] + sc[1][0]) + (sc[0][1] + sc[1][1]);
@@ -166,7 +173,6 @@ __device__ __forceinline__ void attend_split_mma(Ctx& c, int first, int end, int
     release_stage(c);
   }
   // The warp's state per head into the scratch, as attend_split leaves it: o[D], m, l at (warp * G + h) * W.
-  constexpr int W = D + 2;
   float* scr = c.xs;
   const int head = t >> 1;
   float l_sum = l_run;

@@ -195,13 +195,12 @@ __device__ __forceinline__ void head_qkv(Ctx& c, const Cluster& cl, int l) {
   store_rmsnorm(c, H, x, w);
   mark(c, kMarkFilled);
   expect_exchange(cl, kXQkv, (G + 2) * D * 4);
-  // What attention_inputs reads from global memory besides the qkv rows (the q/k norm weights, the RoPE
-  // frequencies), into L1 now rather than on the chain after the exchange.
-  if (threadIdx.x < 3 * D / 64) {
+  // What attention_inputs reads from global memory besides the qkv rows (the q/k norm weights), into L1 now
+  // rather than on the chain after the exchange.
+  if (threadIdx.x < 2 * D / 64) {
     const int t = static_cast<int>(threadIdx.x), line = t % (D / 64);
     const char* base = t < D / 64 ? reinterpret_cast<const char*>(a.layer[l].q_norm)
-                       : t < D / 32 ? reinterpret_cast<const char*>(a.layer[l].k_norm)
-                                    : reinterpret_cast<const char*>(a.inv_freq);
+                                  : reinterpret_cast<const char*>(a.layer[l].k_norm);
     asm volatile("prefetch.global.L1 [%0];" ::"l"(base + 128 * line));
   }
   const Mat m = head_qkv_mat(a, c.p, l);
@@ -401,6 +400,7 @@ __global__ void __launch_bounds__(kThreads, 1) cluster_decode_kernel(const __gri
   __shared__ uint64_t xbars[kExchanges];
   __shared__ float gpart[2 * kMaxTileRows];
   __shared__ float red[kConsumerWarps];
+  __shared__ float2 rope[kMaxRope];
   Ring ring{smem, bars, bars + kMaxStages, p.stages, p.stage_bytes};
   float* base = reinterpret_cast<float*>(smem + static_cast<size_t>(p.stages) * p.stage_bytes);
   const Layout sl = smem_layout(a.hidden, a.inter, a.n_heads, a.n_kv, D);
@@ -425,6 +425,7 @@ __global__ void __launch_bounds__(kThreads, 1) cluster_decode_kernel(const __gri
     c.step = *const_cast<volatile unsigned*>(a.sync + kSyncStep) + 1;
     c.pos = *const_cast<volatile int*>(a.pos);
     c.token = *const_cast<volatile int*>(a.token);
+    rope_table(c, rope);
     if (a.n_heads != G * a.n_kv) __trap();  // the launcher picks the instantiation
     consume<D, G>(c, cl);
   }
@@ -502,7 +503,8 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   GQA_CUDA_CHECK(cudaGetDevice(&device));
   GQA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   const size_t rest = static_cast<size_t>(sl.total) * 4;
-  const size_t static_bytes = (2 * kMaxStages + kExchanges) * 8 + (2 * kMaxTileRows + kConsumerWarps) * 4 + 1024;
+  const size_t static_bytes =
+      (2 * kMaxStages + kExchanges) * 8 + (2 * kMaxTileRows + kConsumerWarps) * 4 + kMaxRope * 8 + 1024;
   const size_t sb = static_cast<size_t>(p.stage_bytes);
   if (static_cast<size_t>(optin) < rest + static_bytes + 2 * sb)
     fail_unsupported("cluster_decode: not enough shared memory per block for two ring stages (tile_kib too large)");

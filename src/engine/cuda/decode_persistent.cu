@@ -58,26 +58,6 @@ __device__ __forceinline__ Split block_split(const PersistentDecodeArgs& a, cons
   return sp;
 }
 
-// L2 prefetch (PersistentDecodeArgs::kv_prefetch) of layer L's KV tiles of this block's split, all but the first
-// ring.n (those go to the ring's stages early anyway): the cache's bytes stream from DRAM during the phases
-// before L's attention, which stream far less than the bandwidth, instead of during it.
-__device__ __forceinline__ void prefetch_kv(const PersistentDecodeArgs& a, const Plan& p, const Ring& ring, int L,
-                                            int pos) {
-  const Split sp = block_split(a, p, pos);
-  if (!sp.has) return;
-  const int D = a.head_dim;
-  for (int t = sp.s + ring.n * sp.n_splits; t < sp.tiles; t += sp.n_splits) {
-    const int k = t * p.keys_per_tile, n = min(p.keys_per_tile, pos - k);
-    const size_t row = ((static_cast<size_t>(L) * a.n_kv + sp.kvh) * a.capacity + k) * D;
-    const unsigned bytes = static_cast<unsigned>(n) * D * 2;
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a.k_cache + row), "r"(bytes) : "memory");
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a.v_cache + row), "r"(bytes) : "memory");
-  }
-}
-
-// Issues tiles in order, waiting for each stage to be free (mbarrier try_wait, which suspends the thread:
-// a test_wait spin here slowed the compute warps' shared-memory loads); returns when nothing is left, or
-// at the attention tiles while the position is not known yet.
 // kMma: KV tiles through the tensor maps, swizzled for attend_split_mma.
 template <bool kMma>
 __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& p, const KvMaps& maps, const Ring& ring,
@@ -90,10 +70,6 @@ __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& 
         const Split sp = block_split(a, p, ld.pos);
         ld.t = sp.s, ld.t1 = sp.has ? sp.tiles : 0, ld.dt = sp.n_splits;
       } else {
-        // Entering load phase P = 5 l + phase: layer L's attention, kv_prefetch phases on, is phase 5 L + 1.
-        const int at = kPhases * ld.l + ld.phase + a.kv_prefetch;
-        if (a.kv_prefetch > 0 && ld.pos >= 0 && at % kPhases == kAtt && at / kPhases < a.layers)
-          prefetch_kv(a, p, ring, at / kPhases, ld.pos);
         const Tiles r = block_tiles(load_mat(a, p, ld.phase, ld.l));
         ld.t = r.first, ld.t1 = r.end, ld.dt = r.step;
       }
@@ -353,6 +329,7 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
   __shared__ uint64_t bars[2 * kMaxStages];
   __shared__ float gpart[2 * kMaxTileRows];
   __shared__ float red[kConsumerWarps];
+  __shared__ float2 rope[kMaxRope];
   Ring ring{smem, bars, bars + kMaxStages, p.stages, p.stage_bytes};
   if (threadIdx.x == 0) {
     for (int s = 0; s < p.stages; ++s) mbar_init(&ring.full[s], 1), mbar_init(&ring.empty[s], kConsumerWarps);
@@ -375,6 +352,7 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
     c.step = *const_cast<volatile unsigned*>(a.sync + kSyncStep) + 1;
     c.pos = *const_cast<volatile int*>(a.pos);
     c.token = *const_cast<volatile int*>(a.token);
+    rope_table(c, rope);
     if (a.n_heads != G * a.n_kv) __trap();  // the launcher picks the instantiation
     consume<D, G, kMma>(c);
   }
@@ -466,8 +444,9 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
                  4 * 4;
   // c.xs: a GEMV input (kTerms bf16 per element), or attention's merge scratch (floats).
   const size_t longest = static_cast<size_t>(std::max({a.hidden, a.inter, qd}));
+  // (attend_split_mma: the scratch, then the scores' B fragments, D / 16 k-steps x 32 lanes x 8 bytes.)
   const size_t xs_need = std::max<size_t>(2 * kTerms * (longest + kTermPad),
-                                          4 * static_cast<size_t>(kConsumerWarps) * group * (D + 2));
+                                          4 * static_cast<size_t>(kConsumerWarps) * group * (D + 2) + 16 * D);
   int device = 0, optin = 0;
   GQA_CUDA_CHECK(cudaGetDevice(&device));
   GQA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
@@ -475,11 +454,10 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   // The merging split stages merge_chunk splits' partials (G (D + 2) floats each) after the warps' scratch.
   const int per = group * (D + 2), room = static_cast<int>(xs_bytes / 4) - kConsumerWarps * per;
   p.merge_chunk = group % 2 == 0 ? std::min(kMaxInput / per, room / per) : 0;
-  if (a.kv_prefetch < 0 || a.kv_prefetch > 4) fail_unsupported("persistent_decode: kv_prefetch must be 0..4");
   if (a.merge_chunk < 0) fail_unsupported("persistent_decode: merge_chunk must be >= 0");
   if (a.merge_chunk > 0) p.merge_chunk = std::min(p.merge_chunk, a.merge_chunk);  // 1: one split per poll (v7)
   const size_t res_bytes = static_cast<size_t>(p.res_floats) * 4;
-  const size_t static_bytes = 2 * kMaxStages * 8 + (2 * kMaxTileRows + kConsumerWarps) * 4 + 1024;
+  const size_t static_bytes = 2 * kMaxStages * 8 + (2 * kMaxTileRows + kConsumerWarps) * 4 + kMaxRope * 8 + 1024;
   if (static_cast<size_t>(optin) < res_bytes + xs_bytes + static_bytes + 2 * static_cast<size_t>(sb))
     fail_unsupported("persistent_decode: not enough shared memory per block for two ring stages (tile_kib too large)");
   p.stages = static_cast<int>(std::min<size_t>(kMaxStages, (optin - res_bytes - xs_bytes - static_bytes) / sb));

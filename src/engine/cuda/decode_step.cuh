@@ -211,7 +211,21 @@ struct Ctx {
   unsigned long long data_wait_ns;  // profiling: thread 0's time waiting for stages' data in this phase
   // The activations, as {value, tag} words (ll_layout).
   unsigned long long *xo, *xd, *qkv, *att, *h, *part;
+  const float2* rope;  // [head_dim / 2] (cos, sin) of this step's position (shared memory, rope_table)
 };
+
+// The step's RoPE rotations, once per block at the start instead of a sincosf per element in every layer's
+// attention (~40 dependent instructions each on the chain); the same expression as norm_rope_warp's, so the
+// same values. Read after the barrier that every attention_inputs starts with.
+constexpr int kMaxRope = 64;  // head_dim / 2
+__device__ __forceinline__ void rope_table(Ctx& c, float2* rope) {
+  for (int i = threadIdx.x; i < c.a.head_dim / 2; i += kConsumers) {
+    float s, co;
+    sincosf(static_cast<float>(c.pos) * c.a.inv_freq[i], &s, &co);
+    rope[i] = make_float2(co, s);
+  }
+  c.rope = rope;
+}
 
 __device__ __forceinline__ unsigned long long globaltimer() {
   unsigned long long t;
@@ -552,12 +566,12 @@ __device__ __forceinline__ void attention_inputs(Ctx& c, int l, int kvh, bool ne
     float v[E];
     load(h, v);
     if (h < G) {
-      norm_rope_warp(v, w.q_norm, a.inv_freq, c.pos, a.eps, c.lane);
+      norm_rope_warp(v, w.q_norm, a.inv_freq, c.pos, a.eps, c.lane, c.rope);
 #pragma unroll
       for (int e = 0; e < E; ++e) c.res[h * D + c.lane + 32 * e] = v[e];
       continue;
     }
-    if (h == G) norm_rope_warp(v, w.k_norm, a.inv_freq, c.pos, a.eps, c.lane);
+    if (h == G) norm_rope_warp(v, w.k_norm, a.inv_freq, c.pos, a.eps, c.lane, c.rope);
     bf16* cache = (h == G ? a.k_cache : a.v_cache) +
                   ((static_cast<size_t>(l) * a.n_kv + kvh) * a.capacity + c.pos) * D;
 #pragma unroll

@@ -93,7 +93,7 @@ __device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162f
 // weights nw (float or bf16), then rotate-half RoPE at position pos with inv_freq[D/2].
 template <int E, class W>
 __device__ __forceinline__ void norm_rope_warp(float (&v)[E], const W* nw, const float* inv_freq, int pos, float eps,
-                                               int lane) {
+                                               int lane, const float2* cs = nullptr) {
   constexpr int D = 32 * E;
   float ss = 0.f;
 #pragma unroll
@@ -103,9 +103,12 @@ __device__ __forceinline__ void norm_rope_warp(float (&v)[E], const W* nw, const
   for (int e = 0; e < E; ++e) v[e] = v[e] * inv * to_float(nw[lane + 32 * e]);
 #pragma unroll
   for (int e = 0; e < E / 2; ++e) {
-    const float angle = static_cast<float>(pos) * inv_freq[lane + 32 * e];
     float s, c;
-    sincosf(angle, &s, &c);
+    if (cs) {  // (cos, sin) of this position, computed as below (rope_table in decode_step.cuh)
+      c = cs[lane + 32 * e].x, s = cs[lane + 32 * e].y;
+    } else {
+      sincosf(static_cast<float>(pos) * inv_freq[lane + 32 * e], &s, &c);
+    }
     const float x0 = v[e], x1 = v[e + E / 2];
     v[e] = x0 * c - x1 * s;
     v[e + E / 2] = x1 * c + x0 * s;

@@ -150,13 +150,9 @@ struct PersistentDecodeArgs {
   // The merging attention split polls at most this many splits' partials at once (0: as many as fit in shared
   // memory; 1: one per L2 round trip, as before v11). Tuning; same results.
   int merge_chunk = 0;
-  // L2 prefetch of the next layer's KV tiles (those past the first ring stages' worth of the block's split):
-  // 0 off, else issued by the producer this many load phases before that layer's attention (1: on entering
-  // its qkv tiles, 2: the previous layer's down tiles, 3: gate/up, 4: o_proj). Tuning; same results.
-  int kv_prefetch = 0;
   // Attention tiles on tensor cores (query groups of 1 or 2 heads; others, or without the driver's tensor maps,
-  // on CUDA cores). The summation order, so rounding, differs.
-  bool kv_mma = true;
+  // on CUDA cores). The summation order, so rounding, differs. Off by default: slower on the H200 (v12).
+  bool kv_mma = false;
 };
 bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, int head_dim);
 size_t persistent_decode_sync_words();
