@@ -10,7 +10,8 @@
 #                                # decode layouts x contexts only; GQA_TEST_FILTER: a gtest filter; GQA_TRACE=1:
 #                                # the persistent step's trace at ctx 128 and 8192, summarised in trace.log;
 #                                # GQA_PROBES=1: the sync latency probe, into trace.log; GQA_SKIP_HOOK=1: no
-#                                # engine-hook tests; GQA_NCU: Nsight Compute on one step, see below)
+#                                # engine-hook tests; GQA_NCU: Nsight Compute on one step; GQA_SASS=1: the
+#                                # kernel's SASS with source lines; see below)
 # Logs and JSON go to $OUT (default out/gpu-check); the summary table is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -124,6 +125,28 @@ if [[ -n "${GQA_NCU:-}" ]]; then
       "$BIN/gqa-evolve" generate --model "$MODEL" --device cuda --prompt-ids "$nids" --max-tokens 64 --ignore-eos \
       2>&1 | grep -v "^==PROF==" | tee -a "$OUT/ncu.log" | tail -60
   done
+fi
+
+# GQA_SASS=1: the SASS of the persistent kernel for Qwen3-0.6B's shape (head_dim 128, 2 query heads per KV
+# head, CUDA-core attention), with source lines (the build has -lineinfo), into sass-persistent.txt.gz.
+if [[ -n "${GQA_SASS:-}" ]]; then
+  echo "== sass"
+  sdir=$(mktemp -d)
+  (cd "$sdir" && cuobjdump -xelf all "$OLDPWD/$BIN/gqa-evolve" > /dev/null)
+  for f in "$sdir"/*.cubin; do
+    if grep -q "persistent_decode_kernelILi128ELi2ELb0E" "$f"; then
+      nvdisasm -g -c "$f" | python3 -c '
+import sys
+keep = False
+for line in sys.stdin:
+    if line.lstrip().startswith(".text.") or line.startswith("\t.section"):
+        keep = "persistent_decode_kernelILi128ELi2ELb0E" in line
+    if keep:
+        sys.stdout.write(line)' | gzip > "$OUT/sass-persistent.txt.gz"
+    fi
+  done
+  rm -rf "$sdir"
+  ls -la "$OUT/sass-persistent.txt.gz" 2>&1 | tee -a "$ENV"
 fi
 
 if [[ -n "${GQA_PROBES:-}" ]]; then  # GQA_PROBES=1: the latency probes (built here with nvcc), into trace.log
