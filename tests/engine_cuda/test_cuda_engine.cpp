@@ -265,6 +265,8 @@ TEST(CudaEngine, DecodeLayoutsAgree) {
         auto ids = test_prompt(prompt + 30, 7);
         const double worst = decode_drift(*tested, *unfused, ids, prompt, std::string(p.name) + " " + v.name);
         EXPECT_EQ(cuda_decode_layout(*tested), v.decode) << p.name << " " << v.name;
+        // Tensor cores where the group has 1 or 2 heads (tiny: 2), CUDA cores otherwise (tiny-gqa4: 4).
+        EXPECT_EQ(cuda_persistent_kv_mma(*tested), v.kv_mma && std::string(p.name) == "tiny") << p.name << " " << v.name;
         std::printf("%s %s vs unfused decode after %d tokens: worst relative L2 %.2e\n", p.name, v.name, prompt,
                     worst);
         GenerateOptions o;
@@ -316,6 +318,7 @@ TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
                              (kv_mma ? ", tensor-core attention" : "");
     const double worst = decode_drift(*tested, *unfused, ids, 300, what);
     EXPECT_EQ(cuda_decode_layout(*tested), decode) << what;  // not a fallback
+    if (decode == Decode::Persistent) EXPECT_EQ(cuda_persistent_kv_mma(*tested), kv_mma) << what;
     std::printf("Qwen3-0.6B layer shapes, %s vs unfused: worst relative L2 %.2e\n", what.c_str(), worst);
   }
   std::filesystem::remove_all(dir);
@@ -400,6 +403,7 @@ TEST(CudaEngine, ClusterLayoutFallsBackToPersistentWithTooManyKvHeads) {
   auto unfused = open_cuda_engine(dir.string(), with(Decode::Unfused));
   decode_drift(*tested, *unfused, test_prompt(40, 3), 20, "16 KV heads, cluster asked");
   EXPECT_EQ(cuda_decode_layout(*tested), Decode::Persistent);
+  EXPECT_TRUE(cuda_persistent_kv_mma(*tested));
   std::filesystem::remove_all(dir);
 }
 

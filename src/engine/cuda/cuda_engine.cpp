@@ -60,6 +60,7 @@ class CudaEngine final : public Engine {
 
  public:
   CudaEngineOptions::Decode step_layout() const;
+  bool kv_mma() const { return kv_mma_; }
 
  private:
   void enqueue_decode_step_unfused();
@@ -100,6 +101,7 @@ class CudaEngine final : public Engine {
   cuda::DeviceBuffer inv_freq_;  // [head_dim / 2] float
   bool persistent_ok_ = false;    // the model's shape is one the persistent decode step supports
   bool cluster_ok_ = false;       // ... and the clustered one (and this GPU holds its launch, after reset())
+  bool kv_mma_ = false;           // the persistent step's attention tiles run on tensor cores (after reset())
   cuda::DeviceBuffer layer_table_;  // [layers] cuda::PersistentLayer
 
   // Per reset(): cache, activations, attention partials, logits, decode state.
@@ -349,6 +351,10 @@ void CudaEngine::reset(int64_t capacity) {
   configure(persistent_ok_, "persistent", "fused", opts_.decode == Decode::Persistent || opts_.decode == Decode::Cluster,
             cuda::persistent_decode_configure);
   cluster_ok_ = cluster_ok_ && persistent_ok_;
+  kv_mma_ = persistent_ok_ && cuda::persistent_decode_kv_mma(ex_, persistent_args());
+  if (opts_.persistent_kv_mma && persistent_ok_ && !kv_mma_)
+    std::fprintf(stderr, "note: tensor-core attention tiles need 1 or 2 query heads per KV head and the driver's "
+                 "tensor maps; the persistent step's attention runs on CUDA cores\n");
   configure(cluster_ok_, "clustered", "persistent", opts_.decode == Decode::Cluster, cuda::cluster_decode_configure);
   if (program_) setup_program_buffers();
 }
@@ -757,6 +763,12 @@ CudaEngineOptions::Decode cuda_decode_layout(const Engine& engine) {
   const auto* cuda = dynamic_cast<const CudaEngine*>(&engine);
   if (!cuda) fail("cuda", "cuda_decode_layout: not a CUDA engine ({})", engine.device_name());
   return cuda->step_layout();
+}
+
+bool cuda_persistent_kv_mma(const Engine& engine) {
+  const auto* cuda = dynamic_cast<const CudaEngine*>(&engine);
+  if (!cuda) fail("cuda", "cuda_persistent_kv_mma: not a CUDA engine ({})", engine.device_name());
+  return cuda->kv_mma();
 }
 
 }  // namespace gqa

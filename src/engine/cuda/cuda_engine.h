@@ -70,5 +70,8 @@ std::unique_ptr<Engine> open_cuda_engine(const std::string& model_dir, const Cud
 // model's shape or a tile size this GPU cannot hold, and attention programs run in the fused one). Throws
 // for an engine that open_cuda_engine did not make.
 CudaEngineOptions::Decode cuda_decode_layout(const Engine& engine);
+// Whether the persistent step's attention tiles run on tensor cores now (after reset(); persistent_kv_mma asked
+// and available). Throws for an engine that open_cuda_engine did not make.
+bool cuda_persistent_kv_mma(const Engine& engine);
 
 }  // namespace gqa

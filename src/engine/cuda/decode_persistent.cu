@@ -58,7 +58,10 @@ __device__ __forceinline__ Split block_split(const PersistentDecodeArgs& a, cons
   return sp;
 }
 
-// kMma: KV tiles through the tensor maps, swizzled for attend_split_mma.
+// Issues tiles in order, waiting for each stage to be free (mbarrier try_wait, which suspends the thread:
+// a test_wait spin here slowed the compute warps' shared-memory loads); returns when nothing is left, or
+// at the attention tiles while the position is not known yet. kMma: KV tiles through the tensor maps,
+// swizzled for attend_split_mma.
 template <bool kMma>
 __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& p, const KvMaps& maps, const Ring& ring,
                                      Loader& ld) {
@@ -409,6 +412,7 @@ namespace {
 struct Prepared {
   Plan plan;
   KvMaps maps;
+  bool mma;
   size_t smem;
   KernelFn kernel;
 };
@@ -477,12 +481,14 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   }
   // The waits between blocks need every block resident at once: one block per SM.
   if (cfg.occupancy < 1) fail_unsupported("persistent_decode: the kernel cannot be resident on an SM (occupancy 0)");
-  return Prepared{p, maps, smem, kernel};
+  return Prepared{p, maps, mma, smem, kernel};
 }
 
 }  // namespace
 
 void persistent_decode_configure(const Exec& ex, const PersistentDecodeArgs& a) { prepare(ex, a); }
+
+bool persistent_decode_kv_mma(const Exec& ex, const PersistentDecodeArgs& a) { return prepare(ex, a).mma; }
 
 void persistent_decode(const Exec& ex, const PersistentDecodeArgs& a) {
   const Prepared pr = prepare(ex, a);

@@ -161,6 +161,9 @@ constexpr int kPersistentPhases = 5;
 void persistent_decode(const Exec& ex, const PersistentDecodeArgs& a);
 // Everything persistent_decode does but the launch (checks, kernel attributes): call it outside graph capture.
 void persistent_decode_configure(const Exec& ex, const PersistentDecodeArgs& a);
+// Whether a launch with these arguments runs its attention tiles on tensor cores (a.kv_mma, a query group of 1
+// or 2 heads, and tensor maps from the driver).
+bool persistent_decode_kv_mma(const Exec& ex, const PersistentDecodeArgs& a);
 
 // ---- decode_cluster.cu: the same step as persistent_decode (same arguments and buffers) with the blocks in
 // clusters of 8: a KV head's qkv rows, attention and o_proj columns run in one cluster, which passes its
