@@ -97,7 +97,8 @@ __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& 
       const int row0 = ld.t * m.rows;
       copy_rows(dst, m, row0, min(m.rows, m.n - row0), &ring.full[s]);
     }
-    ld.t += ld.dt, ++ld.issued;
+    ld.t += ld.dt;
+    issued_one(ld, ring);
   }
 }
 

@@ -161,7 +161,16 @@ struct Loader {
   int l = 0, phase = kLoadQkv;  // where in the schedule the next tile is
   int t = 0, t1 = -1, dt = 1;   // next tile, end and stride of the phase's tiles (t1 < 0: not entered yet)
   int pos = -1;                 // the step's position, once known (the attention tiles depend on it)
+  // issued % ring.n and issued / ring.n, kept as counters: a division by the runtime ring size is ~20
+  // dependent instructions, on the chain when a freed stage is refilled.
+  int slot = 0;
+  unsigned laps = 0;
 };
+// After issuing a tile into stage ld.slot.
+__device__ __forceinline__ void issued_one(Loader& ld, const Ring& ring) {
+  ++ld.issued;
+  if (++ld.slot == ring.n) ld.slot = 0, ++ld.laps;
+}
 // The phase after ld's: qkv, att, o, gu, dn per layer, then lm_head, then done.
 __device__ __forceinline__ void next_load_phase(Loader& ld, int layers) {
   ld.t1 = -1;
@@ -175,8 +184,8 @@ __device__ __forceinline__ void next_load_phase(Loader& ld, int layers) {
 }
 // The ring stage the next tile goes to, once the compute warps have freed it; its full barrier is ring.full[*s].
 __device__ __forceinline__ char* free_stage(const Ring& ring, const Loader& ld, int* s) {
-  *s = static_cast<int>(ld.issued % ring.n);
-  if (ld.issued >= static_cast<unsigned>(ring.n)) mbar_wait(&ring.empty[*s], ((ld.issued / ring.n) + 1) & 1);
+  *s = ld.slot;
+  if (ld.laps > 0) mbar_wait(&ring.empty[*s], (ld.laps + 1) & 1);
   return ring.stages + static_cast<size_t>(*s) * ring.bytes;
 }
 
@@ -212,6 +221,10 @@ struct Ctx {
   // The activations, as {value, tag} words (ll_layout).
   unsigned long long *xo, *xd, *qkv, *att, *h, *part;
   const float2* rope;  // [head_dim / 2] (cos, sin) of this step's position (shared memory, rope_table)
+  // it % ring.n and the parity of it / ring.n, kept as counters (no division by the runtime ring size on the
+  // chain of every tile).
+  int slot = 0;
+  unsigned parity = 0;
 };
 
 // The step's RoPE rotations, once per block at the start instead of a sincosf per element in every layer's
@@ -400,8 +413,8 @@ __device__ __forceinline__ void fill_residual(Ctx& c, const Mat& m, const Tiles&
 }
 
 __device__ __forceinline__ const char* acquire_stage(Ctx& c) {
-  const int s = static_cast<int>(c.it % c.ring.n);
-  const unsigned parity = (c.it / c.ring.n) & 1;
+  const int s = c.slot;
+  const unsigned parity = c.parity;
   if (c.a.trace && threadIdx.x == 0) {
     const unsigned long long t0 = globaltimer();
     mbar_wait(&c.ring.full[s], parity);
@@ -412,8 +425,9 @@ __device__ __forceinline__ const char* acquire_stage(Ctx& c) {
 }
 __device__ __forceinline__ void release_stage(Ctx& c) {
   __syncwarp();
-  if (c.lane == 0) mbar_arrive(&c.ring.empty[c.it % c.ring.n]);
+  if (c.lane == 0) mbar_arrive(&c.ring.empty[c.slot]);
   ++c.it;
+  if (++c.slot == c.ring.n) c.slot = 0, c.parity ^= 1u;
 }
 
 // ---- Tensor-core GEMV: y = W x for a tile of W's rows, as mma.m16n8k16 (launch.cuh) with A = 16 rows x 16 k
