@@ -46,6 +46,13 @@ const Preset kPresets[] = {{"tiny", 1}, {"tiny-gqa4", 2}};
 using Decode = CudaEngineOptions::Decode;
 const Decode kDecodes[] = {Decode::Persistent, Decode::Cluster, Decode::Fused, Decode::Unfused};
 const char* name(Decode d) { return decode_layout_name(d); }
+
+// A random model of `cfg` in a fresh temporary directory (the caller removes it).
+std::filesystem::path random_model(const ModelConfig& cfg, uint64_t seed, const std::string& tag) {
+  const auto dir = std::filesystem::temp_directory_path() / ("gqa-test-" + std::to_string(::getpid()) + "-" + tag);
+  make_random_model(cfg, seed, dir.string(), "");
+  return dir;
+}
 CudaEngineOptions with(Decode d) {
   CudaEngineOptions o;
   o.decode = d;
@@ -291,8 +298,7 @@ TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
   cfg.vocab_size = 4096;
   cfg.bos_token_id = 1;
   cfg.eos_token_ids = {2};
-  const auto dir = std::filesystem::temp_directory_path() / ("gqa-test-" + std::to_string(::getpid()) + "-q06-2l");
-  make_random_model(cfg, 3, dir.string(), "");
+  const auto dir = random_model(cfg, 3, "q06-2l");
   struct Run {
     Decode decode;
     int split_keys, tile_kib, kv_tile_kib;
@@ -318,7 +324,9 @@ TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
                              (kv_mma ? ", tensor-core attention" : "");
     const double worst = decode_drift(*tested, *unfused, ids, 300, what);
     EXPECT_EQ(cuda_decode_layout(*tested), decode) << what;  // not a fallback
-    if (decode == Decode::Persistent) EXPECT_EQ(cuda_persistent_kv_mma(*tested), kv_mma) << what;
+    if (decode == Decode::Persistent) {
+      EXPECT_EQ(cuda_persistent_kv_mma(*tested), kv_mma) << what;
+    }
     std::printf("Qwen3-0.6B layer shapes, %s vs unfused: worst relative L2 %.2e\n", what.c_str(), worst);
   }
   std::filesystem::remove_all(dir);
@@ -395,8 +403,7 @@ TEST(CudaEngine, ClusterLayoutFallsBackToPersistentWithTooManyKvHeads) {
   cfg.num_attention_heads = 16;
   cfg.num_key_value_heads = 16;
   cfg.head_dim = 64;
-  const auto dir = std::filesystem::temp_directory_path() / ("gqa-test-" + std::to_string(::getpid()) + "-kv16");
-  make_random_model(cfg, 5, dir.string(), "");
+  const auto dir = random_model(cfg, 5, "kv16");
   CudaEngineOptions cluster = with(Decode::Cluster);
   cluster.persistent_kv_mma = true;  // the fallback's tensor-core attention tiles at G = 1, head_dim 64
   auto tested = open_cuda_engine(dir.string(), cluster);

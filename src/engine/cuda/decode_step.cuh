@@ -157,18 +157,17 @@ __device__ __forceinline__ void copy_rows(char* dst, const Mat& m, int row0, int
 
 // Where the producer is in a step's schedule of tiles (the layouts' pumps walk their own schedules with it).
 struct Loader {
-  unsigned issued = 0;          // tiles issued so far in this step
   int l = 0, phase = kLoadQkv;  // where in the schedule the next tile is
   int t = 0, t1 = -1, dt = 1;   // next tile, end and stride of the phase's tiles (t1 < 0: not entered yet)
   int pos = -1;                 // the step's position, once known (the attention tiles depend on it)
-  // issued % ring.n and issued / ring.n, kept as counters: a division by the runtime ring size is ~20
-  // dependent instructions, on the chain when a freed stage is refilled.
+  // The stage the next tile goes to, and how many times the ring has been filled before: the tile count
+  // modulo and divided by ring.n, kept as counters (a division by the runtime ring size is ~20 dependent
+  // instructions, on the chain when a freed stage is refilled).
   int slot = 0;
   unsigned laps = 0;
 };
 // After issuing a tile into stage ld.slot.
 __device__ __forceinline__ void issued_one(Loader& ld, const Ring& ring) {
-  ++ld.issued;
   if (++ld.slot == ring.n) ld.slot = 0, ++ld.laps;
 }
 // The phase after ld's: qkv, att, o, gu, dn per layer, then lm_head, then done.
