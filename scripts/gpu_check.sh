@@ -9,9 +9,9 @@
 #                                # (GQA_SKIP_HF=1: without the HF transformers baseline; GQA_BENCH_QUICK=1:
 #                                # decode layouts x contexts only; GQA_TEST_FILTER: a gtest filter; GQA_TRACE=1:
 #                                # the persistent step's trace at ctx 128 and 8192, summarised in trace.log;
-#                                # GQA_PROBES=1: the sync latency probe, into trace.log; GQA_SKIP_HOOK=1: no
+#                                # GQA_PROBES=1: the latency probes, into trace.log; GQA_SKIP_HOOK=1: no
 #                                # engine-hook tests; GQA_NCU: Nsight Compute on one step; GQA_SASS=1: the
-#                                # kernel's SASS with source lines; see below)
+#                                # kernel's SASS with source lines; GQA_AB_BINS: A/B against other builds; see below)
 # Logs and JSON go to $OUT (default out/gpu-check); the summary table is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -110,6 +110,21 @@ if [[ -n "${GQA_VARIANTS:-}" ]]; then
   done
 fi
 
+# GQA_AB_BINS="a.tgz b.tgz ...": other builds' packed binaries (scripts/gpu_check.sh build's .gpu-bin.tgz, renamed
+# and carried), the persistent layout of each alternated with this build's twice (quick bench at ctx 128 and
+# 8192), into ab.log: how code changes that no runtime switch selects are compared within one run.
+if [[ -n "${GQA_AB_BINS:-}" ]]; then
+  echo "== A/B against other builds"
+  for t in $GQA_AB_BINS; do mkdir -p "/tmp/ab/$t" && tar xzf "$t" -C "/tmp/ab/$t"; done
+  for rep in 1 2; do
+    for b in "$BIN" $(for t in $GQA_AB_BINS; do echo "/tmp/ab/$t/.gpu-bin"; done); do
+      echo "-- $b rep $rep" | tee -a "$OUT/ab.log"
+      timeout "${GQA_VARIANT_TIMEOUT:-120}" "$b/cuda_bench" --model "$MODEL" --contexts 128,8192 --layouts persistent \
+        --quick 2>&1 | grep "^persistent" | tee -a "$OUT/ab.log"
+    done
+  done
+fi
+
 # GQA_NCU="VAR=val,... ...": Nsight Compute on one persistent step at ctx 128 under each setting ("-" alone: the
 # defaults): the scheduler's issue rate, instruction counts and the warps' stall reasons, into ncu.log.
 if [[ -n "${GQA_NCU:-}" ]]; then
@@ -149,9 +164,21 @@ for line in sys.stdin:
   ls -la "$OUT/sass-persistent.txt.gz" 2>&1 | tee -a "$ENV"
 fi
 
-if [[ -n "${GQA_PROBES:-}" ]]; then  # GQA_PROBES=1: the latency probes (built here with nvcc), into trace.log
-  for probe in sync_latency cluster_latency; do
+# GQA_PROBES=1: the latency probes (built here with nvcc), into trace.log; or GQA_PROBES="name ...": those.
+# tile_latency runs once per compute-warp count of the decode step's code (GQA_PROBE_WARPS, default "8 11 15").
+if [[ -n "${GQA_PROBES:-}" ]]; then
+  probes=$GQA_PROBES
+  [[ $probes == 1 ]] && probes="sync_latency cluster_latency tile_latency"
+  for probe in $probes; do
     echo "== probe $probe" | tee -a "$OUT/trace.log"
+    if [[ $probe == tile_latency ]]; then
+      for w in ${GQA_PROBE_WARPS:-8 11 15}; do
+        nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -I src -I include -DGQA_DECODE_CONSUMER_WARPS="$w" \
+          -o "/tmp/$probe-$w" "tests/engine_cuda/probes/$probe.cu" &&
+          timeout 120 "/tmp/$probe-$w" 2>&1 | tee -a "$OUT/trace.log"
+      done
+      continue
+    fi
     nvcc -O2 -gencode=arch=compute_90a,code=sm_90a -o /tmp/$probe tests/engine_cuda/probes/$probe.cu &&
       timeout 120 /tmp/$probe 2>&1 | tee -a "$OUT/trace.log"
   done

@@ -399,7 +399,7 @@ __global__ void __launch_bounds__(kThreads, 1) cluster_decode_kernel(const __gri
   extern __shared__ __align__(1024) char smem[];
   __shared__ uint64_t bars[2 * kMaxStages];
   __shared__ uint64_t xbars[kExchanges];
-  __shared__ float gpart[2 * kMaxTileRows];
+  __shared__ float gpart[2 * kPartFloats];
   __shared__ float red[kConsumerWarps];
   __shared__ float2 rope[kMaxRope];
   Ring ring{smem, bars, bars + kMaxStages, p.stages, p.stage_bytes};
@@ -505,7 +505,7 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   GQA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   const size_t rest = static_cast<size_t>(sl.total) * 4;
   const size_t static_bytes =
-      (2 * kMaxStages + kExchanges) * 8 + (2 * kMaxTileRows + kConsumerWarps) * 4 + kMaxRope * 8 + 1024;
+      (2 * kMaxStages + kExchanges) * 8 + (2 * kPartFloats + kConsumerWarps) * 4 + kMaxRope * 8 + 1024;
   const size_t sb = static_cast<size_t>(p.stage_bytes);
   if (static_cast<size_t>(optin) < rest + static_bytes + 2 * sb)
     fail_unsupported("cluster_decode: not enough shared memory per block for two ring stages (tile_kib too large)");

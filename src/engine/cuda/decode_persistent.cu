@@ -4,8 +4,8 @@
 // 1.3-2 us, weight loads stalled behind them), not on bytes. Weights depend on no activation, so here each
 // block streams every weight tile (and every KV tile of its attention split) it will use during the whole
 // step into a ring of shared-memory stages with bulk copies (TMA, mbarrier completion), issued by a producer
-// warp as fast as the ring frees up. The eight compute warps walk the same sequence of tiles; at the start of
-// each phase they read the phase's input vector as other blocks produce it and consume tiles that are
+// warp as fast as the ring frees up. The compute warps (kConsumerWarps) walk the same sequence of tiles; at the
+// start of each phase they read the phase's input vector as other blocks produce it and consume tiles that are
 // usually already there.
 //
 // Step, per layer l (a block only takes part in the phases where it owns tiles or an attention split):
@@ -331,7 +331,7 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
                                                                         const __grid_constant__ KvMaps maps) {
   extern __shared__ __align__(1024) char smem[];
   __shared__ uint64_t bars[2 * kMaxStages];
-  __shared__ float gpart[2 * kMaxTileRows];
+  __shared__ float gpart[2 * kPartFloats];
   __shared__ float red[kConsumerWarps];
   __shared__ float2 rope[kMaxRope];
   Ring ring{smem, bars, bars + kMaxStages, p.stages, p.stage_bytes};
@@ -462,7 +462,7 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   if (a.merge_chunk < 0) fail_unsupported("persistent_decode: merge_chunk must be >= 0");
   if (a.merge_chunk > 0) p.merge_chunk = std::min(p.merge_chunk, a.merge_chunk);  // 1: one split per poll (v7)
   const size_t res_bytes = static_cast<size_t>(p.res_floats) * 4;
-  const size_t static_bytes = 2 * kMaxStages * 8 + (2 * kMaxTileRows + kConsumerWarps) * 4 + kMaxRope * 8 + 1024;
+  const size_t static_bytes = 2 * kMaxStages * 8 + (2 * kPartFloats + kConsumerWarps) * 4 + kMaxRope * 8 + 1024;
   if (static_cast<size_t>(optin) < res_bytes + xs_bytes + static_bytes + 2 * static_cast<size_t>(sb))
     fail_unsupported("persistent_decode: not enough shared memory per block for two ring stages (tile_kib too large)");
   p.stages = static_cast<int>(std::min<size_t>(kMaxStages, (optin - res_bytes - xs_bytes - static_bytes) / sb));

@@ -12,7 +12,14 @@
 
 namespace gqa::cuda {
 namespace {
-constexpr int kConsumerWarps = 8, kConsumers = 32 * kConsumerWarps, kThreads = kConsumers + 32;
+// Compute warps, and the producer warp. GQA_DECODE_CONSUMER_WARPS: another count, for experiments (v13 of
+// docs/engine-cuda.md: registers are allocated per SM sub-partition, a block's warps rounded up to a multiple of
+// four, so 11 compute warps have the same 168-register cap as 8; 11 and 15 measured slower on the H200).
+#ifndef GQA_DECODE_CONSUMER_WARPS
+#define GQA_DECODE_CONSUMER_WARPS 8
+#endif
+constexpr int kConsumerWarps = GQA_DECODE_CONSUMER_WARPS;
+constexpr int kConsumers = 32 * kConsumerWarps, kThreads = kConsumers + 32;
 constexpr int kMaxInput = 3072;         // longest input vector (shared memory)
 // A ring stage (PersistentDecodeArgs::tile_kib KiB and room for the padding) holds one KV tile (kv_tile_kib) or
 // one weight tile: rows of k bf16 each followed by 16 bytes of padding (row_pitch), so that the 8 rows an
@@ -20,6 +27,8 @@ constexpr int kMaxInput = 3072;         // longest input vector (shared memory)
 constexpr int kRowPad = 8;
 constexpr int kMaxTileRows = 128;       // rows (pairs: both halves) per weight tile: 8 blocks of 16 for the mma
 constexpr int kStagePadBytes = kMaxTileRows * 2 * kRowPad;
+// The GEMV's partial sums of one tile: 16 per (block of rows, warp of it), at most max(warps, 8 blocks) of them.
+constexpr int kPartFloats = 16 * (kConsumerWarps > kMaxTileRows / 16 ? kConsumerWarps : kMaxTileRows / 16);
 constexpr int kMaxStages = 5;
 constexpr int kMaxSplits = 16;          // attention splits per KV head
 inline int persistent_decode_max_splits(int sms, int n_kv) { return std::clamp(sms / std::max(n_kv, 1), 1, kMaxSplits); }
@@ -213,7 +222,7 @@ struct Ctx {
   float* xs;        // the phase's input vector (and the attention merge scratch)
   float* res;       // [Plan::res_floats] the residual rows of the phase (o, down); attention's q and new k/v
   float* red;       // [kConsumerWarps] reduction scratch
-  float* gpart;     // [2][kMaxTileRows] the GEMV's partial sums per warp, by tile parity
+  float* gpart;     // [2][kPartFloats] the GEMV's partial sums per warp, by tile parity
   int warp, lane;
   int trace_slot;   // profiling: the phase being run (PersistentDecodeArgs::trace)
   unsigned long long data_wait_ns;  // profiling: thread 0's time waiting for stages' data in this phase
@@ -314,7 +323,7 @@ __device__ __forceinline__ float ll_get(const Word* p, unsigned tag, unsigned pa
 
 // A vector of up to kMaxInput floats spread over the compute threads, 4 consecutive elements per float4:
 // the fills load every element at once (one round trip to L2, not one per loop iteration).
-constexpr int kVec = kMaxInput / 4 / kConsumers;
+constexpr int kVec = (kMaxInput / 4 + kConsumers - 1) / kConsumers;
 struct Vec {
   float4 v[kVec];
 };
@@ -429,14 +438,20 @@ __device__ __forceinline__ void release_stage(Ctx& c) {
   if (++c.slot == c.ring.n) c.slot = 0, c.parity ^= 1u;
 }
 
+// Probe hook: a timestamp at point i of a GEMV tile (tests/engine_cuda/probes/tile_latency.cu defines it).
+#ifndef GQA_TILE_MARK
+#define GQA_TILE_MARK(i)
+#endif
+
 // ---- Tensor-core GEMV: y = W x for a tile of W's rows, as mma.m16n8k16 (launch.cuh) with A = 16 rows x 16 k
 // of W (by ldmatrix from the padded stage) and B = [x_hi x_mid x_lo ...] (16 k x 8): columns 0..2 of D are
 // W times each term, their sum the row's value. One mma replaces 256 scalar FMAs and the bf16 unpacking.
 
 // The block's tiles of m against the input vector in c.xs (store_vec). A tile's rows (pairs: first halves,
-// then second halves) form blocks of 16; each block's k-steps are spread over 8 / blocks warps (1..8), whose
-// partial sums meet in shared memory and are added in warp order (deterministic). Then finish(row, slot,
-// value), or finish(row, slot, first, second) for pairs, slot being the row's place among the block's rows.
+// then second halves) form blocks of 16; each block's k-steps are spread over kConsumerWarps / blocks warps (at
+// least one), whose partial sums meet in shared memory and are added in warp order (deterministic). Then
+// finish(row, slot, value), or finish(row, slot, first, second) for pairs, slot being the row's place among the
+// block's rows.
 template <class Finish>
 __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r, Finish&& finish) {
   const int pitch = row_pitch(m.k), steps = m.k / 16;
@@ -448,10 +463,13 @@ __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r,
 #pragma unroll 1
   for (int ti = r.first; ti < r.end; ti += r.step, slot0 += m.rows) {
     const bf16* tile = reinterpret_cast<const bf16*>(acquire_stage(c));
+    GQA_TILE_MARK(0);
     const int row0 = ti * m.rows, nr = min(m.rows, m.n - row0), rows = m.pairs ? 2 * nr : nr;
     const int blocks = (rows + 15) / 16;
-    const int wpb = blocks == 1 ? 8 : blocks == 2 ? 4 : blocks <= 4 ? 2 : 1;  // warps per block of rows
-    float* part = c.gpart + (c.it & 1) * kMaxTileRows;                       // [block][warp of it][16]
+    // Warps per block of rows (for eight warps without a division by a runtime value: ~20 dependent instructions).
+    const int wpb = kConsumerWarps == 8 ? (blocks == 1 ? 8 : blocks == 2 ? 4 : blocks <= 4 ? 2 : 1)
+                                        : max(1, kConsumerWarps / blocks);
+    float* part = c.gpart + (c.it & 1) * kPartFloats;  // [block][warp of it][16]
     const int mat = c.lane >> 3;  // ldmatrix: lane supplies row (lane % 8) of matrix mat (a0..a3 order)
 #pragma unroll 1
     for (int rb = c.warp / wpb; rb < blocks; rb += kConsumerWarps / wpb) {
@@ -491,8 +509,10 @@ __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r,
     // The stage's data is in registers by now. part is double-buffered by tile parity: a warp can write the
     // next tile's partials while the finishing threads still read this one's, not the tile's after (it waits
     // at the next barrier first); between phases the fills' barriers separate them.
+    GQA_TILE_MARK(1);
     release_stage(c);
     consumer_sync();
+    GQA_TILE_MARK(2);
     auto value = [&](int row) {  // the warps' partials in warp order: independent loads, then the adds
       const float* src = part + row / 16 * wpb * 16 + row % 16;
       float p[kConsumerWarps];
@@ -510,6 +530,7 @@ __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r,
         finish(row0 + i, slot0 + i, value(i));
       }
     }
+    GQA_TILE_MARK(3);
   }
 }
 
