@@ -14,14 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define CHECK(x)                                                                               \
-  do {                                                                                         \
-    cudaError_t e_ = (x);                                                                      \
-    if (e_ != cudaSuccess) {                                                                   \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                            \
-    }                                                                                          \
-  } while (0)
+#include "probe_check.h"
 
 using Word = unsigned long long;
 constexpr int kThreads = 256;  // threads taking part (the 9th warp idles, as the producer does between tiles)

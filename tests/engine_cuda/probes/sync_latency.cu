@@ -24,14 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define CHECK(x)                                                                             \
-  do {                                                                                       \
-    cudaError_t e_ = (x);                                                                    \
-    if (e_ != cudaSuccess) {                                                                 \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                          \
-    }                                                                                        \
-  } while (0)
+#include "probe_check.h"
 
 using Word = unsigned long long;
 __device__ __forceinline__ void st_word(Word* p, Word w) {

@@ -27,14 +27,7 @@ __device__ __forceinline__ void tile_mark(int i);
 #define GQA_TILE_MARK(i) tile_mark(i)
 #include "engine/cuda/decode_step.cuh"
 
-#define CHECK(x)                                                                             \
-  do {                                                                                       \
-    cudaError_t e_ = (x);                                                                    \
-    if (e_ != cudaSuccess) {                                                                 \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                          \
-    }                                                                                        \
-  } while (0)
+#include "probe_check.h"
 
 namespace gqa::cuda {
 namespace {
