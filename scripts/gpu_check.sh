@@ -168,7 +168,7 @@ fi
 # tile_latency runs once per compute-warp count of the decode step's code (GQA_PROBE_WARPS, default "8 11 15").
 if [[ -n "${GQA_PROBES:-}" ]]; then
   probes=$GQA_PROBES
-  [[ $probes == 1 ]] && probes="sync_latency cluster_latency tile_latency"
+  [[ $probes == 1 ]] && probes="sync_latency cluster_latency tile_latency mma_rate"
   for probe in $probes; do
     echo "== probe $probe" | tee -a "$OUT/trace.log"
     if [[ $probe == tile_latency ]]; then
@@ -179,7 +179,8 @@ if [[ -n "${GQA_PROBES:-}" ]]; then
       done
       continue
     fi
-    nvcc -O2 -gencode=arch=compute_90a,code=sm_90a -o /tmp/$probe tests/engine_cuda/probes/$probe.cu &&
+    nvcc -O2 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -I src -I include -o /tmp/$probe \
+      tests/engine_cuda/probes/$probe.cu &&
       timeout 120 /tmp/$probe 2>&1 | tee -a "$OUT/trace.log"
   done
 fi
