@@ -361,41 +361,6 @@ TEST(CudaEngine, PersistentStepIsDeterministicWhateverThePollPause) {
     }
 }
 
-// Copies of the polled vectors (poll_copies) change who reads which copy, not the arithmetic: with 1, 3 and 8
-// copies (and several attention splits, so that the merged output is stored in every copy too) the logits are
-// bit for bit the same.
-TEST(CudaEngine, PersistentPollCopiesGiveTheSameLogits) {
-  GQA_REQUIRE_GPU();
-  for (const auto& p : kPresets) {
-    const auto dir = testing::tiny_model_dir(p.name, p.seed);
-    auto options = [](int copies) {
-      CudaEngineOptions o = with(Decode::Persistent);
-      o.persistent_split_keys = 3;
-      o.persistent_poll_copies = copies;
-      return o;
-    };
-    auto one = open_cuda_engine(dir, options(1));
-    auto three = open_cuda_engine(dir, options(3));
-    auto eight = open_cuda_engine(dir, options(8));
-    const int64_t V = one->config().vocab_size;
-    const auto ids = test_prompt(60, 5);
-    for (auto* e : {one.get(), three.get(), eight.get()}) {
-      e->reset(80);
-      e->forward(std::span<const int32_t>(ids.data(), 30));
-    }
-    for (size_t t = 30; t < ids.size(); ++t) {
-      const float* f1 = one->forward(std::span<const int32_t>(&ids[t], 1));
-      const std::vector<float> l1(f1, f1 + V);
-      const float* f3 = three->forward(std::span<const int32_t>(&ids[t], 1));
-      ASSERT_EQ(0, std::memcmp(l1.data(), f3, V * sizeof(float))) << p.name << " 3 copies, position " << t;
-      const float* f8 = eight->forward(std::span<const int32_t>(&ids[t], 1));
-      ASSERT_EQ(0, std::memcmp(l1.data(), f8, V * sizeof(float))) << p.name << " 8 copies, position " << t;
-    }
-    EXPECT_EQ(cuda_decode_layout(*one), Decode::Persistent);
-    EXPECT_EQ(cuda_decode_layout(*eight), Decode::Persistent);
-  }
-}
-
 // The merging split's poll of many splits at once (merge_chunk) does v7's arithmetic in v7's order: with up to
 // 16 splits (a split every 3 keys) the logits are bit for bit those of one split per poll, and of two per poll.
 TEST(CudaEngine, PersistentSplitMergeChunksGiveTheSameLogits) {

@@ -176,20 +176,18 @@ CudaEngine::CudaEngine(const std::string& dir, const CudaEngineOptions& opts)
   opts_.persistent_poll_ns = env_int("GQA_CUDA_PERSISTENT_POLL_NS", opts_.persistent_poll_ns, 0, 10000);
   opts_.persistent_kv_tile_kib = env_int("GQA_CUDA_PERSISTENT_KV_TILE_KIB", opts_.persistent_kv_tile_kib, 8, 192);
   opts_.persistent_merge_chunk = env_int("GQA_CUDA_PERSISTENT_MERGE_CHUNK", opts_.persistent_merge_chunk, 0, 64);
-  opts_.persistent_poll_copies = env_int("GQA_CUDA_PERSISTENT_POLL_COPIES", opts_.persistent_poll_copies, 1, 8);
   opts_.persistent_kv_mma = env_int("GQA_CUDA_PERSISTENT_KV_MMA", opts_.persistent_kv_mma ? 1 : 0, 0, 1) != 0;
   if (opts_.layer_prefetch < -1 || opts_.layer_prefetch > 4 || opts_.split_keys < 1 ||
       opts_.persistent_split_keys < 1 || opts_.persistent_tile_kib < 32 || opts_.persistent_tile_kib > 192 ||
       opts_.persistent_poll_ns < 0 || opts_.persistent_poll_ns > 10000 || opts_.persistent_kv_tile_kib < 8 ||
       opts_.persistent_kv_tile_kib > opts_.persistent_tile_kib || opts_.persistent_merge_chunk < 0 ||
-      opts_.persistent_merge_chunk > 64 || opts_.persistent_poll_copies < 1 || opts_.persistent_poll_copies > 8)
+      opts_.persistent_merge_chunk > 64)
     fail("cuda",
          "layer_prefetch must be -1..4, split_keys and persistent_split_keys positive, persistent_tile_kib 32..192, "
-         "persistent_poll_ns 0..10000, persistent_kv_tile_kib 8..persistent_tile_kib, persistent_merge_chunk 0..64, "
-         "persistent_poll_copies 1..8 (got {}, {}, {}, {}, {}, {}, {}, {})",
+         "persistent_poll_ns 0..10000, persistent_kv_tile_kib 8..persistent_tile_kib, persistent_merge_chunk 0..64 "
+         "(got {}, {}, {}, {}, {}, {}, {})",
          opts_.layer_prefetch, opts_.split_keys, opts_.persistent_split_keys, opts_.persistent_tile_kib,
-         opts_.persistent_poll_ns, opts_.persistent_kv_tile_kib, opts_.persistent_merge_chunk,
-         opts_.persistent_poll_copies);
+         opts_.persistent_poll_ns, opts_.persistent_kv_tile_kib, opts_.persistent_merge_chunk);
 
   const int64_t G = cfg_.num_key_value_heads > 0 ? cfg_.num_attention_heads / cfg_.num_key_value_heads : 0;
   if (cfg_.num_key_value_heads <= 0 || cfg_.num_attention_heads % cfg_.num_key_value_heads != 0 ||
@@ -563,7 +561,6 @@ cuda::PersistentDecodeArgs CudaEngine::persistent_args() const {
   a.sync = pers_sync_, a.split_keys = opts_.persistent_split_keys, a.tile_kib = opts_.persistent_tile_kib;
   a.poll_ns = opts_.persistent_poll_ns, a.kv_tile_kib = opts_.persistent_kv_tile_kib;
   a.merge_chunk = opts_.persistent_merge_chunk, a.kv_mma = opts_.persistent_kv_mma;
-  a.poll_copies = opts_.persistent_poll_copies;
   a.trace = trace_.as<unsigned long long>();
   return a;
 }

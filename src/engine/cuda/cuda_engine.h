@@ -47,9 +47,6 @@ struct CudaEngineOptions {
   // persistent_merge_chunk (GQA_CUDA_PERSISTENT_MERGE_CHUNK): how many attention splits' partials the merging
   // split polls at once, 0..64 (0: as many as fit; 1: one per L2 round trip, as before v11).
   int persistent_merge_chunk = 0;
-  // persistent_poll_copies (GQA_CUDA_PERSISTENT_POLL_COPIES): copies of each activation vector that every block
-  // of the persistent step polls, 1..8 (block b reads copy b % copies: fewer blocks per L2 line; same results).
-  int persistent_poll_copies = 1;
   // persistent_kv_mma (GQA_CUDA_PERSISTENT_KV_MMA, 0 or 1): the persistent step's attention tiles on tensor
   // cores where the query group has 1 or 2 heads (rounding differs from the CUDA-core tiles'; 1-2% slower on
   // the H200, docs/engine-cuda.md v12).

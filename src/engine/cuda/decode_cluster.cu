@@ -494,7 +494,6 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   const KernelFn kernel = D == 64 ? kernel_for<64>(group) : kernel_for<128>(group);
   Config& cfg = g_config[D == 64 ? 0 : 1][group == 1 ? 0 : group == 2 ? 1 : group == 4 ? 2 : 3];
   Plan p{};
-  p.copies = 1;  // the clustered step stores and polls one copy of each vector (ll_store, not ll_store_copies)
   p.stage_bytes = a.tile_kib * 1024 + kStagePadBytes;
   p.poll_ns = static_cast<unsigned>(a.poll_ns);
   p.keys_per_tile = a.kv_tile_kib * 1024 / (4 * D);

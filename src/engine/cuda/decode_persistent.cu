@@ -137,7 +137,7 @@ __device__ __forceinline__ void phase_qkv(Ctx& c, int l, const Mat& m) {
 #pragma unroll
     for (int j = 0; j < kVec; ++j) x.v[j] = to_float4(e.v[j]);
   } else {
-    ll_read(c.xd + static_cast<size_t>(c.copy) * H, H, tag_of(c, l - 1, kDn), c.p.poll_ns, x);
+    ll_read(c.xd, H, tag_of(c, l - 1, kDn), c.p.poll_ns, x);
   }
   mark(c, kMarkReady);
   store_rmsnorm(c, H, x, w);
@@ -164,8 +164,7 @@ __device__ __forceinline__ void attention_inputs(Ctx& c, int l, const Split& sp)
 // memory after the warps' scratch (one L2 round trip per chunk instead of one per split). G even: a split's
 // G (D + 2) words are then a whole number of ll_read's 4-word groups.
 template <int D, int G>
-__device__ __forceinline__ void merge_splits(Ctx& c, int S, const float* scr, const Word* part, Word* out, size_t stride,
-                                             unsigned tag) {
+__device__ __forceinline__ void merge_splits(Ctx& c, int S, const float* scr, const Word* part, Word* out, unsigned tag) {
   constexpr int W = D + 2, per = G * W, E = (G * D + kConsumers - 1) / kConsumers;
   float M[E], L[E], O[E];
 #pragma unroll
@@ -199,7 +198,7 @@ __device__ __forceinline__ void merge_splits(Ctx& c, int S, const float* scr, co
 #pragma unroll
   for (int e = 0; e < E; ++e) {
     const int i = static_cast<int>(threadIdx.x) + e * kConsumers;
-    if (i < G * D) ll_store_copies(c, out + i, stride, O[e] / L[e], tag);
+    if (i < G * D) ll_store(out + i, O[e] / L[e], tag);
   }
 }
 
@@ -209,7 +208,6 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
   const Split sp = block_split(a, c.p, c.pos);
   if (!sp.has) return;
   const int S = sp.n_splits;
-  const size_t qd = static_cast<size_t>(a.n_heads) * D;  // words between the copies of att
   attention_inputs<D, G>(c, l, sp);
   mark(c, kMarkReady);
   if constexpr (kMma)
@@ -224,7 +222,7 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
   Word* part = c.part + static_cast<size_t>(sp.kvh) * S * G * W;  // [split][g][W] of this KV head
   if constexpr (G % 2 == 0) {
     if (S > 1 && sp.s == S - 1 && c.p.merge_chunk > 1) {
-      merge_splits<D, G>(c, S, scr, part, c.att + static_cast<size_t>(sp.kvh) * G * D, qd, tag);
+      merge_splits<D, G>(c, S, scr, part, c.att + static_cast<size_t>(sp.kvh) * G * D, tag);
       return;
     }
   }
@@ -234,7 +232,7 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
     warps_merged<D, G>(scr, g, d, M, L, O);
     Word* out = c.att + static_cast<size_t>(sp.kvh) * G * D + i;
     if (S == 1) {
-      ll_store_copies(c, out, qd, O / L, tag);
+      ll_store(out, O / L, tag);
     } else if (sp.s < S - 1) {
       Word* mine = part + (static_cast<size_t>(sp.s) * G + g) * W;
       ll_store(mine + d, O, tag);
@@ -248,7 +246,7 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
         const float wa = merge_weight(M, Mn), wb = merge_weight(v[0], Mn);
         L = L * wa + v[1] * wb, O = O * wa + v[2] * wb, M = Mn;
       }
-      ll_store_copies(c, out, qd, O / L, tag);
+      ll_store(out, O / L, tag);
     }
   }
   consumer_sync();  // the merge scratch (c.xs) is read across warps: done before the next phase's writes
@@ -272,12 +270,12 @@ __device__ __forceinline__ void consume(Ctx& c) {
       fill_residual(c, m.o, r, c.xd, l > 0 ? tag_of(c, l - 1, kDn) : 0,
                     l == 0 ? a.embed + static_cast<size_t>(c.token) * H : nullptr);
       Vec att;
-      ll_read(c.att + static_cast<size_t>(c.copy) * qd, qd, tag_of(c, l, kAtt), c.p.poll_ns, att);
+      ll_read(c.att, qd, tag_of(c, l, kAtt), c.p.poll_ns, att);
       mark(c, kMarkReady);
       store_vec(c, qd, att);
       mark(c, kMarkFilled);
       const unsigned tag = tag_of(c, l, kO);
-      gemv_tiles(c, m.o, r, [&](int row, int slot, float s) { ll_store_copies(c, c.xo + row, H, c.res[slot] + s, tag); });
+      gemv_tiles(c, m.o, r, [&](int row, int slot, float s) { ll_store(c.xo + row, c.res[slot] + s, tag); });
       mark(c, kMarkComputed);
     }
     mark(c, kMarkEnd);
@@ -286,13 +284,13 @@ __device__ __forceinline__ void consume(Ctx& c) {
       BVec w;
       Vec x;
       load_vec(a.layer[l].mlp_norm, H, w);
-      ll_read(c.xo + static_cast<size_t>(c.copy) * H, H, tag_of(c, l, kO), c.p.poll_ns, x);
+      ll_read(c.xo, H, tag_of(c, l, kO), c.p.poll_ns, x);
       mark(c, kMarkReady);
       store_rmsnorm(c, H, x, w);
       mark(c, kMarkFilled);
       const unsigned tag = tag_of(c, l, kGu);
       gemv_tiles(c, m.gu, r, [&](int row, int, float g, float u) {
-        ll_store_copies(c, c.h + row, I, g / (1.0f + expf(-g)) * u, tag);
+        ll_store(c.h + row, g / (1.0f + expf(-g)) * u, tag);
       });
       mark(c, kMarkComputed);
     }
@@ -301,12 +299,12 @@ __device__ __forceinline__ void consume(Ctx& c) {
     if (const Tiles r = block_tiles(m.dn); r.count() > 0) {
       fill_residual(c, m.dn, r, c.xo, tag_of(c, l, kO), nullptr);
       Vec h;
-      ll_read(c.h + static_cast<size_t>(c.copy) * I, I, tag_of(c, l, kGu), c.p.poll_ns, h);
+      ll_read(c.h, I, tag_of(c, l, kGu), c.p.poll_ns, h);
       mark(c, kMarkReady);
       store_vec(c, I, h);
       mark(c, kMarkFilled);
       const unsigned tag = tag_of(c, l, kDn);
-      gemv_tiles(c, m.dn, r, [&](int row, int slot, float s) { ll_store_copies(c, c.xd + row, H, c.res[slot] + s, tag); });
+      gemv_tiles(c, m.dn, r, [&](int row, int slot, float s) { ll_store(c.xd + row, c.res[slot] + s, tag); });
       mark(c, kMarkComputed);
     }
     mark(c, kMarkEnd);
@@ -317,7 +315,7 @@ __device__ __forceinline__ void consume(Ctx& c) {
     BVec w;
     Vec x;
     load_vec(a.final_norm, H, w);
-    ll_read(c.xd + static_cast<size_t>(c.copy) * H, H, tag_of(c, a.layers - 1, kDn), c.p.poll_ns, x);
+    ll_read(c.xd, H, tag_of(c, a.layers - 1, kDn), c.p.poll_ns, x);
     mark(c, kMarkReady);
     store_rmsnorm(c, H, x, w);
     mark(c, kMarkFilled);
@@ -354,7 +352,6 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
     Ctx c{a, p, ring, 0, 0, 0, 0, res + p.res_floats, res, red, gpart, static_cast<int>(threadIdx.x / 32),
           static_cast<int>(threadIdx.x % 32), 0, 0, a.ll + ll.xo, a.ll + ll.xd, a.ll + ll.qkv, a.ll + ll.att,
           a.ll + ll.h, a.ll + ll.part};
-    c.copy = static_cast<int>(blockIdx.x) % p.copies;
     griddep_wait();
     c.step = *const_cast<volatile unsigned*>(a.sync + kSyncStep) + 1;
     c.pos = *const_cast<volatile int*>(a.pos);
@@ -464,9 +461,6 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   p.merge_chunk = group % 2 == 0 ? std::min(kMaxInput / per, room / per) : 0;
   if (a.merge_chunk < 0) fail_unsupported("persistent_decode: merge_chunk must be >= 0");
   if (a.merge_chunk > 0) p.merge_chunk = std::min(p.merge_chunk, a.merge_chunk);  // 1: one split per poll (v7)
-  if (a.poll_copies < 1 || a.poll_copies > kMaxPollCopies)
-    fail_unsupported("persistent_decode: poll_copies must be 1..8");
-  p.copies = a.poll_copies;
   const size_t res_bytes = static_cast<size_t>(p.res_floats) * 4;
   const size_t static_bytes = 2 * kMaxStages * 8 + (2 * kPartFloats + kConsumerWarps) * 4 + kMaxRope * 8 + 1024;
   if (static_cast<size_t>(optin) < res_bytes + xs_bytes + static_bytes + 2 * static_cast<size_t>(sb))

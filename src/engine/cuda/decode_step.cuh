@@ -37,10 +37,7 @@ constexpr int kTraceFields = 6;
 static_assert(kPhases == kPersistentPhases);
 constexpr int kSyncStep = 0, kSyncExit = 1, kSyncWords = 2;
 
-// Where each activation lives in PersistentDecodeArgs::ll (8-byte {value, tag} words); host and device. The
-// vectors every block polls (xo, xd, att, h) have room for kMaxPollCopies copies, one after the other: writers
-// store Plan::copies of them, block b polls copy b % copies, so that fewer blocks poll each L2 line (v14).
-constexpr int kMaxPollCopies = 8;
+// Where each activation lives in PersistentDecodeArgs::ll (8-byte {value, tag} words); host and device.
 struct LLLayout {
   size_t xo, xd, qkv, att, h, part, opart, total;
 };
@@ -49,11 +46,11 @@ __host__ __device__ __forceinline__ LLLayout ll_layout(int hidden, int inter, in
   const size_t qd = static_cast<size_t>(n_heads) * head_dim, kvd = static_cast<size_t>(n_kv) * head_dim;
   LLLayout o{};
   o.xo = 0;
-  o.xd = o.xo + static_cast<size_t>(kMaxPollCopies) * hidden;
-  o.qkv = o.xd + static_cast<size_t>(kMaxPollCopies) * hidden;
+  o.xd = o.xo + hidden;
+  o.qkv = o.xd + hidden;
   o.att = o.qkv + qd + 2 * kvd;
-  o.h = o.att + kMaxPollCopies * qd;
-  o.part = o.h + static_cast<size_t>(kMaxPollCopies) * inter;  // [n_kv][splits][group][head_dim + 2]: a split's o, m, l per query head
+  o.h = o.att + qd;
+  o.part = o.h + inter;  // [n_kv][splits][group][head_dim + 2]: a split's o, m, l per query head
   o.opart = o.part + static_cast<size_t>(max_splits) * n_heads * (head_dim + 2);
   o.total = o.opart + static_cast<size_t>(n_kv) * hidden;  // [n_kv][hidden]: the clustered step's o_proj partials
   return o;
@@ -135,7 +132,6 @@ struct Plan {  // launch constants, computed on the host
   int stages, stage_bytes, keys_per_tile, max_splits, res_floats;
   unsigned poll_ns;
   int merge_chunk;  // splits' partials the merging split polls at once (persistent step; < 2: one at a time)
-  int copies;       // copies of each polled vector the persistent step's writers store, 1..kMaxPollCopies
 };
 
 
@@ -237,7 +233,6 @@ struct Ctx {
   // chain of every tile).
   int slot = 0;
   unsigned parity = 0;
-  int copy = 0;  // the copy of the polled vectors this block reads (persistent step: blockIdx.x % Plan::copies)
 };
 
 // The step's RoPE rotations, once per block at the start instead of a sincosf per element in every layer's
@@ -286,10 +281,6 @@ __device__ __forceinline__ float value_word(Word w) { return __uint_as_float(sta
 __device__ __forceinline__ void ll_store(Word* dst, float v, unsigned tag) {
   const Word w = (static_cast<Word>(tag) << 32) | __float_as_uint(v);
   asm volatile("st.relaxed.gpu.global.b64 [%0], %1;" ::"l"(dst), "l"(w) : "memory");
-}
-// Word i of a polled vector, in each of its Plan::copies copies (`stride` words apart).
-__device__ __forceinline__ void ll_store_copies(const Ctx& c, Word* dst, size_t stride, float v, unsigned tag) {
-  for (int k = 0; k < c.p.copies; ++k) ll_store(dst + k * stride, v, tag);
 }
 __device__ __forceinline__ Word ll_load(const Word* p) {
   Word w;

@@ -150,9 +150,6 @@ struct PersistentDecodeArgs {
   // The merging attention split polls at most this many splits' partials at once (0: as many as fit in shared
   // memory; 1: one per L2 round trip, as before v11). Tuning; same results.
   int merge_chunk = 0;
-  // Copies of the vectors every block polls (the hidden states, attention's output, the MLP's): block b polls
-  // copy b % poll_copies, so fewer blocks poll each L2 line. 1..8; same results.
-  int poll_copies = 1;
   // Attention tiles on tensor cores (query groups of 1 or 2 heads; others, or without the driver's tensor maps,
   // on CUDA cores). The summation order, so rounding, differs. Off by default: slower on the H200 (v12).
   bool kv_mma = false;
