@@ -9,7 +9,9 @@
 //   full    loads and mma, as gemv_tiles (four k-steps per trip of a rolled loop)
 //   full-u  the same loop fully unrolled
 // Per case: cycles of a warp's loop (clock64 around it, median over blocks of the slowest warp) and cycles per
-// k-step per SM sub-partition (warps share a sub-partition's tensor core when W > 4).
+// k-step per SM sub-partition (warps share a sub-partition's tensor core when W > 4). First, step_kernel: the
+// latency of the small dependent steps a tile is made of (mbarrier test, barrier, shuffle, shared load, clock).
+// H200 results: docs/results/h200-20261204b/probe/mma_rate.log.
 //   nvcc -O2 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -I src -I include -o mma_rate tests/engine_cuda/probes/mma_rate.cu
 #include <algorithm>
 #include <cstdint>
