@@ -32,6 +32,24 @@ constexpr int kPitch = 1024 + 8;         // bf16 elements per row: 1,024 k plus 
 constexpr int kSmemRows = 16;
 enum Mode { kEmpty, kMma, kLoads, kFull, kFullUnrolled };
 
+// One trip of the k-loop: kChains k-steps' A fragments (ldmatrix.x4) and B words (two shared loads), then one
+// mma per chain, or (kMma false: the loads alone) their XOR into x. The 64 k-steps of the tile repeat.
+template <int kChains, bool kMma>
+__device__ __forceinline__ void trip(float (&d)[kChains][4], uint32_t& x, const uint16_t* arow, const uint32_t* xb,
+                                     int s) {
+  uint32_t a[kChains][4];
+#pragma unroll
+  for (int u = 0; u < kChains; ++u) ldmatrix_x4(a[u], smem_u32(arow + ((s + u) & 63) * 16));
+#pragma unroll
+  for (int u = 0; u < kChains; ++u) {
+    const uint32_t b0 = xb[((s + u) & 63) * 8], b1 = xb[((s + u) & 63) * 8 + 4];
+    if constexpr (kMma)
+      mma_bf16(d[u], a[u], b0, b1);
+    else
+      x ^= a[u][0] ^ a[u][1] ^ a[u][2] ^ a[u][3] ^ b0 ^ b1;
+  }
+}
+
 template <int kMode, int kChains, int kSteps>
 __global__ void __launch_bounds__(kThreads, 1) rate_kernel(int warps, int steps, long long* cycles, float* sink) {
   __shared__ __align__(16) uint16_t a_tile[kSmemRows * kPitch];
@@ -58,34 +76,12 @@ __global__ void __launch_bounds__(kThreads, 1) rate_kernel(int warps, int steps,
 #pragma unroll
         for (int u = 0; u < kChains; ++u) mma_bf16(d[u], a, 0x3f803f80u, 0x3f803f80u);
       }
-    } else if constexpr (kMode == kLoads) {
-#pragma unroll 1
-      for (int s = 0; s < steps; s += kChains) {
-        uint32_t a[kChains][4];
+    } else if constexpr (kMode == kFullUnrolled) {
 #pragma unroll
-        for (int u = 0; u < kChains; ++u) ldmatrix_x4(a[u], smem_u32(arow + ((s + u) & 63) * 16));
-#pragma unroll
-        for (int u = 0; u < kChains; ++u)
-          x ^= a[u][0] ^ a[u][1] ^ a[u][2] ^ a[u][3] ^ xb[((s + u) & 63) * 8] ^ xb[((s + u) & 63) * 8 + 4];
-      }
-    } else if constexpr (kMode == kFull) {
-#pragma unroll 1
-      for (int s = 0; s < steps; s += kChains) {
-        uint32_t a[kChains][4];
-#pragma unroll
-        for (int u = 0; u < kChains; ++u) ldmatrix_x4(a[u], smem_u32(arow + ((s + u) & 63) * 16));
-#pragma unroll
-        for (int u = 0; u < kChains; ++u) mma_bf16(d[u], a[u], xb[((s + u) & 63) * 8], xb[((s + u) & 63) * 8 + 4]);
-      }
+      for (int s = 0; s < kSteps; s += kChains) trip<kChains, true>(d, x, arow, xb, s);
     } else {
-#pragma unroll
-      for (int s = 0; s < kSteps; s += kChains) {
-        uint32_t a[kChains][4];
-#pragma unroll
-        for (int u = 0; u < kChains; ++u) ldmatrix_x4(a[u], smem_u32(arow + ((s + u) & 63) * 16));
-#pragma unroll
-        for (int u = 0; u < kChains; ++u) mma_bf16(d[u], a[u], xb[((s + u) & 63) * 8], xb[((s + u) & 63) * 8 + 4]);
-      }
+#pragma unroll 1
+      for (int s = 0; s < steps; s += kChains) trip<kChains, kMode == kFull>(d, x, arow, xb, s);
     }
     // The results must be complete before the clock stops: fold them into one value the clock read depends on.
     float acc = 0.f;
