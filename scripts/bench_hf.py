@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """HF transformers batch-1 decode speed on a model directory: bf16 weights on CUDA, eager and sdpa attention,
-greedy, a random prompt. The baseline the CUDA engine is compared with (scripts/gpu_check.sh runs it).
+greedy, a random prompt. The baseline the CUDA engine is compared with (scripts/gpu.sh bench --hf runs it).
 
   python3 scripts/bench_hf.py --model /tmp/m [--prompt-tokens 128] [--new-tokens 64] [--json hf.json]
 

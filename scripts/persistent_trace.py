@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Summary of a persistent decode step's trace (GQA_CUDA_TRACE=FILE, docs/engine-cuda.md, v6).
+"""Summary of a persistent decode step's trace (gqa-evolve generate --trace FILE, docs/engine-cuda.md, v6).
 
-    GQA_CUDA_TRACE=trace.csv gqa-evolve generate --device cuda ...   # on the GPU machine
+    gqa-evolve generate --device cuda --trace trace.csv ...   # on the GPU machine (--trace replaces GQA_CUDA_TRACE)
     scripts/persistent_trace.py trace.csv[.gz] [--layers 6,14]
+    scripts/gpu.sh trace                                       # both at ctx 128 and 8192, into $OUT/trace.log
 
 The file holds, per block and phase (layer x {qkv, att, o, gu, dn}, then lm_head), the %globaltimer times
 (ns) at which thread 0 started the phase, had its own input words (v7; v6: saw its dependency counter met),

@@ -131,6 +131,7 @@ Runner add_bench(CLI::App& app) {
     int runs = 3, warmup = 1;
     int64_t max_tokens_cap = 0, context_cap = 0;
     bool no_progress = false;
+    CudaFlags cuda;
   };
   auto o = std::make_shared<Opts>();
   app.add_option("--mode", o->mode, "quick (5 scenarios), full (17), compare (full, stock vs --program, interleaved), "
@@ -154,6 +155,7 @@ Runner add_bench(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--cuda-arch", o->cuda_arch, "cuda programs: sm_XY to compile for (default: the GPU's)");
   app.add_flag("--no-progress", o->no_progress, "no progress bar (it is only drawn when stderr is a terminal)");
+  add_cuda_flags(app, o->cuda, /*trace=*/false);
   return [o]() {
     if (o->runs < 3) fail("bench", "--runs {}: at least 3 measured runs are needed for a spread and a confidence interval", o->runs);
     const std::string scen_path = o->scenarios.empty() ? bench::default_scenarios_path() : o->scenarios;
@@ -173,7 +175,7 @@ Runner add_bench(CLI::App& app) {
     if (!fs::exists(dir + "/tokenizer.json"))
       fail("bench", "{}: no tokenizer.json: the scenarios are text and need the model's tokenizer", dir);
     const Tokenizer tok = Tokenizer::load(dir);
-    OpenedEngine opened = open_engine(dir, o->device);
+    OpenedEngine opened = open_engine(dir, o->device, o->cuda);
     Engine& engine = *opened.engine;
     bench::Caps caps{o->max_tokens_cap, o->context_cap};
     std::vector<bench::PreparedScenario> prepared = bench::prepare_scenarios(suite, tok, engine.config(), caps);

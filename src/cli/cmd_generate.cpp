@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/engine_setup.h"
 #include "common/error.h"
+#include "engine/cuda/cuda_engine.h"
 #include "engine/generate.h"
 #include "programs/loader.h"
 #include "tokenizer/tokenizer.h"
@@ -47,6 +48,7 @@ Runner add_generate(CLI::App& app) {
     bool chat = false, json = false, ignore_eos = false, enable_thinking = true;
     int64_t max_tokens = 128;
     SamplingParams sampling;
+    CudaFlags cuda;
   };
   auto o = std::make_shared<Opts>();
   app.add_option("--model", o->model, "HF model directory (default: the random Qwen3-0.6B, made on first use)");
@@ -70,6 +72,7 @@ Runner add_generate(CLI::App& app) {
                  "attention call; its call count is reported")
       ->check(CLI::ExistingFile);
   app.add_option("--cuda-arch", o->cuda_arch, "with --attention on cuda: sm_XY to compile for (default: the GPU's)");
+  add_cuda_flags(app, o->cuda, /*trace=*/true);
   return [o, prompt, ids]() {
     if (!*prompt && !*ids) fail("generate", "give --prompt TEXT or --prompt-ids 1,2,3");
     if (o->chat && !*prompt) fail("generate", "--chat needs --prompt");
@@ -91,7 +94,7 @@ Runner add_generate(CLI::App& app) {
       prompt_ids = tok->encode(text);
     }
 
-    OpenedEngine opened = open_engine(dir, o->device);
+    OpenedEngine opened = open_engine(dir, o->device, o->cuda);
     std::unique_ptr<Engine> engine = std::move(opened.engine);
     std::optional<ProgramHandle> program;
     if (!o->attention.empty()) {
@@ -137,6 +140,7 @@ Runner add_generate(CLI::App& app) {
                        {"decode_path", s.decode_path},
                        {"stop_reason", s.stop_reason}};
       j["text"] = tok ? nlohmann::json(tok->decode(r.tokens)) : nlohmann::json(nullptr);
+      if (opened.cuda) j["decode_layout"] = decode_layout_name(cuda_decode_layout(*engine));
       if (program)
         j["attention_program"] = {{"path", o->attention}, {"calls", engine->attention_program_calls()},
                                   {"compile_cached", program->compile.cached}, {"key", program->compile.key}};
@@ -149,6 +153,7 @@ Runner add_generate(CLI::App& app) {
     }
     std::string gpu_mem;
     if (s.peak_device_memory_bytes > 0) gpu_mem = fmt::format(", GPU {:.2f} GiB", s.peak_device_memory_bytes / 1073741824.0);
+    if (opened.cuda) gpu_mem += fmt::format(", {} decode step", decode_layout_name(cuda_decode_layout(*engine)));
     std::printf("\n\n[%s] prompt: %lld tokens, %.1f tok/s | generated: %lld tokens, %.2f tok/s (%s) | peak memory %.2f GiB%s\n",
                 engine->device_name().c_str(), static_cast<long long>(s.prompt_tokens), s.prefill_tokens_per_second(),
                 static_cast<long long>(s.generated_tokens), s.decode_tokens_per_second(), s.stop_reason.c_str(),

@@ -1,8 +1,11 @@
 // What several subcommands (generate, bench) do the same way: pick the device, open the engine, compile and
 // load an attention program for that engine's target.
 #pragma once
+#include <CLI/CLI.hpp>
+
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/engine.h"
 #include "programs/loader.h"
@@ -14,8 +17,18 @@ struct OpenedEngine {
   bool cuda = false;
 };
 
-// device: "cpu", "cuda", or "auto" (cuda when this build has it and a GPU is present).
-OpenedEngine open_engine(const std::string& model_dir, const std::string& device);
+// The CUDA engine's flags (CudaEngineOptions): --decode-layout, --cuda-option KEY=VALUE (repeatable) and, where
+// `trace` is set, --trace FILE.
+struct CudaFlags {
+  std::string decode_layout;
+  std::vector<std::string> options;
+  std::string trace;
+};
+void add_cuda_flags(CLI::App& app, CudaFlags& flags, bool trace);
+
+// device: "cpu", "cuda", or "auto" (cuda when this build has it and a GPU is present). CUDA flags given for an
+// engine that is not the CUDA one are an error that names them.
+OpenedEngine open_engine(const std::string& model_dir, const std::string& device, const CudaFlags& cuda = {});
 
 // Compiles (cached) and loads PROG for the engine's target; a .cpp program on the CUDA engine (or a .cu on
 // the CPU) is an error naming `option` (e.g. "--attention").

@@ -123,6 +123,16 @@ TEST_F(Cli, BadInputGivesOneClearError) {
   EXPECT_NE(r.out.find("nope"), std::string::npos) << r.out;
   r = run("generate --bogus-flag");
   EXPECT_NE(r.code, 0);
+  // The CUDA engine's flags: checked before any GPU work (so also here, without one), and refused for the CPU.
+  r = run("generate --model " + model() + " --prompt-ids 1 --device cuda --decode-layout sideways");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("'sideways' is unknown (known: persistent, fused, unfused)"), std::string::npos) << r.out;
+  r = run("generate --model " + model() + " --prompt-ids 1 --device cuda --cuda-option persistent_tile_kib=1000");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("persistent_tile_kib='1000' must be an integer in [32, 192]"), std::string::npos) << r.out;
+  r = run("generate --model " + model() + " --prompt-ids 1 --device cpu --decode-layout fused");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("apply to the CUDA engine only"), std::string::npos) << r.out;
   // A damaged config.json names the file.
   fs::path broken = dir_ / "broken";
   fs::create_directories(broken);

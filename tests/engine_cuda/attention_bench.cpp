@@ -1,4 +1,4 @@
-// Benchmark of the stock GQA attention kernels behind the ABI (run by scripts/gpu_attention.sh; not a test):
+// Benchmark of the stock GQA attention kernels behind the ABI (scripts/gpu.sh bench --attention runs it; not a test):
 //   attention_bench [--json FILE] [--batches 1,8,32] [--contexts 512,2048,8192,32768] [--prefill 512,2048,8192,16384]
 //                   [--chunked 512@4096] [--modes cold,hot] [--rotate-mib 256] [--check] [--no-time] [--ragged]
 //                   [--prefill-simt]
@@ -9,7 +9,7 @@
 //  - time: the whole ABI call (stock_attention_abi: bf16 in, bf16 out, what a program must beat) and the
 //    engine kernels alone (stock_attention_engine_kernels), captured into CUDA graphs, CUDA events around
 //    replays. "cold": each call of a graph reads another copy of the KV cache, copies covering --rotate-mib
-//    (so L2 never holds the cache); "hot": the same copy every call (as the DESIGN.md reference numbers).
+//    (so L2 never holds the cache); "hot": the same copy every call (as PyTorch reference numbers usually are).
 // scripts/bench_attention_torch.py measures PyTorch SDPA (flash, cuDNN) with the same shapes and the same
 // rotation rule; the driver prints them side by side. Decode batches use one query per sequence;
 // --ragged gives the sequences different lengths (check and sanitizer runs). Prefill rows also time the

@@ -1,6 +1,6 @@
-// Benchmark of the CUDA engine (run by scripts/gpu_check.sh on the GPU machine; not a test):
+// Benchmark of the CUDA engine (scripts/gpu.sh bench runs it on a GPU machine; not a test):
 //   cuda_bench --model DIR [--contexts 128,2048,8192] [--layouts persistent,fused,unfused] [--tokens 256]
-//              [--json FILE] [--quick]
+//              [--json FILE] [--quick] [--only-layer] [--cuda-option KEY=VALUE ...]
 // 1. read bandwidth of device memory (streaming reduction over 4 GiB);
 // 2. the decode GEMV against cuBLAS (cublasGemmEx, n = 1) on Qwen3-0.6B's five matrix shapes, each call on
 //    another copy of the weights so that L2 never holds them, timed as graph replays;
@@ -12,7 +12,7 @@
 // 4. the default (persistent) layout at the first context without programmatic dependent launch, and without
 //    CUDA graphs; its attention split length at the first and last context;
 // 5. the fused per-layer kernel alone (28 launches on distinct weights), against its bytes.
-// --quick: only 3 for the persistent and fused layouts.
+// --quick: only 3 for the persistent and fused layouts. --cuda-option: a CudaEngineOptions knob for every engine.
 #include <cuda_runtime.h>
 
 #include <nlohmann/json.hpp>
@@ -40,7 +40,8 @@ struct Args {
   int64_t tokens = 256;
   bool only_layer = false;  // --only-layer: just the fused layer kernel's breakdown (for profiling it)
   bool quick = false;       // --quick: layouts x contexts only
-  std::vector<std::string> layouts{"persistent", "cluster", "fused", "unfused"};  // --layouts: which decode layouts
+  std::vector<std::string> layouts{"persistent", "fused", "unfused"};  // --layouts: which decode layouts
+  CudaEngineOptions options;  // --cuda-option KEY=VALUE: the knobs every engine of the run gets
 };
 
 Args parse(int argc, char** argv) {
@@ -64,17 +65,16 @@ Args parse(int argc, char** argv) {
     } else if (k == "--layouts") {
       a.layouts.clear();
       std::stringstream ss(val());
-      for (std::string item; std::getline(ss, item, ',');) {
-        if (item != "persistent" && item != "cluster" && item != "fused" && item != "unfused")
-          fail("bench", "--layouts: unknown layout '{}' (known: persistent, cluster, fused, unfused)", item);
-        a.layouts.push_back(item);
-      }
+      for (std::string item; std::getline(ss, item, ',');) a.layouts.push_back(decode_layout_name(parse_decode_layout(item)));
+    } else if (k == "--cuda-option") {
+      set_cuda_option(a.options, val());
     } else if (k == "--contexts") {
       a.contexts.clear();
       std::stringstream ss(val());
       for (std::string item; std::getline(ss, item, ',');) a.contexts.push_back(std::stoll(item));
     } else {
-      fail("bench", "unknown argument '{}' (known: --model --contexts --layouts --tokens --json --only-layer --quick)", k);
+      fail("bench", "unknown argument '{}' (known: --model --contexts --layouts --tokens --json --only-layer --quick "
+           "--cuda-option)", k);
     }
   }
   if (a.model.empty()) fail("bench", "--model DIR is required");
@@ -244,17 +244,8 @@ nlohmann::json layer_kernel(double bw) {
   GQA_CUDA_CHECK(cudaMemcpyAsync(pos.get(), &p, 4, cudaMemcpyHostToDevice, stream.get()));
   GQA_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
   const double bytes = per_layer * 2.0;
-  struct Variant { const char* name; unsigned skip; bool pdl; int early; };
-  const Variant variants[] = {
-      {"full", 0, true, -1},
-      {"full, L2 prefetch before wait", 0, true, 4},
-      {"full, L2 prefetch after wait", 0, true, 0},
-      {"full, no PDL", 0, false, -1},
-      {"no grid barriers", cuda::kLayerSkipBarriers, true, 4},
-      {"no math (barriers+fills)", cuda::kLayerSkipMath | cuda::kLayerSkipPrefetch, true, 4},
-      {"no math, no barriers", cuda::kLayerSkipMath | cuda::kLayerSkipPrefetch | cuda::kLayerSkipBarriers, true, 4},
-      {"empty (launch + wait)", cuda::kLayerSkipAll | cuda::kLayerSkipPrefetch, true, 4},
-  };
+  struct Variant { const char* name; bool pdl; };
+  const Variant variants[] = {{"full", true}, {"full, no PDL", false}};
   nlohmann::json out = nlohmann::json::object();
   for (const Variant& v : variants) {
   const cuda::Exec exv{stream.get(), v.pdl, sms};
@@ -268,7 +259,7 @@ nlohmann::json layer_kernel(double bw) {
     a.k_norm = a.mlp_norm + 3 * H, a.att = att.as<float>(), a.gu = gu.as<float>(), a.inv_freq = inv.as<float>();
     a.qkv = qkv.as<float>(), a.q_out = q.as<float>(), a.k_cache = kv.as<cuda::bf16>();
     a.v_cache = a.k_cache + static_cast<size_t>(nkv) * cap * D, a.capacity = cap, a.pos = pos.as<int>();
-    a.x = x.as<float>(), a.sync = sync.as<unsigned>(), a.bench_skip = v.skip, a.early_prefetch = v.early;
+    a.x = x.as<float>(), a.sync = sync.as<unsigned>();
     cuda::decode_layer(exv, a);
   });
   std::printf("%-34s %10.2f %10.1f   (%.1f MB/layer: %.0f GB/s = %.0f%% of read bandwidth; bytes alone %.2f us)\n",
@@ -352,34 +343,34 @@ int run(int argc, char** argv) {
   std::printf("\n");
   using Decode = CudaEngineOptions::Decode;
   nlohmann::json runs = nlohmann::json::array();
-  for (auto dec : {Decode::Persistent, Decode::Cluster, Decode::Fused, Decode::Unfused}) {
+  for (auto dec : {Decode::Persistent, Decode::Fused, Decode::Unfused}) {
     if (a.quick && dec == Decode::Unfused) continue;
     const char* name = decode_layout_name(dec);
     if (std::find(a.layouts.begin(), a.layouts.end(), name) == a.layouts.end()) continue;
-    CudaEngineOptions eo;
+    CudaEngineOptions eo = a.options;
     eo.decode = dec;
     auto engine = open_cuda_engine(a.model, eo);
     for (int64_t ctx : a.contexts) runs.push_back(bench_context(a.model, eo, name, ctx, a.tokens, bw, engine.get()));
   }
   nlohmann::json sweep = nlohmann::json::array();
   if (!a.quick) {
-    CudaEngineOptions no_pdl;
+    CudaEngineOptions no_pdl = a.options;
     no_pdl.programmatic_launch = false;
     runs.push_back(bench_context(a.model, no_pdl, "persistent-nopdl", a.contexts.front(), a.tokens, bw, nullptr));
-    CudaEngineOptions no_graph;
+    CudaEngineOptions no_graph = a.options;
     no_graph.cuda_graph = false;
     runs.push_back(bench_context(a.model, no_graph, "persistent-nograph", a.contexts.front(), a.tokens, bw, nullptr));
     // The persistent step's attention split length at the shortest and longest context (same results).
     for (int64_t ctx : {a.contexts.front(), a.contexts.back()})
       for (int keys : {32, 128, 256, 1024}) {
-        CudaEngineOptions eo;
+        CudaEngineOptions eo = a.options;
         eo.persistent_split_keys = keys;
         sweep.push_back(bench_context(a.model, eo, fmt::format("split{}", keys).c_str(), ctx, a.tokens, bw, nullptr));
       }
     // Its weight tile size (default 64 KiB; 96 is about the most an H100/H200 holds two stages of).
     for (int64_t ctx : {a.contexts.front(), a.contexts.back()})
       for (int kib : {32, 48, 80, 96}) {
-        CudaEngineOptions eo;
+        CudaEngineOptions eo = a.options;
         eo.persistent_tile_kib = kib;
         sweep.push_back(bench_context(a.model, eo, fmt::format("tile{}k", kib).c_str(), ctx, a.tokens, bw, nullptr));
       }

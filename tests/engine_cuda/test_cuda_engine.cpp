@@ -44,7 +44,7 @@ struct Preset {
 const Preset kPresets[] = {{"tiny", 1}, {"tiny-gqa4", 2}};
 
 using Decode = CudaEngineOptions::Decode;
-const Decode kDecodes[] = {Decode::Persistent, Decode::Cluster, Decode::Fused, Decode::Unfused};
+const Decode kDecodes[] = {Decode::Persistent, Decode::Fused, Decode::Unfused};
 const char* name(Decode d) { return decode_layout_name(d); }
 
 // A random model of `cfg` in a fresh temporary directory (the caller removes it).
@@ -245,35 +245,29 @@ TEST(CudaEngine, GraphsAndProgrammaticLaunchDoNotChangeResults) {
 // the unfused layout's at every step on the Qwen3-0.6B head layout and on 4:1 GQA (an ulp of float before the
 // bf16 rounding of a cached K/V element moves the logits by ~1e-4 on these random models), same greedy tokens.
 // The persistent layout runs with 256-key attention splits (one split at these lengths) and with a split
-// every 3 keys (up to 16 splits per KV head, merged by the last one), the latter also with tensor-core
-// attention tiles; and across a 300-token context where splits stream several KV tiles through the ring.
+// every 3 keys (up to 16 splits per KV head, merged by the last one); and across a 300-token context where
+// splits stream several KV tiles through the ring.
 TEST(CudaEngine, DecodeLayoutsAgree) {
   GQA_REQUIRE_GPU();
   struct Variant {
     const char* name;
     Decode decode;
     int split_keys;
-    bool kv_mma = false;  // tensor-core attention tiles (tiny-gqa4's groups of 4: CUDA cores all the same)
   };
   const Variant variants[] = {{"fused", Decode::Fused, 256},
                               {"persistent", Decode::Persistent, 256},
-                              {"persistent, 3-key splits", Decode::Persistent, 3},
-                              {"persistent, 3-key splits, tensor-core attention", Decode::Persistent, 3, true},
-                              {"cluster", Decode::Cluster, 256}};
+                              {"persistent, 3-key splits", Decode::Persistent, 3}};
   for (const auto& p : kPresets)
     for (const auto& v : variants)
       for (const int prompt : {10, 300}) {
         const auto dir = testing::tiny_model_dir(p.name, p.seed);
         CudaEngineOptions eo = with(v.decode);
         eo.persistent_split_keys = v.split_keys;
-        eo.persistent_kv_mma = v.kv_mma;
         auto tested = open_cuda_engine(dir, eo);
         auto unfused = open_cuda_engine(dir, with(Decode::Unfused));
         auto ids = test_prompt(prompt + 30, 7);
         const double worst = decode_drift(*tested, *unfused, ids, prompt, std::string(p.name) + " " + v.name);
         EXPECT_EQ(cuda_decode_layout(*tested), v.decode) << p.name << " " << v.name;
-        // Tensor cores where the group has 1 or 2 heads (tiny: 2), CUDA cores otherwise (tiny-gqa4: 4).
-        EXPECT_EQ(cuda_persistent_kv_mma(*tested), v.kv_mma && std::string(p.name) == "tiny") << p.name << " " << v.name;
         std::printf("%s %s vs unfused decode after %d tokens: worst relative L2 %.2e\n", p.name, v.name, prompt,
                     worst);
         GenerateOptions o;
@@ -287,10 +281,8 @@ TEST(CudaEngine, DecodeLayoutsAgree) {
 // Qwen3-0.6B's real layer shapes (hidden 1024, intermediate 3072, 16:8 heads of 128), 2 layers and a small
 // vocabulary: the persistent step's tiles then hold several rows (32 KiB tiles: 8 of o_proj, 5 of down, 16
 // of qkv, one block of 16 for the mma; 64 KiB: two blocks; 80 KiB: three), a head spans tiles of several
-// blocks and the attention splits stream several KV tiles, none of which the tiny presets exercise. Its
-// logits must match the unfused step's, with the attention tiles on CUDA cores (the default) or on tensor
-// cores (8 KiB KV tiles: 16 keys, two warps per tile). The clustered step likewise (a head's 512 qkv rows
-// over its cluster's 8 blocks, its o_proj columns as one 64 KiB tile per block, or several at 32 KiB).
+// blocks and the attention splits stream several KV tiles (8 KiB KV tiles: 16 keys, two warps per tile), none of
+// which the tiny presets exercise. Its logits must match the unfused step's.
 TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
   GQA_REQUIRE_GPU();
   ModelConfig cfg = preset_config("qwen3-0.6b");
@@ -300,46 +292,34 @@ TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
   cfg.eos_token_ids = {2};
   const auto dir = random_model(cfg, 3, "q06-2l");
   struct Run {
-    Decode decode;
     int split_keys, tile_kib, kv_tile_kib;
-    bool kv_mma = false;  // the persistent step's attention tiles on tensor cores (default: CUDA cores)
   };
-  for (const auto& [decode, split_keys, tile_kib, kv_kib, kv_mma] :
-       {Run{Decode::Persistent, 256, 64, 32}, Run{Decode::Persistent, 16, 32, 32}, Run{Decode::Persistent, 64, 80, 32},
-        Run{Decode::Persistent, 16, 64, 64}, Run{Decode::Persistent, 256, 64, 32, true}, Run{Decode::Persistent, 16, 64, 32, true},
-        Run{Decode::Persistent, 16, 64, 64, true}, Run{Decode::Persistent, 16, 64, 8, true},
-        Run{Decode::Cluster, 64, 64, 32}, Run{Decode::Cluster, 64, 32, 32},
-        Run{Decode::Cluster, 64, 64, 64}}) {
+  const Decode decode = Decode::Persistent;
+  for (const auto& [split_keys, tile_kib, kv_kib] :
+       {Run{256, 64, 32}, Run{16, 32, 32}, Run{64, 80, 32}, Run{16, 64, 64}, Run{16, 64, 8}}) {
     CudaEngineOptions eo = with(decode);
     eo.persistent_split_keys = split_keys;
     eo.persistent_tile_kib = tile_kib;
     eo.persistent_kv_tile_kib = kv_kib;
-    eo.persistent_kv_mma = kv_mma;
     auto tested = open_cuda_engine(dir.string(), eo);
     auto unfused = open_cuda_engine(dir.string(), with(Decode::Unfused));
     auto ids = test_prompt(330, 9);
     for (auto& id : ids) id %= static_cast<int32_t>(tested->config().vocab_size);
     const std::string what = std::string(name(decode)) + ", split_keys " + std::to_string(split_keys) + ", " +
-                             std::to_string(tile_kib) + " KiB tiles, " + std::to_string(kv_kib) + " KiB KV tiles" +
-                             (kv_mma ? ", tensor-core attention" : "");
+                             std::to_string(tile_kib) + " KiB tiles, " + std::to_string(kv_kib) + " KiB KV tiles";
     const double worst = decode_drift(*tested, *unfused, ids, 300, what);
     EXPECT_EQ(cuda_decode_layout(*tested), decode) << what;  // not a fallback
-    if (decode == Decode::Persistent) {
-      EXPECT_EQ(cuda_persistent_kv_mma(*tested), kv_mma) << what;
-    }
     std::printf("Qwen3-0.6B layer shapes, %s vs unfused: worst relative L2 %.2e\n", what.c_str(), worst);
   }
   std::filesystem::remove_all(dir);
 }
 
-// GQA_CUDA_TRACE=FILE: after a device decode loop the file holds, per block and phase, the times of the last
-// step in order (start <= end), one row per block and slot; an unwritable path is a clear error.
 // The persistent step's results do not depend on how long a block pauses between polls (its outputs are
 // summed in a fixed order): the logits are bit for bit those of the default pause.
 TEST(CudaEngine, PersistentStepIsDeterministicWhateverThePollPause) {
   GQA_REQUIRE_GPU();
   for (const auto& p : kPresets)
-    for (const Decode layout : {Decode::Persistent, Decode::Cluster}) {
+    for (const Decode layout : {Decode::Persistent}) {
       const auto dir = testing::tiny_model_dir(p.name, p.seed);
       CudaEngineOptions busy = with(layout);
       busy.persistent_poll_ns = 0;
@@ -394,23 +374,18 @@ TEST(CudaEngine, PersistentSplitMergeChunksGiveTheSameLogits) {
   }
 }
 
-// More KV heads than clusters of 8 can be resident (16 > 15 on an H200, and past the step's limit anywhere):
-// asking for the clustered layout decodes with the persistent one, with its results (here with the
-// tensor-core attention tiles, whose only test at one query head per KV head and head_dim 64 this is).
-TEST(CudaEngine, ClusterLayoutFallsBackToPersistentWithTooManyKvHeads) {
+// One query head per KV head, 16 KV heads of head_dim 64: the persistent step's smallest group and head size.
+TEST(CudaEngine, PersistentDecodeWithOneQueryHeadPerKvHead) {
   GQA_REQUIRE_GPU();
   ModelConfig cfg = preset_config("tiny");
   cfg.num_attention_heads = 16;
   cfg.num_key_value_heads = 16;
   cfg.head_dim = 64;
   const auto dir = random_model(cfg, 5, "kv16");
-  CudaEngineOptions cluster = with(Decode::Cluster);
-  cluster.persistent_kv_mma = true;  // the fallback's tensor-core attention tiles at G = 1, head_dim 64
-  auto tested = open_cuda_engine(dir.string(), cluster);
+  auto tested = open_cuda_engine(dir.string(), with(Decode::Persistent));
   auto unfused = open_cuda_engine(dir.string(), with(Decode::Unfused));
-  decode_drift(*tested, *unfused, test_prompt(40, 3), 20, "16 KV heads, cluster asked");
+  decode_drift(*tested, *unfused, test_prompt(40, 3), 20, "16 KV heads of 64");
   EXPECT_EQ(cuda_decode_layout(*tested), Decode::Persistent);
-  EXPECT_TRUE(cuda_persistent_kv_mma(*tested));
   std::filesystem::remove_all(dir);
 }
 
@@ -428,13 +403,15 @@ TEST(CudaEngine, PersistentTileTooLargeFallsBackToTheFusedLayout) {
   EXPECT_EQ(cuda_decode_layout(*tested), Decode::Fused);
 }
 
+// trace_file: after a device decode loop the file holds, per block and phase, the times of the last step in
+// order (start <= end), one row per block and slot; an unwritable path is a clear error.
 TEST(CudaEngine, PersistentTraceFileRecordsEveryPhase) {
   GQA_REQUIRE_GPU();
   const auto dir = testing::tiny_model_dir("tiny", 1);
   const auto file = std::filesystem::temp_directory_path() / ("gqa-trace-" + std::to_string(::getpid()) + ".csv");
-  setenv("GQA_CUDA_TRACE", file.c_str(), 1);
-  auto gpu = open_cuda_engine(dir, with(Decode::Persistent));
-  unsetenv("GQA_CUDA_TRACE");
+  CudaEngineOptions traced = with(Decode::Persistent);
+  traced.trace_file = file.string();
+  auto gpu = open_cuda_engine(dir, traced);
   GenerateOptions o;
   o.max_tokens = 8;
   o.ignore_stop_tokens = true;
@@ -460,14 +437,13 @@ TEST(CudaEngine, PersistentTraceFileRecordsEveryPhase) {
   EXPECT_EQ(ended, rows);
   std::filesystem::remove(file);
 
-  setenv("GQA_CUDA_TRACE", "/nonexistent-dir/trace.csv", 1);
-  auto bad = open_cuda_engine(dir, with(Decode::Persistent));
-  unsetenv("GQA_CUDA_TRACE");
+  traced.trace_file = "/nonexistent-dir/trace.csv";
+  auto bad = open_cuda_engine(dir, traced);
   try {
     generate(*bad, test_prompt(12, 8), o);
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("GQA_CUDA_TRACE"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("/nonexistent-dir/trace.csv"), std::string::npos) << e.what();
   }
 }
 
@@ -506,33 +482,53 @@ TEST(CudaEngine, MisuseIsAClearError) {
   const int32_t bad = static_cast<int32_t>(gpu->config().vocab_size);
   EXPECT_THROW(gpu->forward(std::span<const int32_t>(&bad, 1)), Error);
   EXPECT_EQ(gpu->position(), 0);
-  setenv("GQA_CUDA_DECODE", "sideways", 1);
-  EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1)), Error);
-  unsetenv("GQA_CUDA_DECODE");
   CudaEngineOptions no_keys;
   no_keys.persistent_split_keys = 0;
   EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1), no_keys), Error);
-  setenv("GQA_CUDA_PERSISTENT_SPLIT_KEYS", "lots", 1);
-  EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1)), Error);
-  unsetenv("GQA_CUDA_PERSISTENT_SPLIT_KEYS");
   CudaEngineOptions small_tiles;
   small_tiles.persistent_tile_kib = 16;  // at least 32
   EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1), small_tiles), Error);
-  setenv("GQA_CUDA_PERSISTENT_TILE_KIB", "1000", 1);
-  EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1)), Error);
-  unsetenv("GQA_CUDA_PERSISTENT_TILE_KIB");
   CudaEngineOptions negative_pause;
   negative_pause.persistent_poll_ns = -1;
   EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1), negative_pause), Error);
   CudaEngineOptions kv_over_stage;
   kv_over_stage.persistent_kv_tile_kib = 128;  // more than a ring stage (64 KiB) holds
   EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1), kv_over_stage), Error);
-  setenv("GQA_CUDA_PERSISTENT_KV_TILE_KIB", "4", 1);
-  EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1)), Error);
-  unsetenv("GQA_CUDA_PERSISTENT_KV_TILE_KIB");
-  setenv("GQA_CUDA_PERSISTENT_MERGE_CHUNK", "many", 1);
-  EXPECT_THROW(open_cuda_engine(testing::tiny_model_dir("tiny", 1)), Error);
-  unsetenv("GQA_CUDA_PERSISTENT_MERGE_CHUNK");
+}
+
+// The options as the CLI fills them (no GPU needed): layout names both ways, KEY=VALUE knobs in range, and one
+// clear error per bad name, key or value that names it.
+TEST(CudaEngineOptions, ParsedFromNamesAndKeyValuesWithClearErrors) {
+  for (const Decode d : kDecodes) EXPECT_EQ(parse_decode_layout(decode_layout_name(d)), d);
+  auto error_of = [](auto&& fn) -> std::string {
+    try {
+      fn();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_NE(error_of([] { parse_decode_layout("sideways"); }).find("'sideways'"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_decode_layout("cluster"); }).find("known: persistent, fused, unfused"), std::string::npos);
+  CudaEngineOptions o;
+  set_cuda_option(o, "persistent_tile_kib=96");
+  set_cuda_option(o, "persistent_merge_chunk=0");
+  set_cuda_option(o, "split_keys=7");
+  EXPECT_EQ(o.persistent_tile_kib, 96);
+  EXPECT_EQ(o.split_keys, 7);
+  EXPECT_NO_THROW(validate(o));
+  for (const char* bad : {"persistent_tile_kib=1000", "persistent_split_keys=lots", "persistent_poll_ns=-1",
+                          "split_keys=", "split_keys=3x"})
+    EXPECT_NE(error_of([&] { set_cuda_option(o, bad); }).find("must be an integer in"), std::string::npos) << bad;
+  EXPECT_NE(error_of([&] { set_cuda_option(o, "kv_mma=1"); }).find("'kv_mma' is unknown"), std::string::npos);
+  EXPECT_NE(error_of([&] { set_cuda_option(o, "split_keys"); }).find("not KEY=VALUE"), std::string::npos);
+  EXPECT_EQ(o.persistent_tile_kib, 96) << "a rejected value must leave the option as it was";
+  CudaEngineOptions over;
+  over.persistent_kv_tile_kib = 128;  // more than a ring stage (64 KiB)
+  EXPECT_NE(error_of([&] { validate(over); }).find("persistent_kv_tile_kib = 128 exceeds"), std::string::npos);
+  CudaEngineOptions negative;
+  negative.persistent_poll_ns = -1;
+  EXPECT_NE(error_of([&] { validate(negative); }).find("persistent_poll_ns = -1 is outside"), std::string::npos);
 }
 
 }  // namespace

@@ -182,7 +182,8 @@ void check_case(const Case& c, uint64_t seed) {
   EXPECT_LE(worst_vs_other(h, simt_b, simt), 1e-6) << "simt: bf16 q differs from float q: " << describe(c);
   cuda::PrefillAttentionArgs probe;
   probe.head_dim = c.D;
-  const auto auto_kernel = cuda::attention_prefill_kernel(probe);  // Mma unless GQA_PREFILL_KERNEL=simt
+  const auto auto_kernel = cuda::attention_prefill_kernel(probe);
+  EXPECT_EQ(auto_kernel, c.D == 128 ? cuda::PrefillKernel::Mma : cuda::PrefillKernel::Simt) << describe(c);
   const int rows = cuda::attention_prefill_mma_rows(cuda::Exec{nullptr, false, d.sms()}, d.args(cuda::PrefillKernel::Auto, false, 0));
   EXPECT_TRUE(rows == 64 || rows == 128) << describe(c);
   const auto again = d.run(cuda::PrefillKernel::Auto, false);
@@ -233,7 +234,6 @@ TEST(CudaAttentionPrefillMma, BlockRowsFollowTheGridSize) {
   a.T = 8192, a.mma_rows = 64;
   EXPECT_EQ(cuda::attention_prefill_mma_rows(h200, a), 64);
   a.mma_rows = 0;
-  if (std::getenv("GQA_PREFILL_MMA_ROWS") != nullptr) GTEST_SKIP() << "GQA_PREFILL_MMA_ROWS overrides the choice";
   a.T = 512;  // 64 blocks of 128 rows < 264: 64-row blocks
   EXPECT_EQ(cuda::attention_prefill_mma_rows(h200, a), 64);
   a.T = 1;

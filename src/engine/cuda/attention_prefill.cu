@@ -6,7 +6,6 @@
 // key j of the tile; lane d' accumulates output dims).
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 
 #include "engine/cuda/launch.cuh"
 #include "engine/cuda/ops.h"
@@ -162,12 +161,8 @@ void configure_kernels() {
 bool attention_prefill_supported(int head_dim) { return head_dim == 64 || head_dim == 128; }
 
 PrefillKernel attention_prefill_kernel(const PrefillAttentionArgs& a) {
-  static const bool env_simt = [] {
-    const char* e = std::getenv("GQA_PREFILL_KERNEL");
-    return e != nullptr && std::strcmp(e, "simt") == 0;
-  }();
   if (a.kernel != PrefillKernel::Auto) return a.kernel;
-  return !env_simt && attention_prefill_mma_supported(a.head_dim) ? PrefillKernel::Mma : PrefillKernel::Simt;
+  return attention_prefill_mma_supported(a.head_dim) ? PrefillKernel::Mma : PrefillKernel::Simt;
 }
 
 void attention_prefill(const Exec& ex, const PrefillAttentionArgs& a) {

@@ -345,13 +345,7 @@ void configure_prefill_mma_kernels() {
 bool attention_prefill_mma_supported(int head_dim) { return head_dim == kD; }
 
 int attention_prefill_mma_rows(const Exec& ex, const PrefillAttentionArgs& a) {
-  static const int env_rows = [] {  // GQA_PREFILL_MMA_ROWS=64 or 128 forces a variant (benchmarks)
-    const char* e = std::getenv("GQA_PREFILL_MMA_ROWS");
-    const int r = e != nullptr ? std::atoi(e) : 0;
-    return r == 64 || r == 128 ? r : 0;
-  }();
   if (a.mma_rows == 64 || a.mma_rows == 128) return a.mma_rows;
-  if (env_rows != 0) return env_rows;
   // 128-row blocks unless they would be fewer than 2 per SM (the kernel's occupancy): then 64-row blocks,
   // twice as many (e.g. 512 queries × 16 heads: 64 blocks of 128 rows, 128 of 64, on 132 SMs).
   const long blocks128 = static_cast<long>(a.n_heads) * ((a.T + 127) / 128);

@@ -8,6 +8,8 @@
 
 namespace gqa {
 
+// Filled by the caller (the CLI's --decode-layout / --cuda-option / --trace, tests, benchmarks); the engine
+// reads nothing from the environment. validate() says what is wrong with a bad value.
 struct CudaEngineOptions {
   int device = 0;
   // Programmatic dependent launch: each decode kernel starts loading its weights while the previous one
@@ -15,49 +17,44 @@ struct CudaEngineOptions {
   bool programmatic_launch = true;
   // Replay the decode step as one CUDA graph (false: launch its kernels one by one; for measuring).
   bool cuda_graph = true;
-  // Decode step layout. Persistent: the whole step (every layer, the stock attention, lm_head) as one
-  // launch of one block per SM (falls back to Fused in attention-program mode, where attention must be a
-  // separate call, and for shapes it does not support). Fused: per layer one persistent kernel for
-  // everything but attention plus the attention launch (59 kernels per token). Unfused: the original 170
-  // kernels. Cluster: the persistent step with its blocks in clusters of 8, one KV head's attention block
-  // per cluster (falls back to Persistent where the GPU cannot hold one cluster per KV head). The environment
-  // variable GQA_CUDA_DECODE=persistent|cluster|fused|unfused overrides this when set.
-  enum class Decode { Persistent, Fused, Unfused, Cluster };
+  // Decode step layout (docs/engine-cuda.md). Persistent: the whole step (every layer, the stock attention,
+  // lm_head) as one launch of one block per SM; it falls back to Fused with an attention program (attention
+  // must then be a call of its own) and for shapes or tile sizes it cannot hold. Fused: per layer one kernel
+  // for everything but attention plus the attention launch (2 L + 2 kernels). Unfused: ~6 kernels per layer,
+  // the simple oracle the tests compare the others with.
+  enum class Decode { Persistent, Fused, Unfused };
   Decode decode = Decode::Persistent;
-  // Tuning knobs of the decode step (results do not depend on them; GQA_CUDA_LAYER_PREFETCH and
-  // GQA_CUDA_SPLIT_KEYS override them when set). layer_prefetch: -1 no L2 bulk prefetch of a fused layer
-  // launch's weights, else how many of its matrices are prefetched before it waits for attention (0..4).
-  // split_keys: the decode attention uses about capacity / split_keys KV splits (at most kMaxDecodeSplits
-  // and 4 blocks per SM).
-  int layer_prefetch = -1;
+  // Tuning knobs (the results do not depend on them unless said). split_keys: the fused and unfused steps'
+  // decode attention uses about capacity / split_keys KV splits (at most kMaxDecodeSplits and 4 blocks per SM).
   int split_keys = 32;
-  // persistent_split_keys (GQA_CUDA_PERSISTENT_SPLIT_KEYS): an attention split of the persistent step
-  // covers at least this many keys (at most 16 splits per KV head and one split per SM).
+  // An attention split of the persistent step covers at least this many keys (at most 16 splits per KV head
+  // and one split per SM).
   int persistent_split_keys = 64;
-  // persistent_tile_kib (GQA_CUDA_PERSISTENT_TILE_KIB): weight bytes per ring stage of the persistent step,
-  // 32..192 (a larger tile means fewer, longer tiles per block and phase; results differ by rounding; a size
+  // Weight bytes per ring stage of the persistent step, 32..192 KiB (rounding differs with the tile; a size
   // whose two stages do not fit in shared memory means the fused layout).
   int persistent_tile_kib = 64;
-  // persistent_poll_ns (GQA_CUDA_PERSISTENT_POLL_NS): the persistent step's pause between two polls of
-  // activations other blocks have not written yet, 0..10000 ns.
+  // The persistent step's pause between two polls of activations other blocks have not written yet (ns).
   int persistent_poll_ns = 32;
-  // persistent_kv_tile_kib (GQA_CUDA_PERSISTENT_KV_TILE_KIB): KV bytes per attention tile of the persistent
-  // and clustered steps (keys = KiB * 1024 / (4 head_dim)), 8..persistent_tile_kib.
+  // KV bytes per attention tile of the persistent step (keys = KiB * 1024 / (4 head_dim)), 8..tile_kib; the
+  // keys' summation order, so rounding, differs with it.
   int persistent_kv_tile_kib = 32;
-  // persistent_merge_chunk (GQA_CUDA_PERSISTENT_MERGE_CHUNK): how many attention splits' partials the merging
-  // split polls at once, 0..64 (0: as many as fit; 1: one per L2 round trip, as before v11).
+  // How many attention splits' partials the persistent step's merging split polls at once, 0..64 (0: as many
+  // as fit; 1: one per L2 round trip).
   int persistent_merge_chunk = 0;
-  // persistent_kv_mma (GQA_CUDA_PERSISTENT_KV_MMA, 0 or 1): the persistent step's attention tiles on tensor
-  // cores where the query group has 1 or 2 heads (rounding differs from the CUDA-core tiles'; 1-2% slower on
-  // the H200, docs/engine-cuda.md v12).
-  bool persistent_kv_mma = false;
+  // When set, the persistent step records per block and phase when it started, got its input, ... (see
+  // docs/engine-cuda.md) and each decode_on_device writes the last step's times to this CSV file.
+  std::string trace_file;
 };
 
-// The layout's name as GQA_CUDA_DECODE spells it.
-inline const char* decode_layout_name(CudaEngineOptions::Decode d) {
-  using Decode = CudaEngineOptions::Decode;
-  return d == Decode::Persistent ? "persistent" : d == Decode::Cluster ? "cluster" : d == Decode::Fused ? "fused" : "unfused";
-}
+// The layout's name as --decode-layout spells it, and back (an unknown name is an error that lists the known).
+const char* decode_layout_name(CudaEngineOptions::Decode d);
+CudaEngineOptions::Decode parse_decode_layout(const std::string& name);
+// Sets one tuning knob from "KEY=VALUE" (--cuda-option): KEY one of cuda_option_keys(), VALUE an integer in
+// its range. Errors name the key or value and what is wrong.
+void set_cuda_option(CudaEngineOptions& o, const std::string& key_value);
+std::string cuda_option_keys();
+// Throws, naming the field and its range, when an option is out of range.
+void validate(const CudaEngineOptions& o);
 
 // True when this binary was built with the CUDA engine.
 bool cuda_engine_built();
@@ -70,8 +67,5 @@ std::unique_ptr<Engine> open_cuda_engine(const std::string& model_dir, const Cud
 // model's shape or a tile size this GPU cannot hold, and attention programs run in the fused one). Throws
 // for an engine that open_cuda_engine did not make.
 CudaEngineOptions::Decode cuda_decode_layout(const Engine& engine);
-// Whether the persistent step's attention tiles run on tensor cores now (after reset(); persistent_kv_mma asked
-// and available). Throws for an engine that open_cuda_engine did not make.
-bool cuda_persistent_kv_mma(const Engine& engine);
 
 }  // namespace gqa

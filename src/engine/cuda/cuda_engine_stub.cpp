@@ -14,6 +14,4 @@ std::unique_ptr<Engine> open_cuda_engine(const std::string&, const CudaEngineOpt
 
 CudaEngineOptions::Decode cuda_decode_layout(const Engine&) { fail("cuda", "this build has no CUDA engine"); }
 
-bool cuda_persistent_kv_mma(const Engine&) { fail("cuda", "this build has no CUDA engine"); }
-
 }  // namespace gqa

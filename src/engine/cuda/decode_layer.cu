@@ -1,7 +1,8 @@
 // The fused decode step's per-layer kernel: everything of a decoder layer except attention, in one
 // persistent launch of one block per SM with grid-wide barriers between dependent phases (v4 of the notes
-// in docs/engine-cuda.md). Weights depend on no activation, so each block asks L2 for all of its rows at
-// entry and loads its first batch of each phase into registers before waiting at the barrier in front of it.
+// in docs/engine-cuda-log.md). Weights depend on no activation, so each block loads its first batches of
+// each phase into registers before waiting at the barrier in front of it. It is the decode step attention
+// programs run in: attention is a separate launch between two of these.
 #include <algorithm>
 
 #include "engine/cuda/launch.cuh"
@@ -17,19 +18,11 @@ constexpr int kChunksPerBatch = 32 * kBatch;   // 8-element chunks a warp covers
 constexpr int kMaxHeadsPerBlock = 64;          // q/k heads one block's qkv rows may touch
 constexpr size_t kMaxSmem = 64 * 1024;         // dynamic shared memory the kernel is configured for
 
-// Hopper's bulk prefetch into L2: fire and forget, handled by the copy engine, no registers held.
-__device__ __forceinline__ void prefetch_l2(const void* p, unsigned bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-#endif
-}
-
 // Grid-wide barrier over co-resident blocks (the launcher checks occupancy; the engine launches one block
 // per SM). One counter: block 0 adds 2^31 - (blocks - 1), the others 1, so the top bit flips exactly when
 // the last block arrives and the low bits return to zero: no reset, reusable by the next barrier/launch.
-__device__ __forceinline__ void grid_barrier(unsigned* arrived, unsigned skip) {
+__device__ __forceinline__ void grid_barrier(unsigned* arrived) {
   __syncthreads();
-  if (skip & kLayerSkipBarriers) return;
   if (threadIdx.x == 0) {
     const unsigned inc = blockIdx.x == 0 ? 0x80000000u - (gridDim.x - 1) : 1u;
     __threadfence();
@@ -58,19 +51,6 @@ __device__ __forceinline__ Rows block_rows(const bf16* w, int n, int k) {
   const int ks = r.pairs > 0 ? (kWarps + r.pairs - 1) / r.pairs : 1;
   r.ks = max(1, min(ks, r.chunks / 32));
   return r;
-}
-
-__device__ __forceinline__ void prefetch_rows(const Rows& r) {
-  const int row_lo = 2 * r.pbeg, row_hi = min(2 * (r.pbeg + r.pairs), r.n);
-  if (row_hi <= row_lo) return;
-  const char* p = reinterpret_cast<const char*>(r.w + static_cast<size_t>(row_lo) * r.k);
-  size_t bytes = static_cast<size_t>(row_hi - row_lo) * r.k * sizeof(bf16);
-  constexpr size_t kPiece = 32 * 1024;
-  for (; bytes > 0; p += kPiece) {
-    const size_t b = bytes < kPiece ? bytes : kPiece;
-    prefetch_l2(p, static_cast<unsigned>(b));
-    bytes -= b;
-  }
 }
 
 struct Item {
@@ -118,10 +98,10 @@ __device__ __forceinline__ void consume_item(const Rows& r, int job, int batch, 
 // each warp walks its (row pair, k part) jobs with the next batch always in flight. finish(row, sum) runs
 // once per row, after the block's partial sums are in.
 template <class Before, class Finish>
-__device__ __forceinline__ void run_rows(const Rows& r, const float* xs, float* psum, unsigned skip,
+__device__ __forceinline__ void run_rows(const Rows& r, const float* xs, float* psum,
                                          Before&& before, Finish&& finish) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int jobs = (skip & kLayerSkipMath) ? 0 : r.pairs * r.ks;
+  const int jobs = r.pairs * r.ks;
   auto advance = [&](int j, int b, int& nj, int& nb) {
     nj = j, nb = b + 1;
     if (nb >= job_batches(r, j)) nj += kWarps, nb = 0;
@@ -230,41 +210,14 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(const __grid_
   Rows ro{}, rgu{}, rdn{}, rqkv{};
   if (prev) ro = block_rows(a.wo, H, qd), rgu = block_rows(a.wgu, 2 * I, H), rdn = block_rows(a.wdown, H, I);
   if (next) rqkv = block_rows(a.wqkv, qd + 2 * kvd, H);
-  // This block's rows of the layer, in the order they are needed: the first a.early_prefetch matrices
-  // before griddep_wait (they stream while the previous kernel runs), the rest right after it.
-  int n_mat = (prev ? 3 : 0) + (next ? 1 : 0);
-  if ((a.bench_skip & kLayerSkipPrefetch) || a.early_prefetch < 0) n_mat = 0;
-  const int early = min(max(a.early_prefetch, 0), n_mat);
-  auto prefetch_mats = [&](int from, int to) {  // no array of Rows: that would put them in local memory
-    for (int i = from; i < to; ++i) {
-      const int m = prev ? i : 3;
-      if (m == 0)
-        prefetch_rows(ro);
-      else if (m == 1)
-        prefetch_rows(rgu);
-      else if (m == 2)
-        prefetch_rows(rdn);
-      else
-        prefetch_rows(rqkv);
-    }
-  };
-  if (threadIdx.x == 0) prefetch_mats(0, early);
-  auto wait_previous = [&] {
-    griddep_wait();
-    if (threadIdx.x == 0) prefetch_mats(early, n_mat);
-  };
   griddep_launch_dependents();
-  if (a.bench_skip & kLayerSkipAll) {
-    griddep_wait();
-    return;
-  }
 
   if (prev) {
     // o_proj of the previous layer's attention output, residual add.
     run_rows(
-        ro, xs, psum, a.bench_skip,
+        ro, xs, psum,
         [&] {
-          wait_previous();
+          griddep_wait();
           for (int i = threadIdx.x; i < qd; i += kThreads)
             xs[i] = a.att_bf16 ? __bfloat162float(a.att_bf16[i]) : a.att[i];
           // This block's rows of x, read with the attention output (one round trip, not two); down's
@@ -280,17 +233,17 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(const __grid_
         });
     // gate/up of RMSNorm(x).
     run_rows(
-        rgu, xs, psum, a.bench_skip,
+        rgu, xs, psum,
         [&] {
-          grid_barrier(a.sync, a.bench_skip);
+          grid_barrier(a.sync);
           fill_rmsnorm(xs, a.x, H, sw.mlp_norm, a.eps);
         },
         [&](int row, float s) { a.gu[row] = s; });
     // down of SiLU(gate)·up, residual add.
     run_rows(
-        rdn, xs, psum, a.bench_skip,
+        rdn, xs, psum,
         [&] {
-          grid_barrier(a.sync, a.bench_skip);
+          grid_barrier(a.sync);
           for (int i = threadIdx.x; i < I; i += kThreads) {
             const float g = __ldcg(a.gu + i), u = __ldcg(a.gu + I + i);
             xs[i] = g / (1.0f + expf(-g)) * u;
@@ -304,14 +257,14 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(const __grid_
   // qkv of RMSNorm(x) (x = the token's embedding in the first layer); v rows go straight into the cache.
   int pos = 0;
   run_rows(
-      rqkv, xs, psum, a.bench_skip,
+      rqkv, xs, psum,
       [&] {
         if (prev) {
-          grid_barrier(a.sync, a.bench_skip);
+          grid_barrier(a.sync);
           pos = *a.pos;
           fill_rmsnorm(xs, a.x, H, sw.attn_norm, a.eps);
         } else {
-          wait_previous();
+          griddep_wait();
           pos = *a.pos;
           const bf16* row = a.embed + static_cast<size_t>(*a.token) * H;
           for (int i = threadIdx.x; i < H; i += kThreads) {

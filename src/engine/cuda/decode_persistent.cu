@@ -1,4 +1,4 @@
-// The persistent decode step (v6/v7 of docs/engine-cuda.md): one launch per token, one block per SM.
+// The persistent decode step (v6/v7 of docs/engine-cuda-log.md): one launch per token, one block per SM.
 //
 // Why: the per-layer kernels spend most of a layer on fixed costs (chained launches ~2.7 us, grid barriers
 // 1.3-2 us, weight loads stalled behind them), not on bytes. Weights depend on no activation, so here each
@@ -30,8 +30,7 @@
 // Matrix tiles are consumed on tensor cores (mma.m16n8k16; the input vector as three bf16 terms, which keeps
 // fp32 precision). Every block is resident at once (one block per SM, checked with the occupancy API), which
 // the polling requires. Results are deterministic: every output element is summed in a fixed order.
-// The pieces this step shares with the clustered one (decode_cluster.cu) are in decode_step.cuh.
-#include "engine/cuda/decode_attention_mma.cuh"
+// The step's device pieces (ring, tagged words, tensor-core GEMV, attention tiles) are in decode_step.cuh.
 #include "engine/cuda/decode_step.cuh"
 
 namespace gqa::cuda {
@@ -60,11 +59,8 @@ __device__ __forceinline__ Split block_split(const PersistentDecodeArgs& a, cons
 
 // Issues tiles in order, waiting for each stage to be free (mbarrier try_wait, which suspends the thread:
 // a test_wait spin here slowed the compute warps' shared-memory loads); returns when nothing is left, or
-// at the attention tiles while the position is not known yet. kMma: KV tiles through the tensor maps,
-// swizzled for attend_split_mma.
-template <bool kMma>
-__device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& p, const KvMaps& maps, const Ring& ring,
-                                     Loader& ld) {
+// at the attention tiles while the position is not known yet.
+__device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& p, const Ring& ring, Loader& ld) {
   const int D = a.head_dim;
   while (ld.phase != kLoadDone) {
     if (ld.t1 < 0) {  // entering the phase
@@ -87,11 +83,8 @@ __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& 
       const Split sp = block_split(a, p, ld.pos);
       const int k = ld.t * p.keys_per_tile, n = min(p.keys_per_tile, ld.pos - k);
       const size_t key_row = (static_cast<size_t>(ld.l) * a.n_kv + sp.kvh) * a.capacity + k, row = key_row * D;
-      if constexpr (kMma)
-        copy_kv_swizzled(dst, &maps.k, &maps.v, D, p.keys_per_tile, static_cast<int>(key_row), &ring.full[s]);
-      else
-        copy_kv(dst, reinterpret_cast<const char*>(a.k_cache + row), reinterpret_cast<const char*>(a.v_cache + row),
-                static_cast<unsigned>(n) * D * 2, &ring.full[s]);
+      copy_kv(dst, reinterpret_cast<const char*>(a.k_cache + row), reinterpret_cast<const char*>(a.v_cache + row),
+              static_cast<unsigned>(n) * D * 2, &ring.full[s]);
     } else {
       const Mat m = load_mat(a, p, ld.phase, ld.l);
       const int row0 = ld.t * m.rows;
@@ -104,14 +97,12 @@ __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& 
 
 // The producer: the first weights (layer 0's qkv) stream while the previous kernel finishes; the attention
 // tiles need the position, written by it.
-template <bool kMma>
-__device__ __forceinline__ void produce(const PersistentDecodeArgs& a, const Plan& p, const KvMaps& maps,
-                                        const Ring& ring) {
+__device__ __forceinline__ void produce(const PersistentDecodeArgs& a, const Plan& p, const Ring& ring) {
   Loader ld;
-  pump<kMma>(a, p, maps, ring, ld);
+  pump(a, p, ring, ld);
   griddep_wait();
   ld.pos = *const_cast<volatile int*>(a.pos);
-  pump<kMma>(a, p, maps, ring, ld);
+  pump(a, p, ring, ld);
 }
 
 struct Layer {
@@ -202,7 +193,7 @@ __device__ __forceinline__ void merge_splits(Ctx& c, int S, const float* scr, co
   }
 }
 
-template <int D, int G, bool kMma>
+template <int D, int G>
 __device__ __forceinline__ void phase_att(Ctx& c, int l) {
   const PersistentDecodeArgs& a = c.a;
   const Split sp = block_split(a, c.p, c.pos);
@@ -210,10 +201,7 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
   const int S = sp.n_splits;
   attention_inputs<D, G>(c, l, sp);
   mark(c, kMarkReady);
-  if constexpr (kMma)
-    attend_split_mma<D, G>(c, sp.s, sp.tiles, S, sp.new_key);
-  else
-    attend_split<D, G>(c, sp.s, sp.tiles, S, sp.new_key);
+  attend_split<D, G>(c, sp.s, sp.tiles, S, sp.new_key);
   const int W = D + 2;
   float* scr = c.xs;
   // The block's result per (query head, dim). With several splits, the last one (which also attends the new
@@ -252,7 +240,7 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
   consumer_sync();  // the merge scratch (c.xs) is read across warps: done before the next phase's writes
 }
 
-template <int D, int G, bool kMma>
+template <int D, int G>
 __device__ __forceinline__ void consume(Ctx& c) {
   const PersistentDecodeArgs& a = c.a;
   const int H = a.hidden, I = a.inter, qd = a.n_heads * D;
@@ -263,7 +251,7 @@ __device__ __forceinline__ void consume(Ctx& c) {
     phase_qkv<D>(c, l, m.qkv);
     mark(c, kMarkEnd);
     begin_phase(c, l * kPhases + kAtt);
-    phase_att<D, G, kMma>(c, l);
+    phase_att<D, G>(c, l);
     mark(c, kMarkEnd);
     begin_phase(c, l * kPhases + kO);
     if (const Tiles r = block_tiles(m.o); r.count() > 0) {
@@ -325,10 +313,9 @@ __device__ __forceinline__ void consume(Ctx& c) {
   mark(c, kMarkEnd);
 }
 
-template <int D, int G, bool kMma>
+template <int D, int G>
 __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __grid_constant__ PersistentDecodeArgs a,
-                                                                        const __grid_constant__ Plan p,
-                                                                        const __grid_constant__ KvMaps maps) {
+                                                                        const __grid_constant__ Plan p) {
   extern __shared__ __align__(1024) char smem[];
   __shared__ uint64_t bars[2 * kMaxStages];
   __shared__ float gpart[2 * kPartFloats];
@@ -339,12 +326,9 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
     for (int s = 0; s < p.stages; ++s) mbar_init(&ring.full[s], 1), mbar_init(&ring.empty[s], kConsumerWarps);
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
-  if constexpr (kMma) {  // the swizzled boxes need 1024-byte aligned stages
-    if (smem_u32(smem) % 1024 != 0 || p.stage_bytes % 1024 != 0) __trap();
-  }
   __syncthreads();
   if (threadIdx.x / 32 == kConsumerWarps) {  // the producer warp
-    if (threadIdx.x % 32 == 0) produce<kMma>(a, p, maps, ring);
+    if (threadIdx.x % 32 == 0) produce(a, p, ring);
     __syncwarp();  // reconverge before the block-wide barrier below
   } else {
     float* res = reinterpret_cast<float*>(smem + static_cast<size_t>(p.stages) * p.stage_bytes);
@@ -358,7 +342,7 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
     c.token = *const_cast<volatile int*>(a.token);
     rope_table(c, rope);
     if (a.n_heads != G * a.n_kv) __trap();  // the launcher picks the instantiation
-    consume<D, G, kMma>(c);
+    consume<D, G>(c);
   }
   __syncthreads();
   if (threadIdx.x == 0) {  // the last block out closes the step
@@ -376,16 +360,16 @@ struct Config {
   int occupancy = 0;
   size_t smem = 0;
 };
-Config g_config[2][4][2];  // [D = 64 / 128][G = 1, 2, 4, 8][tensor-core attention], for the last launch's smem
+Config g_config[2][4];  // [D = 64 / 128][G = 1, 2, 4, 8], for the last launch's smem
 
-using KernelFn = void (*)(PersistentDecodeArgs, Plan, KvMaps);
+using KernelFn = void (*)(PersistentDecodeArgs, Plan);
 template <int D>
-KernelFn kernel_for(int group, bool mma) {
+KernelFn kernel_for(int group) {
   switch (group) {
-    case 1: return mma ? persistent_decode_kernel<D, 1, true> : persistent_decode_kernel<D, 1, false>;
-    case 2: return mma ? persistent_decode_kernel<D, 2, true> : persistent_decode_kernel<D, 2, false>;
-    case 4: return persistent_decode_kernel<D, 4, false>;
-    default: return persistent_decode_kernel<D, 8, false>;
+    case 1: return persistent_decode_kernel<D, 1>;
+    case 2: return persistent_decode_kernel<D, 2>;
+    case 4: return persistent_decode_kernel<D, 4>;
+    default: return persistent_decode_kernel<D, 8>;
   }
 }
 
@@ -412,8 +396,6 @@ namespace {
 
 struct Prepared {
   Plan plan;
-  KvMaps maps;
-  bool mma;
   size_t smem;
   KernelFn kernel;
 };
@@ -449,9 +431,8 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
                  4 * 4;
   // c.xs: a GEMV input (kTerms bf16 per element), or attention's merge scratch (floats).
   const size_t longest = static_cast<size_t>(std::max({a.hidden, a.inter, qd}));
-  // (attend_split_mma: the scratch, then the scores' B fragments, D / 16 k-steps x 32 lanes x 8 bytes.)
   const size_t xs_need = std::max<size_t>(2 * kTerms * (longest + kTermPad),
-                                          4 * static_cast<size_t>(kConsumerWarps) * group * (D + 2) + 16 * D);
+                                          4 * static_cast<size_t>(kConsumerWarps) * group * (D + 2));
   int device = 0, optin = 0;
   GQA_CUDA_CHECK(cudaGetDevice(&device));
   GQA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
@@ -467,14 +448,8 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
     fail_unsupported("persistent_decode: not enough shared memory per block for two ring stages (tile_kib too large)");
   p.stages = static_cast<int>(std::min<size_t>(kMaxStages, (optin - res_bytes - xs_bytes - static_bytes) / sb));
   const size_t smem = static_cast<size_t>(p.stages) * sb + res_bytes + xs_bytes;
-  // Tensor-core attention (attend_split_mma) where the group fits its eight columns and the driver makes the maps.
-  KvMaps maps{};
-  const size_t cache_rows = static_cast<size_t>(a.layers) * a.n_kv * a.capacity;
-  const bool mma = a.kv_mma && group <= 2 && cache_rows < (size_t{1} << 31) &&
-                   kv_tensor_map(&maps.k, a.k_cache, cache_rows, D, p.keys_per_tile) &&
-                   kv_tensor_map(&maps.v, a.v_cache, cache_rows, D, p.keys_per_tile);
-  const KernelFn kernel = D == 64 ? kernel_for<64>(group, mma) : kernel_for<128>(group, mma);
-  Config& cfg = g_config[D == 64 ? 0 : 1][group == 1 ? 0 : group == 2 ? 1 : group == 4 ? 2 : 3][mma ? 1 : 0];
+  const KernelFn kernel = D == 64 ? kernel_for<64>(group) : kernel_for<128>(group);
+  Config& cfg = g_config[D == 64 ? 0 : 1][group == 1 ? 0 : group == 2 ? 1 : group == 4 ? 2 : 3];
   if (cfg.smem != smem) {
     GQA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
     GQA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cfg.occupancy, kernel, kThreads, smem));
@@ -482,18 +457,16 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   }
   // The waits between blocks need every block resident at once: one block per SM.
   if (cfg.occupancy < 1) fail_unsupported("persistent_decode: the kernel cannot be resident on an SM (occupancy 0)");
-  return Prepared{p, maps, mma, smem, kernel};
+  return Prepared{p, smem, kernel};
 }
 
 }  // namespace
 
 void persistent_decode_configure(const Exec& ex, const PersistentDecodeArgs& a) { prepare(ex, a); }
 
-bool persistent_decode_kv_mma(const Exec& ex, const PersistentDecodeArgs& a) { return prepare(ex, a).mma; }
-
 void persistent_decode(const Exec& ex, const PersistentDecodeArgs& a) {
   const Prepared pr = prepare(ex, a);
-  launch(ex, dim3(ex.sms), dim3(kThreads), pr.smem, pr.kernel, a, pr.plan, pr.maps);
+  launch(ex, dim3(ex.sms), dim3(kThreads), pr.smem, pr.kernel, a, pr.plan);
 }
 
 }  // namespace gqa::cuda

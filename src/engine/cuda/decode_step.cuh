@@ -1,4 +1,4 @@
-// The pieces of a one-launch decode step that its layouts share (decode_persistent.cu, decode_cluster.cu):
+// The device pieces of the persistent decode step (decode_persistent.cu holds the kernel and its launch):
 // the ring of shared-memory stages that a producer warp fills with bulk copies, the {value, tag} words that
 // blocks pass activations in, the input vector as three bf16 terms, the tensor-core GEMV over a block's tiles,
 // and the online-softmax update of attention. decode_persistent.cu's header explains the design.
@@ -12,13 +12,9 @@
 
 namespace gqa::cuda {
 namespace {
-// Compute warps, and the producer warp. GQA_DECODE_CONSUMER_WARPS: another count, for experiments (v13 of
-// docs/engine-cuda.md: registers are allocated per SM sub-partition, a block's warps rounded up to a multiple of
-// four, so 11 compute warps have the same 168-register cap as 8; 11 and 15 measured slower on the H200).
-#ifndef GQA_DECODE_CONSUMER_WARPS
-#define GQA_DECODE_CONSUMER_WARPS 8
-#endif
-constexpr int kConsumerWarps = GQA_DECODE_CONSUMER_WARPS;
+// Compute warps, and the producer warp. 8 compute warps keep the 168-register cap; 11 and 15 (the same cap) and
+// 7 (255 registers) measured slower on the H200 (v13, v14 of docs/engine-cuda-log.md).
+constexpr int kConsumerWarps = 8;
 constexpr int kConsumers = 32 * kConsumerWarps, kThreads = kConsumers + 32;
 constexpr int kMaxInput = 3072;         // longest input vector (shared memory)
 // A ring stage (PersistentDecodeArgs::tile_kib KiB and room for the padding) holds one KV tile (kv_tile_kib) or
@@ -39,7 +35,7 @@ constexpr int kSyncStep = 0, kSyncExit = 1, kSyncWords = 2;
 
 // Where each activation lives in PersistentDecodeArgs::ll (8-byte {value, tag} words); host and device.
 struct LLLayout {
-  size_t xo, xd, qkv, att, h, part, opart, total;
+  size_t xo, xd, qkv, att, h, part, total;
 };
 __host__ __device__ __forceinline__ LLLayout ll_layout(int hidden, int inter, int n_heads, int n_kv, int head_dim,
                                                        int max_splits) {
@@ -51,8 +47,7 @@ __host__ __device__ __forceinline__ LLLayout ll_layout(int hidden, int inter, in
   o.att = o.qkv + qd + 2 * kvd;
   o.h = o.att + qd;
   o.part = o.h + inter;  // [n_kv][splits][group][head_dim + 2]: a split's o, m, l per query head
-  o.opart = o.part + static_cast<size_t>(max_splits) * n_heads * (head_dim + 2);
-  o.total = o.opart + static_cast<size_t>(n_kv) * hidden;  // [n_kv][hidden]: the clustered step's o_proj partials
+  o.total = o.part + static_cast<size_t>(max_splits) * n_heads * (head_dim + 2);
   return o;
 }
 
@@ -67,25 +62,15 @@ __device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, unsigned bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(bar)), "r"(bytes)
                : "memory");
 }
-// Waits for the phase of the given parity. kCluster: with acquire at cluster scope, for a barrier that blocks of
-// the cluster complete (st.async into this block's shared memory).
-template <bool kCluster = false>
+// Waits for the phase of the given parity.
 __device__ __forceinline__ void mbar_wait(uint64_t* bar, unsigned parity) {
   unsigned done = 0;
   do {
-    if constexpr (kCluster)
-      asm volatile(
-          "{\n .reg .pred p;\n mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n"
-          " selp.u32 %0, 1, 0, p;\n}"
-          : "=r"(done)
-          : "r"(smem_u32(bar)), "r"(parity)
-          : "memory");
-    else
-      asm volatile(
-          "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
-          : "=r"(done)
-          : "r"(smem_u32(bar)), "r"(parity)
-          : "memory");
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
+        : "=r"(done)
+        : "r"(smem_u32(bar)), "r"(parity)
+        : "memory");
   } while (!done);
 }
 // Bulk copy global -> shared (TMA), completing `bytes` of the barrier's expected transaction count.
@@ -438,11 +423,6 @@ __device__ __forceinline__ void release_stage(Ctx& c) {
   if (++c.slot == c.ring.n) c.slot = 0, c.parity ^= 1u;
 }
 
-// Probe hook: a timestamp at point i of a GEMV tile (tests/engine_cuda/probes/tile_latency.cu defines it).
-#ifndef GQA_TILE_MARK
-#define GQA_TILE_MARK(i)
-#endif
-
 // ---- Tensor-core GEMV: y = W x for a tile of W's rows, as mma.m16n8k16 (launch.cuh) with A = 16 rows x 16 k
 // of W (by ldmatrix from the padded stage) and B = [x_hi x_mid x_lo ...] (16 k x 8): columns 0..2 of D are
 // W times each term, their sum the row's value. One mma replaces 256 scalar FMAs and the bf16 unpacking.
@@ -463,7 +443,6 @@ __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r,
 #pragma unroll 1
   for (int ti = r.first; ti < r.end; ti += r.step, slot0 += m.rows) {
     const bf16* tile = reinterpret_cast<const bf16*>(acquire_stage(c));
-    GQA_TILE_MARK(0);
     const int row0 = ti * m.rows, nr = min(m.rows, m.n - row0), rows = m.pairs ? 2 * nr : nr;
     const int blocks = (rows + 15) / 16;
     // Warps per block of rows (for eight warps without a division by a runtime value: ~20 dependent instructions).
@@ -509,10 +488,8 @@ __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r,
     // The stage's data is in registers by now. part is double-buffered by tile parity: a warp can write the
     // next tile's partials while the finishing threads still read this one's, not the tile's after (it waits
     // at the next barrier first); between phases the fills' barriers separate them.
-    GQA_TILE_MARK(1);
     release_stage(c);
     consumer_sync();
-    GQA_TILE_MARK(2);
     auto value = [&](int row) {  // the warps' partials in warp order: independent loads, then the adds
       const float* src = part + row / 16 * wpb * 16 + row % 16;
       float p[kConsumerWarps];
@@ -530,7 +507,6 @@ __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r,
         finish(row0 + i, slot0 + i, value(i));
       }
     }
-    GQA_TILE_MARK(3);
   }
 }
 

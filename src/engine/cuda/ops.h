@@ -98,14 +98,7 @@ struct DecodeLayerArgs {
   const int* pos = nullptr;
   float* x = nullptr;               // [hidden] residual stream (written in the first launch)
   unsigned* sync = nullptr;         // decode_layer_sync_words(); zero before the first launch, left re-armed
-  // L2 bulk prefetch of this block's weight rows: -1 none; else how many of the launch's matrices (in the
-  // order used) are prefetched before waiting for the previous kernel, the rest right after the wait.
-  // A tuning knob (same results); measured no faster than none on an H200 (docs/engine-cuda.md).
-  int early_prefetch = -1;
-  // Benchmark only (cuda_bench's breakdown; wrong results with any bit set): kLayerSkip* below.
-  unsigned bench_skip = 0;
 };
-constexpr unsigned kLayerSkipBarriers = 1, kLayerSkipMath = 2, kLayerSkipPrefetch = 4, kLayerSkipAll = 8;
 size_t decode_layer_sync_words(int n_heads, int n_kv);
 void decode_layer(const Exec& ex, const DecodeLayerArgs& a);
 void configure_decode_layer_kernels();  // called by configure_kernels()
@@ -150,9 +143,6 @@ struct PersistentDecodeArgs {
   // The merging attention split polls at most this many splits' partials at once (0: as many as fit in shared
   // memory; 1: one per L2 round trip, as before v11). Tuning; same results.
   int merge_chunk = 0;
-  // Attention tiles on tensor cores (query groups of 1 or 2 heads; others, or without the driver's tensor maps,
-  // on CUDA cores). The summation order, so rounding, differs. Off by default: slower on the H200 (v12).
-  bool kv_mma = false;
 };
 bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, int head_dim);
 size_t persistent_decode_sync_words();
@@ -161,18 +151,6 @@ constexpr int kPersistentPhases = 5;
 void persistent_decode(const Exec& ex, const PersistentDecodeArgs& a);
 // Everything persistent_decode does but the launch (checks, kernel attributes): call it outside graph capture.
 void persistent_decode_configure(const Exec& ex, const PersistentDecodeArgs& a);
-// Whether a launch with these arguments runs its attention tiles on tensor cores (a.kv_mma, a query group of 1
-// or 2 heads, and tensor maps from the driver).
-bool persistent_decode_kv_mma(const Exec& ex, const PersistentDecodeArgs& a);
-
-// ---- decode_cluster.cu: the same step as persistent_decode (same arguments and buffers) with the blocks in
-// clusters of 8: a KV head's qkv rows, attention and o_proj columns run in one cluster, which passes its
-// vectors through distributed shared memory; three hand-overs through L2 per layer instead of five. Needs one
-// resident cluster per KV head (n_kv <= 15) and hidden a multiple of 32.
-bool cluster_decode_supported(int hidden, int inter, int n_heads, int n_kv, int head_dim);
-void cluster_decode(const Exec& ex, const PersistentDecodeArgs& a);
-// Checks and kernel attributes (call outside graph capture); throws when this GPU cannot hold the launch.
-void cluster_decode_configure(const Exec& ex, const PersistentDecodeArgs& a);
 
 // ---- attention_decode.cu: one query token per sequence against its cached keys. Split-KV: grid
 // (n_kv, n_splits, num_seqs), each block reads its range of K/V once for all query heads of its KV head and
@@ -213,7 +191,7 @@ int attention_decode_splits(int sms, int head_dim, int group, int n_kv, int batc
 // ---- attention_prefill.cu: causal attention of T new tokens at positions *pos .. *pos+T-1 over the
 // cache (which already holds their keys and values). Two kernels: the tensor-core flash attention of
 // attention_prefill_mma.cu (head_dim 128) and the older CUDA-core one (head_dim 64 or 128). Auto picks mma
-// where it applies unless the environment variable GQA_PREFILL_KERNEL=simt asks for the old one.
+// where it applies; tests and benchmarks may ask for either.
 enum class PrefillKernel { Auto, Simt, Mma };
 struct PrefillAttentionArgs {
   const float* q = nullptr;  // [T][n_heads][head_dim]; or q_bf16 (exactly one of the two)
@@ -231,13 +209,13 @@ struct PrefillAttentionArgs {
 };
 bool attention_prefill_supported(int head_dim);
 void attention_prefill(const Exec& ex, const PrefillAttentionArgs& a);
-// The kernel attention_prefill runs for these arguments (Simt or Mma; resolves Auto and the environment).
+// The kernel attention_prefill runs for these arguments (Simt or Mma; resolves Auto).
 PrefillKernel attention_prefill_kernel(const PrefillAttentionArgs& a);
 // attention_prefill_mma.cu: the tensor-core kernel alone (attention_prefill dispatches to it).
 bool attention_prefill_mma_supported(int head_dim);
 void attention_prefill_mma(const Exec& ex, const PrefillAttentionArgs& a);
-// Query rows per block the mma kernel uses for these arguments: mma_rows if set, else the environment
-// variable GQA_PREFILL_MMA_ROWS (64 or 128) if set, else 64 when 128-row blocks would be fewer than 2 × ex.sms.
+// Query rows per block the mma kernel uses for these arguments: mma_rows if set, else 64 when 128-row blocks
+// would be fewer than 2 × ex.sms.
 int attention_prefill_mma_rows(const Exec& ex, const PrefillAttentionArgs& a);
 
 // Shared-memory opt-ins of the kernels that need more than 48 KiB. Not allowed during graph capture, so

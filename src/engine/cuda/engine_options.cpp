@@ -1,0 +1,81 @@
+// CudaEngineOptions from the names and values a user types (--decode-layout, --cuda-option KEY=VALUE), and
+// their ranges. Host code without CUDA: built into every binary, so the CLI checks flags before any GPU work.
+#include <array>
+#include <charconv>
+#include <string_view>
+
+#include "common/error.h"
+#include "engine/cuda/cuda_engine.h"
+
+namespace gqa {
+
+namespace {
+
+using Decode = CudaEngineOptions::Decode;
+
+constexpr std::array<std::pair<Decode, const char*>, 3> kLayouts{
+    {{Decode::Persistent, "persistent"}, {Decode::Fused, "fused"}, {Decode::Unfused, "unfused"}}};
+
+// One integer knob: its key, where it lives, its range (hi < 0: no upper bound but the type's).
+struct Knob {
+  const char* key;
+  int CudaEngineOptions::*field;
+  int lo, hi;
+};
+constexpr std::array<Knob, 6> kKnobs{{
+    {"split_keys", &CudaEngineOptions::split_keys, 1, 1 << 20},
+    {"persistent_split_keys", &CudaEngineOptions::persistent_split_keys, 1, 1 << 20},
+    {"persistent_tile_kib", &CudaEngineOptions::persistent_tile_kib, 32, 192},
+    {"persistent_poll_ns", &CudaEngineOptions::persistent_poll_ns, 0, 10000},
+    {"persistent_kv_tile_kib", &CudaEngineOptions::persistent_kv_tile_kib, 8, 192},
+    {"persistent_merge_chunk", &CudaEngineOptions::persistent_merge_chunk, 0, 64},
+}};
+
+}  // namespace
+
+const char* decode_layout_name(Decode d) {
+  for (const auto& [layout, name] : kLayouts)
+    if (layout == d) return name;
+  return "?";
+}
+
+Decode parse_decode_layout(const std::string& name) {
+  for (const auto& [layout, known] : kLayouts)
+    if (name == known) return layout;
+  fail("cuda", "decode layout '{}' is unknown (known: persistent, fused, unfused)", name);
+}
+
+std::string cuda_option_keys() {
+  std::string keys;
+  for (const Knob& k : kKnobs) keys += (keys.empty() ? "" : ", ") + std::string(k.key);
+  return keys;
+}
+
+void set_cuda_option(CudaEngineOptions& o, const std::string& key_value) {
+  const size_t eq = key_value.find('=');
+  if (eq == std::string::npos)
+    fail("cuda", "CUDA option '{}' is not KEY=VALUE (keys: {})", key_value, cuda_option_keys());
+  const std::string key = key_value.substr(0, eq), text = key_value.substr(eq + 1);
+  for (const Knob& k : kKnobs) {
+    if (key != k.key) continue;
+    int v = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v < k.lo || v > k.hi)
+      fail("cuda", "CUDA option {}='{}' must be an integer in [{}, {}]", key, text, k.lo, k.hi);
+    o.*k.field = v;
+    return;
+  }
+  fail("cuda", "CUDA option '{}' is unknown (keys: {})", key, cuda_option_keys());
+}
+
+void validate(const CudaEngineOptions& o) {
+  for (const Knob& k : kKnobs)
+    if (o.*k.field < k.lo || o.*k.field > k.hi)
+      fail("cuda", "CUDA option {} = {} is outside [{}, {}]", k.key, o.*k.field, k.lo, k.hi);
+  if (o.persistent_kv_tile_kib > o.persistent_tile_kib)
+    fail("cuda", "CUDA option persistent_kv_tile_kib = {} exceeds persistent_tile_kib = {} (a KV tile must fit a ring "
+         "stage)", o.persistent_kv_tile_kib, o.persistent_tile_kib);
+  if (o.device < 0) fail("cuda", "device {} is not a device index", o.device);
+}
+
+}  // namespace gqa
