@@ -47,7 +47,7 @@ Runner add_evolve(CLI::App& app) {
     ro.initial_program = o->program;
     ro.output_dir = o->output;
     if (o->iterations >= 0) ro.iterations = o->iterations;
-    if (!o->target.empty()) ro.target = o->target;
+    if (!o->target.empty()) ro.target = parse_target(o->target);
     if (workers >= 0) ro.workers = workers;
     ro.resume = o->resume;
     ro.print_progress = !o->quiet;
@@ -60,7 +60,8 @@ Runner add_evolve(CLI::App& app) {
                 static_cast<long long>(s.best_id), s.best_score, s.initial_score);
     std::printf("report:         %s\n", s.report_path.c_str());
     std::printf("iterations:     %lld (%lld programs), this session %.1f min, stopped by %s\n",
-                static_cast<long long>(s.iterations), static_cast<long long>(s.programs), s.seconds / 60, s.stop_reason.c_str());
+                static_cast<long long>(s.iterations), static_cast<long long>(s.programs), s.seconds / 60,
+                std::string(evolve::to_string(s.stop_reason)).c_str());
     return 0;
   };
 }

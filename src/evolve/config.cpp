@@ -160,8 +160,13 @@ EvolveConfig parse_config(const std::string& yaml_text, const std::string& name)
   top.get("max_code_length", c.max_code_length, 100, kBig);
   top.get("early_stopping_patience", c.early_stopping_patience, 0, kBig);
   top.get("target_score", c.target_score, 0, kHuge);
-  top.get("target", c.target);
-  if (c.target != "cpu" && c.target != "cuda") top.bad("target", fmt::format("must be cpu or cuda, got '{}'", c.target));
+  std::string target(target_name(c.target));
+  top.get("target", target);
+  try {
+    c.target = parse_target(target);
+  } catch (const Error&) {
+    top.bad("target", fmt::format("must be cpu or cuda, got '{}'", target));
+  }
   top.get("workers", c.workers, 0, 1024);
 
   read_llm(top.child("llm"), c.llm, name);

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "programs/compiler.h"
+
 namespace gqa::evolve {
 
 struct LlmModel {
@@ -75,7 +77,7 @@ struct EvolveConfig {
   int max_code_length = 60000;
   int early_stopping_patience = 0;  // iterations without improvement; 0: never
   double target_score = 0;          // stop once reached; 0: never
-  std::string target = "cpu";
+  Target target = Target::Cpu;
   int workers = 0;                  // 0: one per GPU on cuda, 1 on cpu
   LlmConfig llm;
   PromptConfig prompt;

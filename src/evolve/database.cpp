@@ -151,7 +151,7 @@ void Database::commit(Program* program, Attempt attempt, const nlohmann::json& s
            "INSERT INTO attempts (iteration, island, parent_id, mutator, outcome, stage, reason, program_id, seconds, "
            "created_at) VALUES (?,?,?,?,?,?,?,?,?,?)");
     a.bind(1, attempt.iteration).bind(2, int64_t{attempt.island}).bind(3, attempt.parent_id).bind(4, attempt.mutator);
-    a.bind(5, attempt.outcome).bind(6, attempt.stage).bind(7, attempt.reason).bind(8, attempt.program_id);
+    a.bind(5, std::string(to_string(attempt.outcome))).bind(6, attempt.stage).bind(7, attempt.reason).bind(8, attempt.program_id);
     a.bind(9, attempt.seconds).bind(10, now);
     a.step();
     Stmt st(db_, path_, "INSERT INTO run_state (key, value) VALUES ('state', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
@@ -200,7 +200,7 @@ std::vector<Attempt> Database::attempts() const {
     a.island = static_cast<int>(s.i64(1));
     a.parent_id = s.i64(2);
     a.mutator = s.text(3);
-    a.outcome = s.text(4);
+    a.outcome = parse_outcome(s.text(4));
     a.stage = s.text(5);
     a.reason = s.text(6);
     a.program_id = s.i64(7);

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "evolve/outcome.h"
+
 struct sqlite3;
 
 namespace gqa::evolve {
@@ -28,14 +30,14 @@ struct Program {
   std::string created_at;
 };
 
-// One iteration's outcome. outcome: "evaluated" (a program was committed) or why none was: "llm_error",
-// "diff_failed", "duplicate", "too_long", "exhausted".
+// One iteration's outcome: Evaluated (a program was committed) or why none was. Stored by its name
+// (to_string); reading an unknown name is an error.
 struct Attempt {
   int64_t iteration = 0;
   int island = 0;
   int64_t parent_id = 0;
   std::string mutator;     // "offline" or the model's name
-  std::string outcome;
+  Outcome outcome = Outcome::Evaluated;
   std::string stage;       // the evaluator's failed stage for an evaluated program that failed
   std::string reason;
   int64_t program_id = 0;

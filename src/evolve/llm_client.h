@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "common/rng.h"
 #include "evolve/config.h"
-#include "evolve/rng.h"
 
 namespace gqa::evolve {
 

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/gpus.h"
 
 namespace fs = std::filesystem;
 
@@ -143,8 +144,8 @@ void worker_main(int rank, int local_index) {
   EvaluateFn evaluate;
   try {
     const EvolveConfig cfg = parse_config(setup.body.at("config_text").get<std::string>(), setup.body.at("config_name").get<std::string>());
-    const std::string target = setup.body.at("target").get<std::string>();
-    if (target == "cuda") {
+    const Target target = parse_target(setup.body.at("target").get<std::string>());
+    if (target == Target::Cuda) {
       device = choose_device(local_index);
       if (device.empty()) fail("evolve", "no GPU on host {} (nvidia-smi -L lists none and CUDA_VISIBLE_DEVICES is unset)", host);
     }
@@ -196,8 +197,7 @@ RunSummary controller_main(int size, const std::string& config_path, RunOptions 
          "start it with mpirun -n K, K >= 2");
   const std::string text = read_file(config_path, "config");
   const EvolveConfig cfg = parse_config(text, config_path);
-  const std::string target = opt.target.value_or(cfg.target);
-  if (target != "cpu" && target != "cuda") fail("evolve", "unknown target '{}' (expected cpu or cuda)", target);
+  const std::string target(target_name(opt.target.value_or(cfg.target)));
   for (int r = 1; r < size; ++r) send_msg(r, kSetup, {{"config_text", text}, {"config_name", config_path}, {"target", target}});
   std::string placement;
   for (int r = 1; r < size; ++r) {

@@ -1,5 +1,5 @@
 // Evolution across ranks of an MPI job (`mpirun -n K gqa-evolve evolve ... --workers mpi`).
-// Rank 0 is the controller: it runs the ordinary run loop (src/evolve/controller.cpp) with one evaluation
+// Rank 0 is the controller: it runs the ordinary run loop (src/evolve/evolution_run.cpp) with one evaluation
 // worker per other rank, and is the only rank that touches the output folder and the SQLite database.
 // Every other rank is an evaluator: it receives the config from rank 0, binds one GPU chosen from its
 // place among the worker ranks of its host (cuda target), then evaluates candidates (in killable child

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "common/rng.h"
 #include "evolve/config.h"
 #include "evolve/database.h"
-#include "evolve/rng.h"
 
 namespace gqa::evolve {
 

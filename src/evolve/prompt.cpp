@@ -20,7 +20,7 @@ std::string metrics_text(const nlohmann::json& m) {
   return s;
 }
 
-std::string lang(const std::string& target) { return target == "cuda" ? "cuda" : "cpp"; }
+std::string lang(Target target) { return target == Target::Cuda ? "cuda" : "cpp"; }
 
 }  // namespace
 
@@ -33,7 +33,7 @@ std::string system_message(const EvolveConfig& c) {
       "fresh random inputs; a wrong answer scores 0. Change only the code between EVOLVE-BLOCK-START and "
       "EVOLVE-BLOCK-END. Do not allocate memory, create threads outside OpenMP, synchronise, or use files, "
       "processes, the network or the environment.",
-      c.target);
+      target_name(c.target));
 }
 
 std::string user_prompt(const EvolveConfig& c, const PromptInputs& in) {
@@ -67,7 +67,7 @@ std::string user_prompt(const EvolveConfig& c, const PromptInputs& in) {
   if (!in.history.empty()) {
     s += "## Recent attempts\n";
     for (const Attempt& a : in.history) {
-      s += fmt::format("- iteration {} ({}): {}", a.iteration, a.mutator, a.outcome);
+      s += fmt::format("- iteration {} ({}): {}", a.iteration, a.mutator, to_string(a.outcome));
       if (!a.stage.empty()) s += " at stage " + a.stage;
       if (!a.reason.empty()) s += ": " + a.reason;
       s += "\n";

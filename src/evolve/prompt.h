@@ -13,7 +13,7 @@ struct PromptInputs {
   const Program* parent = nullptr;
   std::vector<const Program*> top, diverse;
   std::vector<Attempt> history;  // recent attempts, oldest first
-  std::string target;            // cpu | cuda
+  Target target = Target::Cpu;
 };
 
 std::string system_message(const EvolveConfig& config);

@@ -51,7 +51,7 @@ void write_report(const std::string& dir, const std::string& ext, const ReportIn
     if (p.id == best_id) best = &p;
   const double initial = programs.empty() ? 0 : programs.front().combined_score;
   s += fmt::format("- target: {}\n- stopped: {}\n- iterations: {} ({} programs evaluated)\n- time: {:.1f} min\n",
-                   in.target, in.stop_reason, attempts.empty() ? 0 : attempts.size() - 1, programs.size(), in.seconds / 60);
+                   target_name(in.target), to_string(in.stop_reason), attempts.empty() ? 0 : attempts.size() - 1, programs.size(), in.seconds / 60);
   s += fmt::format("- initial program #1: combined_score {:.4f}\n", initial);
   if (best) {
     s += fmt::format("- **best program #{}: combined_score {:.4f}** ({:.2f}x the initial), iteration {}, generation {}\n",

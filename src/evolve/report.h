@@ -5,6 +5,7 @@
 #include <string>
 
 #include "evolve/database.h"
+#include "evolve/outcome.h"
 #include "evolve/population.h"
 
 namespace gqa::evolve {
@@ -16,9 +17,9 @@ struct ReportInputs {
   const Database* db;
   const Population* population;
   const std::map<std::string, int64_t>* failures;
-  std::string target;
+  Target target;
   double seconds;  // over the whole run, resumes included
-  std::string stop_reason;
+  StopReason stop_reason;
 };
 void write_report(const std::string& dir, const std::string& ext, const ReportInputs& in);
 

@@ -22,7 +22,7 @@ std::string error_of(const std::string& yaml) {
 
 TEST(EvolveConfig, ExampleLoads) {
   EvolveConfig c = load_config(std::string(GQA_EXAMPLES_DIR) + "/config.yaml");
-  EXPECT_EQ(c.target, "cpu");
+  EXPECT_EQ(c.target, gqa::Target::Cpu);
   EXPECT_GE(c.database.num_islands, 1);
   EXPECT_TRUE(c.llm.api_base.empty());
   EXPECT_FALSE(c.evaluator.end_to_end);

@@ -157,22 +157,22 @@ TEST(EvolveLlm, ScriptedServerRunGoesOnAndRecordsFailures) {
   const auto attempts = db.attempts();
   ASSERT_EQ(attempts.size(), 10u);
   auto at = [&](int it) { return attempts.at(static_cast<size_t>(it)); };
-  EXPECT_EQ(at(1).outcome, "evaluated");
-  EXPECT_EQ(at(2).outcome, "diff_failed");
+  EXPECT_EQ(at(1).outcome, Outcome::Evaluated);
+  EXPECT_EQ(at(2).outcome, Outcome::DiffFailed);
   EXPECT_NE(at(2).reason.find("malformed diff"), std::string::npos) << at(2).reason;
-  EXPECT_EQ(at(3).outcome, "diff_failed");
+  EXPECT_EQ(at(3).outcome, Outcome::DiffFailed);
   EXPECT_NE(at(3).reason.find("outside the EVOLVE-BLOCK"), std::string::npos) << at(3).reason;
-  EXPECT_EQ(at(4).outcome, "evaluated");
+  EXPECT_EQ(at(4).outcome, Outcome::Evaluated);
   EXPECT_NE(db.program(at(4).program_id)->mutation.find("full rewrite"), std::string::npos);
-  EXPECT_EQ(at(5).outcome, "evaluated");  // after the 429
-  EXPECT_EQ(at(6).outcome, "llm_error");
+  EXPECT_EQ(at(5).outcome, Outcome::Evaluated);  // after the 429
+  EXPECT_EQ(at(6).outcome, Outcome::LlmError);
   EXPECT_NE(at(6).reason.find("HTTP 500"), std::string::npos) << at(6).reason;
   EXPECT_NE(at(6).reason.find("after 2 requests"), std::string::npos) << at(6).reason;
-  EXPECT_EQ(at(7).outcome, "llm_error");
+  EXPECT_EQ(at(7).outcome, Outcome::LlmError);
   EXPECT_NE(at(7).reason.find("no complete response within 2 s"), std::string::npos) << at(7).reason;
-  EXPECT_EQ(at(8).outcome, "llm_error");
+  EXPECT_EQ(at(8).outcome, Outcome::LlmError);
   EXPECT_NE(at(8).reason.find("not valid JSON"), std::string::npos) << at(8).reason;
-  EXPECT_EQ(at(9).outcome, "duplicate");
+  EXPECT_EQ(at(9).outcome, Outcome::Duplicate);
   EXPECT_EQ(server.left(), 0u);
 
   // Failure reasons reach later prompts; the request is a proper chat completion.
@@ -220,7 +220,7 @@ TEST(EvolveLlm, EnsembleBandit) {
   c.models = {{"a", 1}, {"b", 1}};
   ModelEnsemble e(c);
   for (int i = 0; i < 20; ++i) e.record(0, false), e.record(1, true);
-  Rng rng(2);
+  gqa::Rng rng(2);
   int b = 0;
   for (int i = 0; i < 1000; ++i) b += e.choose(rng) == 1;
   EXPECT_GT(b, 900);  // b improved 21/22 vs a 1/22

@@ -86,7 +86,7 @@ TEST(EvolveMpi, ThreeRanksCompleteAndCommitEveryProgramOnce) {
   int evaluated = 0;
   std::set<int64_t> iterations;
   for (const Attempt& a : attempts) {
-    evaluated += a.outcome == "evaluated" || a.outcome == "initial";
+    evaluated += a.outcome == Outcome::Evaluated;
     iterations.insert(a.iteration);
   }
   EXPECT_EQ(iterations.size(), 7u);  // the initial program (0) and iterations 1..6, each once

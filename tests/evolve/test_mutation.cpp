@@ -32,7 +32,7 @@ TEST(EvolveOffline, NeverProposesSeenPrograms) {
   const std::string code = tunable_code();
   OfflineConfig c;
   OfflineMutator m(c);
-  Rng rng(7);
+  gqa::Rng rng(7);
   std::set<std::string> seen = {code_hash(code)};
   // A small knob space: only KV_BLOCK (4 values) and GQA_PACK (2) free → 7 children, then exhausted.
   std::string small = code;
@@ -59,7 +59,7 @@ TEST(EvolveOffline, CrossoverTakesMatesValues) {
   OfflineConfig c;
   c.crossover_rate = 1.0;
   OfflineMutator m(c);
-  Rng rng(3);
+  gqa::Rng rng(3);
   auto p = m.propose(code, {{9, mate}}, rng, [](const std::string&) { return false; });
   ASSERT_TRUE(p);
   EXPECT_EQ(p->description.rfind("crossover with #9: ", 0), 0u) << p->description;
@@ -77,7 +77,7 @@ nlohmann::json contents(const std::string& db_path) {
   for (const Program& p : db.programs())
     j.push_back({p.id, p.parent_id, p.island, p.generation, p.iteration, p.code_hash, p.metrics, p.combined_score,
                  p.features, p.mutation});
-  for (const Attempt& a : db.attempts()) j.push_back({a.iteration, a.island, a.parent_id, a.outcome, a.reason, a.program_id});
+  for (const Attempt& a : db.attempts()) j.push_back({a.iteration, a.island, a.parent_id, std::string(to_string(a.outcome)), a.reason, a.program_id});
   nlohmann::json state = db.load_state().value();
   state.erase("elapsed_seconds");
   j.push_back(state);
@@ -135,7 +135,7 @@ TEST(EvolveOffline, EarlyStoppingAndTarget) {
   o.output_dir = dir + "/a";
   o.print_progress = false;
   RunSummary s = run_evolution(c, o, fake_evaluate);
-  EXPECT_EQ(s.stop_reason, "target_score");
+  EXPECT_EQ(s.stop_reason, StopReason::TargetScore);
   EXPECT_GE(s.best_score, 0.75);
   c.target_score = 0;
   c.early_stopping_patience = 3;
@@ -145,7 +145,7 @@ TEST(EvolveOffline, EarlyStoppingAndTarget) {
     if (it > 0) r["metrics"]["combined_score"] = 0.1;  // nothing ever improves
     return r;
   });
-  EXPECT_EQ(s.stop_reason, "early_stopping_patience");
+  EXPECT_EQ(s.stop_reason, StopReason::EarlyStoppingPatience);
   EXPECT_EQ(s.iterations, 3);
   std::filesystem::remove_all(dir);
 }

@@ -1,8 +1,10 @@
-// The database (round trip, state saved with each commit, duplicate hashes refused) and the population
-// (cell placement, elites per cell, archive, ring migration, state round trip, parent selection).
+// The database (round trip, state saved with each commit, duplicate hashes refused), the stored names of
+// outcomes, and the population (cell placement, elites per cell, archive, ring migration, state round trip,
+// parent selection).
 #include <gtest/gtest.h>
 
 #include "evolve/database.h"
+#include "evolve/outcome.h"
 #include "evolve/population.h"
 #include "test_helpers.h"
 
@@ -39,10 +41,10 @@ TEST(EvolveDatabase, RoundTripAndState) {
     Program p = make_program(0, block_code("a\n"), 0.5, 0);
     p.artifacts = {{"compile_log", "ok"}};
     p.features = {{"cell", {1, 2}}};
-    Attempt a{0, 0, 0, "initial", "evaluated", "", "", 0, 1.5, ""};
+    Attempt a{0, 0, 0, "initial", Outcome::Evaluated, "", "", 0, 1.5, ""};
     db.commit(&p, a, {{"n", 1}});
     EXPECT_EQ(p.id, 1);
-    Attempt b{1, 0, 1, "offline", "exhausted", "", "nothing new", 0, 0.0, ""};
+    Attempt b{1, 0, 1, "offline", Outcome::Exhausted, "", "nothing new", 0, 0.0, ""};
     db.commit(nullptr, b, {{"n", 2}});
     Program dup = make_program(0, block_code("a\n"), 0.7, 1);
     EXPECT_THROW(db.commit(&dup, a, {{"n", 3}}), gqa::Error);  // code_hash is UNIQUE; nothing of it lands
@@ -60,9 +62,29 @@ TEST(EvolveDatabase, RoundTripAndState) {
   const auto attempts = db.attempts();
   ASSERT_EQ(attempts.size(), 2u);
   EXPECT_EQ(attempts[0].program_id, 1);
-  EXPECT_EQ(attempts[1].outcome, "exhausted");
+  EXPECT_EQ(attempts[1].outcome, Outcome::Exhausted);
   EXPECT_EQ(attempts[1].reason, "nothing new");
   std::filesystem::remove_all(dir);
+}
+
+// The names are what evolve.db, evolve.log and report.md hold: they must not change.
+TEST(EvolveOutcome, NamesRoundTrip) {
+  const std::vector<std::pair<Outcome, std::string>> names = {
+      {Outcome::Evaluated, "evaluated"}, {Outcome::LlmError, "llm_error"}, {Outcome::DiffFailed, "diff_failed"},
+      {Outcome::Duplicate, "duplicate"}, {Outcome::TooLong, "too_long"},   {Outcome::Exhausted, "exhausted"}};
+  for (const auto& [outcome, name] : names) {
+    EXPECT_EQ(to_string(outcome), name);
+    EXPECT_EQ(parse_outcome(name), outcome);
+  }
+  EXPECT_EQ(to_string(StopReason::MaxIterations), "max_iterations");
+  EXPECT_EQ(to_string(StopReason::TargetScore), "target_score");
+  EXPECT_EQ(to_string(StopReason::EarlyStoppingPatience), "early_stopping_patience");
+  try {
+    parse_outcome("improved");
+    FAIL() << "no error";
+  } catch (const gqa::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown outcome 'improved'"), std::string::npos) << e.what();
+  }
 }
 
 TEST(EvolvePopulation, PlacementArchiveMigration) {
@@ -101,7 +123,7 @@ TEST(EvolvePopulation, PlacementArchiveMigration) {
   EXPECT_EQ(again.to_json(), pop.to_json());
   EXPECT_NE(before, pop.to_json());
 
-  Rng rng(1);
+  gqa::Rng rng(1);
   for (int i = 0; i < 50; ++i) {
     const int64_t parent = pop.select_parent(0, rng);
     EXPECT_TRUE(parent == 1 || parent == 2 || parent == 3 || parent == 5) << parent;

@@ -1,6 +1,6 @@
-// A small deterministic random generator (xoshiro256**) whose whole state can be saved in the run's
-// database, so a resumed run continues the same sequence. Own helpers, not <random> distributions, whose
-// results differ between standard libraries.
+// A small deterministic random generator (xoshiro256**) whose whole state can be saved (an evolution run
+// stores it in its database, so a resumed run continues the same sequence). Own helpers, not <random>
+// distributions, whose results differ between standard libraries.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -8,7 +8,7 @@
 
 #include "common/error.h"
 
-namespace gqa::evolve {
+namespace gqa {
 
 class Rng {
  public:
@@ -51,7 +51,7 @@ class Rng {
     return fmt::format("{:016x}{:016x}{:016x}{:016x}", s_[0], s_[1], s_[2], s_[3]);
   }
   void set_state(const std::string& hex) {
-    if (hex.size() != 64) fail("evolve", "bad RNG state '{}'", hex);
+    if (hex.size() != 64) fail("rng", "bad RNG state '{}'", hex);
     for (int i = 0; i < 4; ++i) s_[i] = std::stoull(hex.substr(i * 16, 16), nullptr, 16);
   }
 
@@ -60,4 +60,4 @@ class Rng {
   uint64_t s_[4];
 };
 
-}  // namespace gqa::evolve
+}  // namespace gqa
