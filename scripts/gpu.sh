@@ -53,6 +53,10 @@
 #                              stall reasons) -> ncu.log
 #   sass [--kernel SUBSTRING]  SASS with source lines of gqa-evolve's kernel(s) whose name holds SUBSTRING
 #                              (default persistent_decode_kernelILi128ELi2E: Qwen3-0.6B's shape) -> sass.txt.gz
+#   sizes [PRESET...] [--contexts 128,8192]
+#                              decode speed of every dense Qwen3 size that fits (default qwen3-0.6b qwen3-1.7b
+#                              qwen3-4b qwen3-8b): each random model made in /tmp, cuda_bench --quick of the
+#                              default step at --contexts, the model deleted -> sizes.log, a table at the end
 #   probes [NAME...] [--define KEY=VALUE]...
 #                              build (nvcc -O2, sm_90a) and run the probes dev/cuda/NAME.cu (default: all)
 #                              -> probes.log
@@ -108,7 +112,8 @@ case $SUB in
   ncu) FLAGS="$F_RUN --cuda-option" ;;
   sass) FLAGS="$F_RUN --kernel" ;;
   probes) FLAGS="--define" ;;
-  *) die "unknown subcommand '$SUB' (known: build test bench all ab variants trace evolve ncu sass probes; --help)" ;;
+  sizes) FLAGS="--rebuild --contexts" ;;
+  *) die "unknown subcommand '$SUB' (known: build test bench all ab variants trace evolve ncu sass probes sizes; --help)" ;;
 esac
 
 MODEL=/tmp/gqa-model REBUILD=0 JOBS=$(nproc) PTX=OFF FILTER='*' SANITIZER=0 QUICK=0 CONTEXTS="" LAYOUTS=""
@@ -121,7 +126,8 @@ while [[ $# -gt 0 ]]; do
   arg=$1 shift_by=1 val=""
   if [[ $arg == -h || $arg == --help ]]; then usage; exit 0; fi
   if [[ $arg != -* ]]; then
-    [[ $SUB == ab || $SUB == variants || $SUB == probes ]] || die "unexpected argument '$arg' for '$SUB' (see --help)"
+    [[ $SUB == ab || $SUB == variants || $SUB == probes || $SUB == sizes ]] ||
+      die "unexpected argument '$arg' for '$SUB' (see --help)"
     POSITIONAL+=("$arg"); shift; continue
   fi
   if [[ $arg == --*=* ]]; then val=${arg#*=} arg=${arg%%=*} has_val=1; else has_val=0; fi
@@ -817,6 +823,42 @@ cmd_probes() {
   done
 }
 
+# ---------------------------------------------------------------------------------------------- sizes
+cmd_sizes() {
+  local log=$OUT/sizes.log preset dir rc
+  local presets=("${POSITIONAL[@]}")
+  [[ ${#presets[@]} -gt 0 ]] || presets=(qwen3-0.6b qwen3-1.7b qwen3-4b qwen3-8b)
+  rm -f "$log"
+  need_bin cuda_bench
+  for preset in "${presets[@]}"; do
+    dir=/tmp/gqa-size-$preset
+    section "$log" "$preset"
+    if [[ ! -f $dir/model.safetensors ]]; then
+      timeout -k 15 300 "$BIN/gqa-evolve" make-model --preset "$preset" --seed 0 --out "$dir" --tokenizer-dir "" 2>&1 |
+        tee -a "$log"
+      rc=${PIPESTATUS[0]}; [[ $rc -eq 0 ]] || { failed "make-model $preset" "$rc"; rm -rf "$dir"; continue; }
+    fi
+    timeout -k 15 300 "$BIN/cuda_bench" --model "$dir" --contexts "${CONTEXTS:-128,8192}" --layouts persistent --quick \
+      --json "$TMPD/size-$preset.json" 2>&1 | tee -a "$log"
+    rc=${PIPESTATUS[0]}; [[ $rc -eq 0 ]] || failed "cuda_bench $preset" "$rc"
+    rm -rf "$dir"
+  done
+  python3 - "$TMPD" "${presets[@]}" <<'PY' | tee -a "$log"
+import json, sys
+d, presets = sys.argv[1], sys.argv[2:]
+print("\n== decode tok/s per size (default step; the layout that ran; % of the measured-bandwidth roofline)")
+for p in presets:
+    try:
+        j = json.load(open(f"{d}/size-{p}.json"))
+    except Exception:
+        print(f"{p:<12} | no result")
+        continue
+    cells = [f"ctx {r['context']}: {r['decode_tokens_per_second']:.0f} tok/s ({r['layout']}, "
+             f"{r['percent_of_roofline']:.1f}%)" for r in j["runs"]]
+    print(f"{p:<12} | " + " | ".join(cells))
+PY
+}
+
 # ---------------------------------------------------------------------------------------------- main
 env_header
 case $SUB in
@@ -834,6 +876,7 @@ case $SUB in
       evolve) cmd_evolve ;;
       ncu) cmd_ncu ;;
       sass) cmd_sass ;;
+      sizes) cmd_sizes ;;
     esac ;;
 esac
 if [[ ${#FAILS[@]} -gt 0 ]]; then

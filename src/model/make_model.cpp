@@ -182,12 +182,30 @@ std::string pretty(const json& j) {
 }  // namespace
 
 std::vector<std::string> preset_names() {
-  return {"qwen3-0.6b", "tiny", "tiny-gqa4"};
+  return {"qwen3-0.6b", "qwen3-1.7b", "qwen3-4b", "qwen3-8b", "qwen3-14b", "qwen3-32b", "tiny", "tiny-gqa4"};
 }
 
 ModelConfig preset_config(const std::string& preset) {
   ModelConfig c = qwen3_06b();
   if (preset == "qwen3-0.6b") return c;
+  // The dense Qwen3 sizes as their published config.json files give them: everything else (vocabulary,
+  // head_dim 128, 8 KV heads, RoPE theta, eps, context) is 0.6B's.
+  struct Size {
+    const char* name;
+    int64_t hidden, inter, layers, heads;
+    bool tied;
+  };
+  for (const Size& z : {Size{"qwen3-1.7b", 2048, 6144, 28, 16, true}, Size{"qwen3-4b", 2560, 9728, 36, 32, true},
+                        Size{"qwen3-8b", 4096, 12288, 36, 32, false}, Size{"qwen3-14b", 5120, 17408, 40, 40, false},
+                        Size{"qwen3-32b", 5120, 25600, 64, 64, false}}) {
+    if (preset != z.name) continue;
+    c.hidden_size = z.hidden;
+    c.intermediate_size = z.inter;
+    c.num_hidden_layers = z.layers;
+    c.num_attention_heads = z.heads;
+    c.tie_word_embeddings = z.tied;
+    return c;
+  }
   if (preset == "tiny") {
     c.hidden_size = 64;
     c.intermediate_size = 128;

@@ -1,5 +1,5 @@
-// Deterministic random-weight models in HF format: Qwen3-0.6B's exact configuration, and small presets
-// for tests. Weights are bf16, drawn from a seeded generator with scales that keep logits meaningful
+// Deterministic random-weight models in HF format: the exact configurations of the dense Qwen3 sizes, and
+// small presets for tests. Weights are bf16, drawn from a seeded generator with scales that keep logits meaningful
 // (neither all-equal nor saturated).
 #pragma once
 #include <string>
@@ -9,7 +9,8 @@
 
 namespace gqa {
 
-// Presets: "qwen3-0.6b" (the real config), "tiny" (Qwen3-0.6B's head layout: 16 q heads, 8 kv heads,
+// Presets: "qwen3-0.6b", "qwen3-1.7b", "qwen3-4b", "qwen3-8b", "qwen3-14b", "qwen3-32b" (the real configs of
+// the dense Qwen3 sizes; the weights take 1.2 to 65.5 GB), "tiny" (Qwen3-0.6B's head layout: 16 q heads, 8 kv heads,
 // head_dim 128, tied; few layers and a narrow MLP), "tiny-gqa4" (4:1 GQA, head_dim 64, untied lm_head,
 // rope theta 10000). Throws "[make-model] unknown preset 'x' (known: ...)".
 ModelConfig preset_config(const std::string& preset);

@@ -58,9 +58,41 @@ Moments moments(const std::vector<float>& v) {
 }
 
 TEST(Presets, NamesAndUnknown) {
-  EXPECT_EQ(preset_names(), (std::vector<std::string>{"qwen3-0.6b", "tiny", "tiny-gqa4"}));
-  EXPECT_ERROR_CONTAINS(preset_config("qwen3-8b"),
-                        "[make-model] unknown preset 'qwen3-8b' (known: qwen3-0.6b, tiny, tiny-gqa4)");
+  EXPECT_EQ(preset_names(), (std::vector<std::string>{"qwen3-0.6b", "qwen3-1.7b", "qwen3-4b", "qwen3-8b", "qwen3-14b",
+                                                      "qwen3-32b", "tiny", "tiny-gqa4"}));
+  EXPECT_ERROR_CONTAINS(preset_config("qwen3-7b"),
+                        "[make-model] unknown preset 'qwen3-7b' (known: qwen3-0.6b, qwen3-1.7b, qwen3-4b, qwen3-8b, "
+                        "qwen3-14b, qwen3-32b, tiny, tiny-gqa4)");
+}
+
+// The larger dense sizes: their published config.json values, and the parameter counts their model cards give
+// (total and without the embeddings, to the cards' precision: 1.7B (1.4B), 4.0B (3.6B), 8.2B (6.95B),
+// 14.8B (13.2B), 32.8B (31.2B)).
+TEST(Presets, LargerQwen3SizesAreTheRealConfigs) {
+  struct Want {
+    const char* name;
+    int64_t hidden, inter, layers, heads;
+    bool tied;
+    int64_t params, non_embedding;
+  };
+  for (const Want& w : {Want{"qwen3-1.7b", 2048, 6144, 28, 16, true, 1'720'574'976, 1'409'410'048},
+                        Want{"qwen3-4b", 2560, 9728, 36, 32, true, 4'022'468'096, 3'633'511'936},
+                        Want{"qwen3-8b", 4096, 12288, 36, 32, false, 8'190'735'360, 6'946'075'648},
+                        Want{"qwen3-14b", 5120, 17408, 40, 40, false, 14'768'307'200, 13'212'482'560},
+                        Want{"qwen3-32b", 5120, 25600, 64, 64, false, 32'762'123'264, 31'206'298'624}}) {
+    const ModelConfig c = preset_config(w.name);
+    EXPECT_EQ(c.hidden_size, w.hidden) << w.name;
+    EXPECT_EQ(c.intermediate_size, w.inter) << w.name;
+    EXPECT_EQ(c.num_hidden_layers, w.layers) << w.name;
+    EXPECT_EQ(c.num_attention_heads, w.heads) << w.name;
+    EXPECT_EQ(c.num_key_value_heads, 8) << w.name;
+    EXPECT_EQ(c.head_dim, 128) << w.name;
+    EXPECT_EQ(c.tie_word_embeddings, w.tied) << w.name;
+    EXPECT_EQ(c.vocab_size, 151936) << w.name;
+    EXPECT_EQ(c.parameter_count(), w.params) << w.name;
+    const int64_t embeddings = c.vocab_size * c.hidden_size * (c.tie_word_embeddings ? 1 : 2);
+    EXPECT_EQ(c.parameter_count() - embeddings, w.non_embedding) << w.name;
+  }
 }
 
 TEST(Presets, Qwen3_06bIsTheRealConfig) {

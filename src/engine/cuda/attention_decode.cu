@@ -223,8 +223,9 @@ DecodeKernel kernel_for_group(int G) {
     case 1: return decode_split_kernel<D, 1>;
     case 2: return decode_split_kernel<D, 2>;
     case 4: return decode_split_kernel<D, 4>;
+    case 5: return decode_split_kernel<D, 5>;  // Qwen3-14B: 40 query heads on 8 KV heads
     case 8: return decode_split_kernel<D, 8>;
-    default: fail_unsupported("attention_decode: the GQA group must be 1, 2, 4 or 8");
+    default: fail_unsupported("attention_decode: the GQA group must be 1, 2, 4, 5 or 8");
   }
 }
 
@@ -251,7 +252,7 @@ int decode_blocks_per_sm(int head_dim, int group) {
 
 void configure_decode_kernels() {
   for (int d : {64, 128})
-    for (int g : {1, 2, 4, 8}) decode_blocks_per_sm(d, g);
+    for (int g : {1, 2, 4, 5, 8}) decode_blocks_per_sm(d, g);
 }
 
 int attention_decode_splits(int sms, int head_dim, int group, int n_kv, int batch, int max_kv_len, int max_splits) {
@@ -266,7 +267,7 @@ int attention_decode_splits(int sms, int head_dim, int group, int n_kv, int batc
 }
 
 bool attention_decode_supported(int head_dim, int group) {
-  return (head_dim == 64 || head_dim == 128) && (group == 1 || group == 2 || group == 4 || group == 8);
+  return (head_dim == 64 || head_dim == 128) && (group == 1 || group == 2 || group == 4 || group == 5 || group == 8);
 }
 
 void attention_decode(const Exec& ex, const DecodeAttentionArgs& a) {

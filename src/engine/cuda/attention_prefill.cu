@@ -1,6 +1,6 @@
 // Stock causal prefill attention: the dispatch between the tensor-core kernel (attention_prefill_mma.cu,
 // head_dim 128, the default) and the first, simple tiled kernel on the CUDA cores, kept here for comparison
-// and other head sizes (GQA_PREFILL_KERNEL=simt selects it). In the old kernel a block owns 32 consecutive
+// and other head sizes (PrefillAttentionArgs::kernel = Simt selects it). In the old kernel a block owns 32 consecutive
 // query tokens of one query head; tiles of 32 keys and values of its KV head are staged in shared memory as
 // float and shared by the block's 8 warps, each warp owning 4 queries with an online softmax (lane j scores
 // key j of the tile; lane d' accumulates output dims).
@@ -145,6 +145,7 @@ void launch_prefill(const Exec& ex, const PrefillAttentionArgs& a) {
 void configure_sampling_kernels();     // sampling.cu
 void configure_decode_kernels();       // attention_decode.cu
 void configure_prefill_mma_kernels();  // attention_prefill_mma.cu
+void configure_gemv_kernels();         // gemv.cu
 
 void configure_kernels() {
   static bool done = false;
@@ -155,6 +156,7 @@ void configure_kernels() {
   configure_sampling_kernels();
   configure_decode_layer_kernels();
   configure_decode_kernels();
+  configure_gemv_kernels();
   done = true;
 }
 

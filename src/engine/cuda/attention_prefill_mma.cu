@@ -30,10 +30,7 @@ namespace {
 constexpr int kD = 128;  // head_dim (the only one this kernel serves)
 constexpr int kBN = 64;  // keys per tile
 constexpr int kWarps = 4, kThreads = kWarps * 32;
-#ifndef GQA_PREFILL_MMA_SUB
-#define GQA_PREFILL_MMA_SUB 32
-#endif
-constexpr int kSN = GQA_PREFILL_MMA_SUB;  // keys per online-softmax step (a K/V tile is kBN / kSN steps)
+constexpr int kSN = 32;  // keys per online-softmax step (a K/V tile is kBN / kSN steps)
 constexpr int kSNT = kSN / 8;            // n8 tiles of a score sub-tile
 constexpr int kDT = kD / 8;              // n8 tiles of the output (16)
 constexpr int kChunks = kD / 8;          // 16-byte chunks per row (16)

@@ -59,6 +59,7 @@ class CudaEngine final : public Engine {
   }
 
  private:
+  void check_supported(const std::string& dir) const;
   void allocate_buffers(int64_t capacity);
   void check_room(int64_t n) const;
   void upload_position(int64_t pos);
@@ -110,24 +111,19 @@ CudaEngine::CudaEngine(const std::string& dir, const CudaEngineOptions& opts)
   device_name_ = fmt::format("cuda ({}, sm_{}{})", prop.name, prop.major, prop.minor);
   ex_ = cuda::Exec{stream_.get(), opts.programmatic_launch && prop.major >= 9, prop.multiProcessorCount};
 
-  const int64_t G = cfg_.num_key_value_heads > 0 ? cfg_.num_attention_heads / cfg_.num_key_value_heads : 0;
-  if (cfg_.num_key_value_heads <= 0 || cfg_.num_attention_heads % cfg_.num_key_value_heads != 0 ||
-      !cuda::attention_decode_supported(static_cast<int>(cfg_.head_dim), static_cast<int>(G)) ||
-      !cuda::attention_prefill_supported(static_cast<int>(cfg_.head_dim)))
-    fail("cuda", "{}: head_dim {} with {} query heads per KV head is not supported by the CUDA attention kernels "
-         "(head_dim 64 or 128, group 1, 2, 4 or 8)", dir, cfg_.head_dim, G);
-  if (cfg_.hidden_size % 8 != 0 || cfg_.intermediate_size % 8 != 0 || cfg_.q_dim() % 8 != 0 ||
-      2 * cfg_.intermediate_size > cuda::kGemvMaxInput || cfg_.q_dim() > cuda::kGemvMaxInput)
-    fail("cuda", "{}: hidden {} / intermediate {} / q_dim {} outside what the decode GEMV supports (multiples of 8; "
-         "inputs up to {})", dir, cfg_.hidden_size, cfg_.intermediate_size, cfg_.q_dim(), cuda::kGemvMaxInput);
+  check_supported(dir);
 
   WeightStore store = WeightStore::open(dir);
   Qwen3Weights hw = load_qwen3_weights(store, cfg_);
   w_ = cuda::upload_weights(hw, stream_.get());
-  shape_persistent_ok_ = cuda::persistent_decode_supported(
+  const std::string why_not = cuda::persistent_decode_unsupported(
       static_cast<int>(cfg_.hidden_size), static_cast<int>(cfg_.intermediate_size),
       static_cast<int>(cfg_.num_attention_heads), static_cast<int>(cfg_.num_key_value_heads),
       static_cast<int>(cfg_.head_dim));
+  shape_persistent_ok_ = why_not.empty();
+  if (!shape_persistent_ok_ && opts_.decode == Decode::Persistent)
+    std::fprintf(stderr, "note: the persistent decode step does not support this model (%s); decoding with the fused "
+                 "layout\n", why_not.c_str());
   if (shape_persistent_ok_) {  // the persistent step reads each layer's weights through a table in device memory
     std::vector<cuda::PersistentLayer> table;
     for (const auto& l : w_.layers)
@@ -161,6 +157,28 @@ CudaEngine::CudaEngine(const std::string& dir, const CudaEngineOptions& opts)
 }
 
 CudaEngine::~CudaEngine() { cudaStreamSynchronize(stream_.get()); }
+
+// What every decode layout needs of the model's shape; an error names the field of config.json and the limit.
+void CudaEngine::check_supported(const std::string& dir) const {
+  const std::string where = dir + "/config.json";
+  const int64_t nh = cfg_.num_attention_heads, nkv = cfg_.num_key_value_heads, D = cfg_.head_dim;
+  if (nkv <= 0 || nh % nkv != 0)
+    fail("cuda", "{}: num_attention_heads {} is not a multiple of num_key_value_heads {}", where, nh, nkv);
+  if (!cuda::attention_prefill_supported(static_cast<int>(D)))
+    fail("cuda", "{}: head_dim {} is not one the CUDA attention kernels support (64 or 128)", where, D);
+  if (!cuda::attention_decode_supported(static_cast<int>(D), static_cast<int>(nh / nkv)))
+    fail("cuda", "{}: {} query heads per KV head (num_attention_heads {} / num_key_value_heads {}) is not a group the "
+         "CUDA decode attention supports (1, 2, 4, 5 or 8)", where, nh / nkv, nh, nkv);
+  const std::pair<const char*, int64_t> inputs[] = {
+      {"hidden_size", cfg_.hidden_size}, {"intermediate_size", cfg_.intermediate_size},
+      {"num_attention_heads x head_dim", cfg_.q_dim()}};
+  for (const auto& [name, k] : inputs) {
+    if (k % 8 != 0) fail("cuda", "{}: {} {} is not a multiple of 8 (the decode GEMV's 16-byte loads)", where, name, k);
+    if (k > cuda::kGemvMaxInput)
+      fail("cuda", "{}: {} {} exceeds {}, the longest input vector the decode GEMV holds in shared memory", where,
+           name, k, cuda::kGemvMaxInput);
+  }
+}
 
 void CudaEngine::reset(int64_t capacity) {
   if (capacity <= 0) fail("engine", "cache capacity must be positive, got {}", capacity);

@@ -16,7 +16,9 @@ constexpr int kThreads = 256, kWarps = kThreads / 32;
 constexpr int kBatch = 4;                      // 16-byte loads per row per lane in flight
 constexpr int kChunksPerBatch = 32 * kBatch;   // 8-element chunks a warp covers per batch
 constexpr int kMaxHeadsPerBlock = 64;          // q/k heads one block's qkv rows may touch
-constexpr size_t kMaxSmem = 64 * 1024;         // dynamic shared memory the kernel is configured for
+// Dynamic shared memory the kernel may use: the input vector, the block's rows and the norm weights of the
+// largest dense Qwen3 (32B: ~148 KiB). A launch asks only for what its shape needs.
+constexpr size_t kMaxSmem = 160 * 1024;
 
 // Grid-wide barrier over co-resident blocks (the launcher checks occupancy; the engine launches one block
 // per SM). One counter: block 0 adds 2^31 - (blocks - 1), the others 1, so the top bit flips exactly when
@@ -310,6 +312,8 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(const __grid_
   for (int i = warp; i < n_fin; i += kWarps) norm_rope_head<D>(a, sw, fin_heads[i], pos, lane);
 }
 
+// The shared-memory limit, and the blocks per SM at that limit (outside graph capture: configure_kernels()).
+// At least one there means at least one for every launch, which asks for no more.
 template <int D>
 void configure_one(int* occupancy) {
   GQA_CUDA_CHECK(cudaFuncSetAttribute(decode_layer_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -342,10 +346,6 @@ void decode_layer(const Exec& ex, const DecodeLayerArgs& a) {
     fail_unsupported("decode_layer: the next layer's qkv needs its norms, qkv, q_out and the caches "
                      "(and the embedding and token when there is no previous layer)");
   configure_kernels();
-  const int occupancy = g_occupancy[D == 64 ? 0 : 1];
-  // The grid barriers need every block resident at once: one block per SM, and the occupancy calculator
-  // must allow at least that (other kernels' blocks leave without waiting on this one).
-  if (occupancy < 1) fail_unsupported("decode_layer: the kernel cannot be resident on an SM (occupancy 0)");
   const int G = ex.sms;
   const int qd = a.n_heads * D, kvd = a.n_kv * D;
   const int ns[4] = {a.hidden, 2 * a.inter, a.hidden, qd + 2 * kvd};
@@ -358,6 +358,10 @@ void decode_layer(const Exec& ex, const DecodeLayerArgs& a) {
                        2 * D + D / 2) * sizeof(float);
   if (smem > kMaxSmem || xs_floats >= (1 << 16) || max_pairs >= (1 << 15))
     fail_unsupported("decode_layer: input vector too large for shared memory");
+  // The grid barriers need every block resident at once: one block per SM, and the occupancy calculator
+  // must allow at least that (other kernels' blocks leave without waiting on this one).
+  if (g_occupancy[D == 64 ? 0 : 1] < 1)
+    fail_unsupported("decode_layer: the kernel cannot be resident on an SM (occupancy 0)");
   xs_floats |= max_pairs << 16;  // the kernel unpacks both
   if (D == 64)
     launch(ex, dim3(G), dim3(kThreads), smem, decode_layer_kernel<64>, a, xs_floats);

@@ -376,14 +376,28 @@ KernelFn kernel_for(int group) {
 
 }  // namespace
 
-bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, int head_dim) {
-  if (head_dim != 64 && head_dim != 128) return false;
-  if (n_kv <= 0 || n_heads % n_kv != 0) return false;
+std::string persistent_decode_unsupported(int hidden, int inter, int n_heads, int n_kv, int head_dim) {
+  using std::to_string;
+  if (head_dim != 64 && head_dim != 128) return "head_dim " + to_string(head_dim) + " is not 64 or 128";
+  if (n_kv <= 0 || n_heads % n_kv != 0)
+    return to_string(n_heads) + " query heads do not split over " + to_string(n_kv) + " KV heads";
   const int group = n_heads / n_kv;
-  if (group != 1 && group != 2 && group != 4 && group != 8) return false;
-  for (int k : {hidden, inter, n_heads * head_dim})
-    if (k <= 0 || k % 16 != 0 || k > kMaxInput) return false;  // whole mma k-steps
-  return true;
+  if (group != 1 && group != 2 && group != 4 && group != 8)
+    return to_string(group) + " query heads per KV head (it takes 1, 2, 4 or 8)";
+  const std::pair<const char*, int> inputs[] = {{"hidden_size", hidden}, {"intermediate_size", inter},
+                                                {"q_dim (heads x head_dim)", n_heads * head_dim}};
+  for (const auto& [name, k] : inputs) {
+    if (k <= 0 || k % 16 != 0)
+      return std::string(name) + " " + to_string(k) + " is not a positive multiple of 16 (whole mma k-steps)";
+    if (k > kMaxInput)
+      return std::string(name) + " " + to_string(k) + " exceeds " + to_string(kMaxInput) +
+             ", the longest input vector its blocks hold in shared memory";
+  }
+  return "";
+}
+
+bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, int head_dim) {
+  return persistent_decode_unsupported(hidden, inter, n_heads, n_kv, head_dim).empty();
 }
 
 size_t persistent_decode_sync_words() { return kSyncWords; }

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace gqa::cuda {
 
@@ -37,8 +38,9 @@ struct GemvArgs {
   int* advance_pos = nullptr;  // when set, one thread increments *advance_pos (end of a decode step)
 };
 void gemv(const Exec& ex, GemvInput input, const GemvArgs& a);
-// Largest k (or 2k for SiluMul input) the GEMV accepts: its input vector lives in shared memory.
-constexpr int kGemvMaxInput = 12288;
+// Largest k the GEMV accepts: its input vector (k floats) lives in shared memory (128 KiB at most; Qwen3-32B's
+// down projection needs 25,600).
+constexpr int kGemvMaxInput = 32768;
 
 // ---- elementwise.cu
 // x[t][:] = float(table[tokens[t]][:]) for t < T.
@@ -145,6 +147,8 @@ struct PersistentDecodeArgs {
   int merge_chunk = 0;
 };
 bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, int head_dim);
+// Why a model shape is outside what the persistent step supports ("" when it is supported).
+std::string persistent_decode_unsupported(int hidden, int inter, int n_heads, int n_kv, int head_dim);
 size_t persistent_decode_sync_words();
 size_t persistent_decode_ll_words(int hidden, int inter, int n_heads, int n_kv, int head_dim, int sms);
 constexpr int kPersistentPhases = 5;
