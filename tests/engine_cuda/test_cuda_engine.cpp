@@ -405,8 +405,9 @@ TEST(CudaEngine, PersistentTileTooLargeFallsBackToTheFusedLayout) {
 
 // Every dense Qwen3 size's widths (hidden, intermediate, heads: 1.7B 16:8, 4B and 8B 32:8, 14B 40:8, 32B 64:8)
 // on two layers and a 4,096-token vocabulary: prefill and decode logits of the default step and of the unfused
-// one match the CPU engine within the tolerance above. The persistent step does not hold these widths yet
-// (its input vectors stop at 3,072), so the default is the fused layout, and says so.
+// one match the CPU engine within the tolerance above. The default step is the persistent one where it holds
+// the widths (1.7B: its wide build, inputs up to 6,144) and then also matches the unfused step within 1e-3;
+// the fused layout for the others (inputs past 6,144, or 5 query heads per KV head).
 TEST(CudaEngine, EveryQwen3SizeMatchesTheCpuEngine) {
   GQA_REQUIRE_GPU();
   for (const char* preset : {"qwen3-1.7b", "qwen3-4b", "qwen3-8b", "qwen3-14b", "qwen3-32b"}) {
@@ -428,9 +429,10 @@ TEST(CudaEngine, EveryQwen3SizeMatchesTheCpuEngine) {
       c = cpu->forward(std::span<const int32_t>(&ids[t], 1));
       cpu_steps.emplace_back(c, c + V);
     }
+    const bool persistent = std::string(preset) == "qwen3-1.7b";
     for (const Decode dec : {Decode::Persistent, Decode::Unfused}) {
       auto gpu = open_cuda_engine(dir.string(), with(dec));
-      EXPECT_EQ(cuda_decode_layout(*gpu), dec == Decode::Persistent ? Decode::Fused : dec) << preset;
+      EXPECT_EQ(cuda_decode_layout(*gpu), dec == Decode::Persistent && !persistent ? Decode::Fused : dec) << preset;
       const std::string what = std::string(preset) + " (" + name(cuda_decode_layout(*gpu)) + ")";
       gpu->reset(48);
       const float* g = gpu->forward(std::span<const int32_t>(ids.data(), 24), true);
@@ -442,6 +444,12 @@ TEST(CudaEngine, EveryQwen3SizeMatchesTheCpuEngine) {
         expect_close(g, cpu_steps[t - 24].data(), V, what + " position " + std::to_string(t), &worst);
       }
       std::printf("%s: worst relative L2 against the CPU engine %.2e\n", what.c_str(), worst);
+    }
+    if (persistent) {
+      auto tested = open_cuda_engine(dir.string(), with(Decode::Persistent));
+      auto unfused = open_cuda_engine(dir.string(), with(Decode::Unfused));
+      const double worst = decode_drift(*tested, *unfused, ids, 24, std::string(preset) + " persistent vs unfused");
+      std::printf("%s persistent vs unfused decode: worst relative L2 %.2e\n", preset, worst);
     }
     std::filesystem::remove_all(dir);
   }

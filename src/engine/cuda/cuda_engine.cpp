@@ -121,6 +121,7 @@ CudaEngine::CudaEngine(const std::string& dir, const CudaEngineOptions& opts)
       static_cast<int>(cfg_.num_attention_heads), static_cast<int>(cfg_.num_key_value_heads),
       static_cast<int>(cfg_.head_dim));
   shape_persistent_ok_ = why_not.empty();
+  persistent_ok_ = shape_persistent_ok_;  // until reset() has tried the launch with a cache size
   if (!shape_persistent_ok_ && opts_.decode == Decode::Persistent)
     std::fprintf(stderr, "note: the persistent decode step does not support this model (%s); decoding with the fused "
                  "layout\n", why_not.c_str());

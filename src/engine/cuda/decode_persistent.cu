@@ -113,20 +113,20 @@ __device__ __forceinline__ Layer layer_mats(const PersistentDecodeArgs& a, const
                load_mat(a, p, kLoadDn, l)};
 }
 
-template <int D>
+template <int D, int N>
 __device__ __forceinline__ void phase_qkv(Ctx& c, int l, const Mat& m) {
   const PersistentDecodeArgs& a = c.a;
   const Tiles r = block_tiles(m);
   if (r.count() == 0) return;
   const int H = a.hidden;
-  BVec w;
-  Vec x;
+  BVec<N> w;
+  Vec<N> x;
   load_vec(a.layer[l].attn_norm, H, w);  // before the wait: it depends on nothing
   if (l == 0) {
-    BVec e;
+    BVec<N> e;
     load_vec(a.embed + static_cast<size_t>(c.token) * H, H, e);
 #pragma unroll
-    for (int j = 0; j < kVec; ++j) x.v[j] = to_float4(e.v[j]);
+    for (int j = 0; j < N; ++j) x.v[j] = to_float4(e.v[j]);
   } else {
     ll_read(c.xd, H, tag_of(c, l - 1, kDn), c.p.poll_ns, x);
   }
@@ -154,7 +154,7 @@ __device__ __forceinline__ void attention_inputs(Ctx& c, int l, const Split& sp)
 // one-at-a-time merge of phase_att (the same arithmetic), but polled merge_chunk splits at a time into shared
 // memory after the warps' scratch (one L2 round trip per chunk instead of one per split). G even: a split's
 // G (D + 2) words are then a whole number of ll_read's 4-word groups.
-template <int D, int G>
+template <int D, int G, int N>
 __device__ __forceinline__ void merge_splits(Ctx& c, int S, const float* scr, const Word* part, Word* out, unsigned tag) {
   constexpr int W = D + 2, per = G * W, E = (G * D + kConsumers - 1) / kConsumers;
   float M[E], L[E], O[E];
@@ -166,10 +166,10 @@ __device__ __forceinline__ void merge_splits(Ctx& c, int S, const float* scr, co
   float* stage = c.xs + kConsumerWarps * per;
   for (int s0 = 0; s0 < S - 1; s0 += c.p.merge_chunk) {
     const int ns = min(c.p.merge_chunk, S - 1 - s0), n = ns * per;
-    Vec v;
+    Vec<N> v;
     ll_read(part + static_cast<size_t>(s0) * per, n, tag, c.p.poll_ns, v);
 #pragma unroll
-    for (int j = 0; j < kVec; ++j)
+    for (int j = 0; j < N; ++j)
       if (vec_index(j) < n) *reinterpret_cast<float4*>(stage + vec_index(j)) = v.v[j];
     consumer_sync();
 #pragma unroll
@@ -193,7 +193,7 @@ __device__ __forceinline__ void merge_splits(Ctx& c, int S, const float* scr, co
   }
 }
 
-template <int D, int G>
+template <int D, int G, int N>
 __device__ __forceinline__ void phase_att(Ctx& c, int l) {
   const PersistentDecodeArgs& a = c.a;
   const Split sp = block_split(a, c.p, c.pos);
@@ -210,7 +210,7 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
   Word* part = c.part + static_cast<size_t>(sp.kvh) * S * G * W;  // [split][g][W] of this KV head
   if constexpr (G % 2 == 0) {
     if (S > 1 && sp.s == S - 1 && c.p.merge_chunk > 1) {
-      merge_splits<D, G>(c, S, scr, part, c.att + static_cast<size_t>(sp.kvh) * G * D, tag);
+      merge_splits<D, G, N>(c, S, scr, part, c.att + static_cast<size_t>(sp.kvh) * G * D, tag);
       return;
     }
   }
@@ -240,7 +240,7 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
   consumer_sync();  // the merge scratch (c.xs) is read across warps: done before the next phase's writes
 }
 
-template <int D, int G>
+template <int D, int G, int N>
 __device__ __forceinline__ void consume(Ctx& c) {
   const PersistentDecodeArgs& a = c.a;
   const int H = a.hidden, I = a.inter, qd = a.n_heads * D;
@@ -248,16 +248,16 @@ __device__ __forceinline__ void consume(Ctx& c) {
   for (int l = 0; l < a.layers; ++l) {
     m = layer_mats(a, c.p, l);
     begin_phase(c, l * kPhases + kQkv);
-    phase_qkv<D>(c, l, m.qkv);
+    phase_qkv<D, N>(c, l, m.qkv);
     mark(c, kMarkEnd);
     begin_phase(c, l * kPhases + kAtt);
-    phase_att<D, G>(c, l);
+    phase_att<D, G, N>(c, l);
     mark(c, kMarkEnd);
     begin_phase(c, l * kPhases + kO);
     if (const Tiles r = block_tiles(m.o); r.count() > 0) {
       fill_residual(c, m.o, r, c.xd, l > 0 ? tag_of(c, l - 1, kDn) : 0,
                     l == 0 ? a.embed + static_cast<size_t>(c.token) * H : nullptr);
-      Vec att;
+      Vec<N> att;
       ll_read(c.att, qd, tag_of(c, l, kAtt), c.p.poll_ns, att);
       mark(c, kMarkReady);
       store_vec(c, qd, att);
@@ -269,8 +269,8 @@ __device__ __forceinline__ void consume(Ctx& c) {
     mark(c, kMarkEnd);
     begin_phase(c, l * kPhases + kGu);
     if (const Tiles r = block_tiles(m.gu); r.count() > 0) {
-      BVec w;
-      Vec x;
+      BVec<N> w;
+      Vec<N> x;
       load_vec(a.layer[l].mlp_norm, H, w);
       ll_read(c.xo, H, tag_of(c, l, kO), c.p.poll_ns, x);
       mark(c, kMarkReady);
@@ -286,7 +286,7 @@ __device__ __forceinline__ void consume(Ctx& c) {
     begin_phase(c, l * kPhases + kDn);
     if (const Tiles r = block_tiles(m.dn); r.count() > 0) {
       fill_residual(c, m.dn, r, c.xo, tag_of(c, l, kO), nullptr);
-      Vec h;
+      Vec<N> h;
       ll_read(c.h, I, tag_of(c, l, kGu), c.p.poll_ns, h);
       mark(c, kMarkReady);
       store_vec(c, I, h);
@@ -300,8 +300,8 @@ __device__ __forceinline__ void consume(Ctx& c) {
   begin_phase(c, a.layers * kPhases);
   const Mat lm = load_mat(a, c.p, kLoadLm, 0);
   if (const Tiles r = block_tiles(lm); r.count() > 0) {
-    BVec w;
-    Vec x;
+    BVec<N> w;
+    Vec<N> x;
     load_vec(a.final_norm, H, w);
     ll_read(c.xd, H, tag_of(c, a.layers - 1, kDn), c.p.poll_ns, x);
     mark(c, kMarkReady);
@@ -313,7 +313,7 @@ __device__ __forceinline__ void consume(Ctx& c) {
   mark(c, kMarkEnd);
 }
 
-template <int D, int G>
+template <int D, int G, int N>
 __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __grid_constant__ PersistentDecodeArgs a,
                                                                         const __grid_constant__ Plan p) {
   extern __shared__ __align__(1024) char smem[];
@@ -342,7 +342,7 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
     c.token = *const_cast<volatile int*>(a.token);
     rope_table(c, rope);
     if (a.n_heads != G * a.n_kv) __trap();  // the launcher picks the instantiation
-    consume<D, G>(c);
+    consume<D, G, N>(c);
   }
   __syncthreads();
   if (threadIdx.x == 0) {  // the last block out closes the step
@@ -360,17 +360,21 @@ struct Config {
   int occupancy = 0;
   size_t smem = 0;
 };
-Config g_config[2][4];  // [D = 64 / 128][G = 1, 2, 4, 8], for the last launch's smem
+Config g_config[2][4][2];  // [D = 64 / 128][G = 1, 2, 4, 8][narrow / wide], for the last launch's smem
 
 using KernelFn = void (*)(PersistentDecodeArgs, Plan);
-template <int D>
+template <int D, int N>
 KernelFn kernel_for(int group) {
   switch (group) {
-    case 1: return persistent_decode_kernel<D, 1>;
-    case 2: return persistent_decode_kernel<D, 2>;
-    case 4: return persistent_decode_kernel<D, 4>;
-    default: return persistent_decode_kernel<D, 8>;
+    case 1: return persistent_decode_kernel<D, 1, N>;
+    case 2: return persistent_decode_kernel<D, 2, N>;
+    case 4: return persistent_decode_kernel<D, 4, N>;
+    default: return persistent_decode_kernel<D, 8, N>;
   }
+}
+KernelFn kernel_for(int D, int group, bool wide) {
+  if (D == 64) return wide ? kernel_for<64, kWideVec>(group) : kernel_for<64, kNarrowVec>(group);
+  return wide ? kernel_for<128, kWideVec>(group) : kernel_for<128, kNarrowVec>(group);
 }
 
 
@@ -445,6 +449,9 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
                  4 * 4;
   // c.xs: a GEMV input (kTerms bf16 per element), or attention's merge scratch (floats).
   const size_t longest = static_cast<size_t>(std::max({a.hidden, a.inter, qd}));
+  // The narrowest build whose vectors hold the longest input (registers grow with the width).
+  const bool wide = longest > static_cast<size_t>(kNarrowVec) * 4 * kConsumers;
+  const int vec_floats = (wide ? kWideVec : kNarrowVec) * 4 * kConsumers;
   const size_t xs_need = std::max<size_t>(2 * kTerms * (longest + kTermPad),
                                           4 * static_cast<size_t>(kConsumerWarps) * group * (D + 2));
   int device = 0, optin = 0;
@@ -453,7 +460,7 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
   const size_t xs_bytes = (xs_need + 1023) / 1024 * 1024;
   // The merging split stages merge_chunk splits' partials (G (D + 2) floats each) after the warps' scratch.
   const int per = group * (D + 2), room = static_cast<int>(xs_bytes / 4) - kConsumerWarps * per;
-  p.merge_chunk = group % 2 == 0 ? std::min(kMaxInput / per, room / per) : 0;
+  p.merge_chunk = group % 2 == 0 ? std::min(vec_floats / per, room / per) : 0;
   if (a.merge_chunk < 0) fail_unsupported("persistent_decode: merge_chunk must be >= 0");
   if (a.merge_chunk > 0) p.merge_chunk = std::min(p.merge_chunk, a.merge_chunk);  // 1: one split per poll (v7)
   const size_t res_bytes = static_cast<size_t>(p.res_floats) * 4;
@@ -462,8 +469,8 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a) {
     fail_unsupported("persistent_decode: not enough shared memory per block for two ring stages (tile_kib too large)");
   p.stages = static_cast<int>(std::min<size_t>(kMaxStages, (optin - res_bytes - xs_bytes - static_bytes) / sb));
   const size_t smem = static_cast<size_t>(p.stages) * sb + res_bytes + xs_bytes;
-  const KernelFn kernel = D == 64 ? kernel_for<64>(group) : kernel_for<128>(group);
-  Config& cfg = g_config[D == 64 ? 0 : 1][group == 1 ? 0 : group == 2 ? 1 : group == 4 ? 2 : 3];
+  const KernelFn kernel = kernel_for(D, group, wide);
+  Config& cfg = g_config[D == 64 ? 0 : 1][group == 1 ? 0 : group == 2 ? 1 : group == 4 ? 2 : 3][wide ? 1 : 0];
   if (cfg.smem != smem) {
     GQA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
     GQA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cfg.occupancy, kernel, kThreads, smem));

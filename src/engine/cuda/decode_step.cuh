@@ -16,7 +16,11 @@ namespace {
 // 7 (255 registers) measured slower on the H200 (v13, v14 of docs/engine-cuda-log.md).
 constexpr int kConsumerWarps = 8;
 constexpr int kConsumers = 32 * kConsumerWarps, kThreads = kConsumers + 32;
-constexpr int kMaxInput = 3072;         // longest input vector (shared memory)
+// Longest input vector (hidden, intermediate or q_dim) of the two builds of the step: the narrow one's vectors
+// fill 3 float4 per compute thread (Qwen3-0.6B), the wide one's 6 (Qwen3-1.7B). Registers grow with the width,
+// so each model gets the narrowest build that holds it.
+constexpr int kNarrowVec = 3, kWideVec = 6;
+constexpr int kMaxInput = kWideVec * 4 * kConsumers;
 // A ring stage (PersistentDecodeArgs::tile_kib KiB and room for the padding) holds one KV tile (kv_tile_kib) or
 // one weight tile: rows of k bf16 each followed by 16 bytes of padding (row_pitch), so that the 8 rows an
 // ldmatrix reads fall into different banks.
@@ -306,16 +310,18 @@ __device__ __forceinline__ float ll_get(const Word* p, unsigned tag, unsigned pa
   return v[0];
 }
 
-// A vector of up to kMaxInput floats spread over the compute threads, 4 consecutive elements per float4:
+// A vector of up to 4 N kConsumers floats spread over the compute threads, 4 consecutive elements per float4:
 // the fills load every element at once (one round trip to L2, not one per loop iteration).
-constexpr int kVec = (kMaxInput / 4 + kConsumers - 1) / kConsumers;
+template <int N>
 struct Vec {
-  float4 v[kVec];
+  static constexpr int n = N;
+  float4 v[N];
 };
 __device__ __forceinline__ int vec_index(int j) { return (static_cast<int>(threadIdx.x) + j * kConsumers) * 4; }
 
 // src[0..n) as other blocks write it in this step with `tag` (n a multiple of 4).
-__device__ __forceinline__ void ll_read(const Word* src, int n, unsigned tag, unsigned pause_ns, Vec& r) {
+template <int kVec>
+__device__ __forceinline__ void ll_read(const Word* src, int n, unsigned tag, unsigned pause_ns, Vec<kVec>& r) {
   Word w[kVec][4];
   auto load = [&](int j) {
     ll_load2(src + vec_index(j), w[j][0], w[j][1]);
@@ -343,10 +349,12 @@ __device__ __forceinline__ void ll_read(const Word* src, int n, unsigned tag, un
     r.v[j] = make_float4(value_word(w[j][0]), value_word(w[j][1]), value_word(w[j][2]), value_word(w[j][3]));
 }
 // Read-only bf16 data (norm weights, an embedding row), kept as bf16 (half the registers of floats).
+template <int N>
 struct BVec {
-  uint2 v[kVec];
+  uint2 v[N];
 };
-__device__ __forceinline__ void load_vec(const bf16* src, int n, BVec& r) {
+template <int kVec>
+__device__ __forceinline__ void load_vec(const bf16* src, int n, BVec<kVec>& r) {
 #pragma unroll
   for (int j = 0; j < kVec; ++j)
     if (vec_index(j) < n) r.v[j] = __ldg(reinterpret_cast<const uint2*>(src + vec_index(j)));
@@ -361,7 +369,8 @@ __device__ __forceinline__ float4 to_float4(uint2 u) {
 // H200) and logits drifting up to 9e-4 from the unfused step's on the tiny random models.
 constexpr int kTerms = 3, kTermPad = 8;
 __device__ __forceinline__ uint32_t bf16x2_bits(__nv_bfloat162 v) { return *reinterpret_cast<const uint32_t*>(&v); }
-__device__ __forceinline__ void store_vec(const Ctx& c, int n, const Vec& x) {
+template <int kVec>
+__device__ __forceinline__ void store_vec(const Ctx& c, int n, const Vec<kVec>& x) {
   bf16* out = reinterpret_cast<bf16*>(c.xs);
 #pragma unroll
   for (int j = 0; j < kVec; ++j) {
@@ -378,13 +387,14 @@ __device__ __forceinline__ void store_vec(const Ctx& c, int n, const Vec& x) {
   consumer_sync();
 }
 // xs = x * w / rms(x) (Qwen3's RMSNorm, as the per-layer kernels compute it).
-__device__ __forceinline__ void store_rmsnorm(const Ctx& c, int n, const Vec& x, const BVec& wb) {
+template <int kVec>
+__device__ __forceinline__ void store_rmsnorm(const Ctx& c, int n, const Vec<kVec>& x, const BVec<kVec>& wb) {
   float ss = 0.f;
 #pragma unroll
   for (int j = 0; j < kVec; ++j)
     if (vec_index(j) < n) ss += x.v[j].x * x.v[j].x + x.v[j].y * x.v[j].y + x.v[j].z * x.v[j].z + x.v[j].w * x.v[j].w;
   const float inv = 1.0f / sqrtf(consumer_sum(ss, c.red) / static_cast<float>(n) + c.a.eps);
-  Vec y;
+  Vec<kVec> y;
 #pragma unroll
   for (int j = 0; j < kVec; ++j) {
     const float4 w = to_float4(wb.v[j]);
