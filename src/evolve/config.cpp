@@ -111,30 +111,90 @@ class Section {
 constexpr int kBig = 1 << 30;
 constexpr double kHuge = 1e18;
 
+// YAML → JSON for extra_body: plain scalars become true/false, integers or numbers when they read as such,
+// quoted scalars stay strings.
+nlohmann::json to_json(const YAML::Node& n) {
+  if (!n || n.IsNull()) return nullptr;
+  if (n.IsSequence()) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& e : n) a.push_back(to_json(e));
+    return a;
+  }
+  if (n.IsMap()) {
+    nlohmann::json o = nlohmann::json::object();
+    for (auto it = n.begin(); it != n.end(); ++it) o[it->first.as<std::string>()] = to_json(it->second);
+    return o;
+  }
+  const std::string& v = n.Scalar();
+  if (n.Tag() == "!") return v;
+  if (v == "true" || v == "false") return v == "true";
+  long long i;
+  if (YAML::convert<long long>::decode(n, i)) return i;
+  double d;
+  if (YAML::convert<double>::decode(n, d) && std::isfinite(d)) return d;
+  return v;
+}
+
+// The request settings shared by the llm section and its models entries; `into` already holds the values
+// to fall back to.
+void read_request(Section& s, LlmModel& into) {
+  s.get("api_base", into.api_base);
+  while (!into.api_base.empty() && into.api_base.back() == '/') into.api_base.pop_back();
+  s.get("api_key_env", into.api_key_env);
+  if (YAML::Node t = s.take("temperature")) {
+    double v;
+    if (t.IsScalar() && t.Scalar() == "default") into.temperature.reset();
+    else if (!t.IsScalar() || !YAML::convert<double>::decode(t, v) || !std::isfinite(v))
+      s.bad("temperature", fmt::format("must be a number or 'default' (not sent), got '{}'", t.IsScalar() ? t.Scalar() : "<node>"));
+    else if (v < 0 || v > 2) s.bad("temperature", fmt::format("must be in [0, 2], got {}", v));
+    else into.temperature = v;
+  }
+  s.get("max_tokens", into.max_tokens, 1, kBig);
+  s.get("max_tokens_field", into.max_tokens_field);
+  if (into.max_tokens_field != "max_tokens" && into.max_tokens_field != "max_completion_tokens")
+    s.bad("max_tokens_field", fmt::format("must be max_tokens or max_completion_tokens, got '{}'", into.max_tokens_field));
+  s.get("reasoning_effort", into.reasoning_effort);
+  static const std::set<std::string> efforts = {"", "none", "minimal", "low", "medium", "high", "xhigh"};
+  if (!efforts.count(into.reasoning_effort))
+    s.bad("reasoning_effort", fmt::format("must be none, minimal, low, medium, high or xhigh, got '{}'", into.reasoning_effort));
+  if (YAML::Node e = s.take("extra_body")) {
+    if (!e.IsMap()) s.bad("extra_body", "must be a mapping of request fields");
+    // The fields the client writes itself have their own keys; streaming answers are not read.
+    static const std::set<std::string> own = {"model", "messages", "stream", "temperature", "max_tokens",
+                                              "max_completion_tokens", "reasoning_effort"};
+    const nlohmann::json fields = to_json(e);
+    for (auto& [k, v] : fields.items()) {
+      if (own.count(k)) s.bad("extra_body." + k, "is set by the client (use the llm key of that name, if any)");
+      into.extra_body[k] = v;
+    }
+  }
+}
+
 void read_llm(Section s, LlmConfig& c, const std::string& file) {
+  read_request(s, c.defaults);
   YAML::Node models = s.take("models");
   if (models) {
-    if (!models.IsSequence()) s.bad("models", "must be a list of {name, weight}");
+    if (!models.IsSequence()) s.bad("models", "must be a list of {name, weight, ...}");
     for (size_t i = 0; i < models.size(); ++i) {
       Section m(models[i], s.key_path(fmt::format("models[{}]", i)), file);
-      LlmModel model;
+      LlmModel model = c.defaults;
       m.get("name", model.name);
       m.get("weight", model.weight, 0, kHuge);
       if (model.name.empty()) m.bad("name", "is required");
+      read_request(m, model);
+      if (i > 0 && model.api_base.empty() != c.models.front().api_base.empty())
+        m.bad("api_base", "must be set for every model or for none (models[0] differs)");
       m.done();
       c.models.push_back(model);
     }
   }
-  s.get("api_base", c.api_base);
-  s.get("api_key_env", c.api_key_env);
-  s.get("temperature", c.temperature, 0, 2);
-  s.get("max_tokens", c.max_tokens, 1, kBig);
   s.get("timeout_seconds", c.timeout_seconds, 0.05, 86400);
   s.get("retries", c.retries, 0, 100);
   s.get("retry_backoff_seconds", c.retry_backoff_seconds, 0, 3600);
+  s.get("max_fatal_errors", c.max_fatal_errors, 1, 1000);
   s.get("bandit", c.bandit);
   s.get("system_message", c.system_message);
-  if (!c.api_base.empty() && c.models.empty()) s.bad("models", "needs at least one model when api_base is set");
+  if (!c.defaults.api_base.empty() && c.models.empty()) s.bad("models", "needs at least one model when api_base is set");
   double total = 0;
   for (auto& m : c.models) total += m.weight;
   if (!c.models.empty() && total <= 0) s.bad("models", "weights must not all be 0");

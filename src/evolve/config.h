@@ -1,7 +1,10 @@
 // The evolution run's configuration, one struct per section of the YAML file (like OpenEvolve's
 // dataclasses). Loading validates everything: unknown keys, wrong types and out-of-range values are errors.
 #pragma once
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -9,22 +12,31 @@
 
 namespace gqa::evolve {
 
+// How one model is asked. In a models entry every key left out takes the llm section's value when the file
+// is loaded, so these are the settings a request uses.
 struct LlmModel {
   std::string name;
   double weight = 1.0;
+  std::string api_base;                       // e.g. http://127.0.0.1:8080/v1; empty: the offline mutator
+  std::string api_key_env;                    // name of the environment variable holding the key (never the key)
+  std::optional<double> temperature;          // unset: not sent (the server's default; reasoning models need that)
+  int max_tokens = 4096;
+  std::string max_tokens_field = "max_tokens";  // or max_completion_tokens (OpenAI's GPT-5 and o-series)
+  std::string reasoning_effort;               // sent when set (none, minimal, low, medium, high, xhigh)
+  nlohmann::json extra_body = nlohmann::json::object();  // merged into the request body
 };
 
 struct LlmConfig {
   std::vector<LlmModel> models;      // the ensemble; one is drawn per iteration by weight (and bandit)
-  std::string api_base;              // e.g. http://127.0.0.1:8080/v1; empty: the offline mutator
-  std::string api_key_env;           // name of the environment variable holding the key (never the key)
-  double temperature = 0.7;
-  int max_tokens = 4096;
+  LlmModel defaults;                 // the section's request settings (name and weight unused)
   double timeout_seconds = 120;      // one HTTP request
   int retries = 3;                   // extra attempts after a 429, a 5xx, a timeout or a refused connection
   double retry_backoff_seconds = 2;  // doubled after every retry
+  int max_fatal_errors = 2;          // consecutive 400/401/403/404 of one model before it is dropped
   bool bandit = true;                // adapt model choice to which models produce improvements
   std::string system_message;
+  // The LLM mutator is used when the models have an api_base (all of them do, or none).
+  bool enabled() const { return !models.empty() && !models.front().api_base.empty(); }
 };
 
 struct PromptConfig {

@@ -44,6 +44,15 @@ fs::path make_run_dir(const std::string& dir) {
   return dir;
 }
 
+// What to check for an answer that retrying cannot fix.
+std::string fix_hint(const LlmModel& m, int status) {
+  if (status == 401 || status == 403)
+    return m.api_key_env.empty() ? " (no key is sent: set api_key_env)"
+                                 : fmt::format(" (check the key in ${} and its access to the model)", m.api_key_env);
+  if (status == 404) return " (check the model name and api_base)";
+  return " (check this model's request settings: docs/evolve.md, llm section)";
+}
+
 }  // namespace
 
 int current_worker() { return t_worker; }
@@ -56,7 +65,7 @@ EvolutionRun::EvolutionRun(const EvolveConfig& config, const RunOptions& options
       max_iterations_(options.iterations.value_or(config.max_iterations)),
       gpus_(target_ == Target::Cuda ? count_gpus() : 0),
       workers_(worker_count(config, options, gpus_)),
-      use_llm_(!config.llm.api_base.empty()),
+      use_llm_(config.llm.enabled()),
       dir_(make_run_dir(options.output_dir)),
       db_existed_(fs::exists(dir_ / "evolve.db")),
       db_((dir_ / "evolve.db").string()),
@@ -75,6 +84,7 @@ EvolutionRun::EvolutionRun(const EvolveConfig& config, const RunOptions& options
   log_.open((dir_ / "evolve.log").string(), std::ios::app);
   for (const std::string& note : opt_.notes) say(note, true);
   if (use_llm_) llm_.emplace(cfg_.llm);
+  fatal_streak_.resize(cfg_.llm.models.size());
 }
 
 EvolutionRun::~EvolutionRun() { stop_workers(); }
@@ -197,7 +207,8 @@ Outcome EvolutionRun::make_child(Result& r) {
   const Job& job = r.job;
   r.code = job.code;
   if (job.model >= 0) {
-    const LlmReply reply = llm_->complete(job.mutator, job.system, job.user);
+    r.reply = llm_->complete(static_cast<size_t>(job.model), job.system, job.user);
+    const LlmReply& reply = r.reply;
     if (!reply.ok) {
       r.reason = reply.error;
       return Outcome::LlmError;
@@ -309,8 +320,10 @@ void EvolutionRun::commit(const Result& r) {
   std::optional<Program> p;
   const int64_t best_before = st_.best_id;
   if (r.outcome == Outcome::Evaluated) p = new_program(r, a);
-  if (job.model >= 0)
+  if (job.model >= 0) {
     ensemble_.record(static_cast<size_t>(job.model), p && p->correct && p->combined_score > job.parent_score);
+    ensemble_.add_usage(static_cast<size_t>(job.model), r.reply);
+  }
   note_attempt(a);
   ++st_.completed;
   const bool migrated = migrate_if_due();
@@ -318,8 +331,33 @@ void EvolutionRun::commit(const Result& r) {
 
   if (st_.best_id != best_before) write_best();
   log_progress(r, p, a, migrated);
+  if (job.model >= 0) note_reply(r);
   checkpoint_if_due();
   check_stop(job.iteration);
+}
+
+// After an LLM iteration is committed: its token counts, the request changes the server asked for, and
+// the fail-fast rule: a model whose last max_fatal_errors answers were 400/401/403/404 is dropped while
+// others remain, else the run stops with that answer (what is committed so far stays resumable).
+void EvolutionRun::note_reply(const Result& r) {
+  const LlmReply& reply = r.reply;
+  const auto m = static_cast<size_t>(r.job.model);
+  for (const std::string& note : reply.notes) say("    " + note, true);
+  if (reply.prompt_tokens || reply.completion_tokens)
+    say(fmt::format("    tokens: {} prompt, {} completion ({} reasoning)", reply.prompt_tokens, reply.completion_tokens,
+                    reply.reasoning_tokens), false);
+  fatal_streak_.at(m) = reply.fatal ? fatal_streak_.at(m) + 1 : 0;
+  // Answers of a dropped model still in flight on other workers were already judged.
+  if (fatal_streak_[m] < cfg_.llm.max_fatal_errors || ensemble_.dropped(m)) return;
+  const std::string why = fmt::format("model '{}' at {}: HTTP {} {} times in a row ({}); retrying cannot fix this{}",
+                                      ensemble_.name(m), llm_->url(m), reply.status, fatal_streak_[m],
+                                      reply.server_message, fix_hint(cfg_.llm.models.at(m), reply.status));
+  ensemble_.drop(m);
+  if (ensemble_.available() > 0) {
+    say(fmt::format("dropping {} for the rest of this run", why), true);
+    return;
+  }
+  fail("llm", "{}; no model is left to ask", why);
 }
 
 // The evaluated child as a program, placed in the population; a failed stage goes into the attempt.
@@ -386,6 +424,8 @@ RunSummary EvolutionRun::finish() {
   sum.report_path = (dir_ / "report.md").string();
   const ReportInputs ri{&db_, &pop_, &st_.failures, target_, st_.elapsed_before + sum.seconds, stop};
   write_report(dir_.string(), ext_, ri);
+  if (use_llm_)
+    for (size_t m = 0; m < ensemble_.size(); ++m) say("    " + ensemble_.summary(m), true);
   say(fmt::format("stopped ({}) after {} iterations: best #{} combined_score {:.4f} (initial {:.4f})", to_string(stop),
                   sum.iterations, sum.best_id, sum.best_score, sum.initial_score), true);
   return sum;

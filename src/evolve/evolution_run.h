@@ -70,6 +70,7 @@ class EvolutionRun {
     nlohmann::json eval;
     double seconds = 0;
     std::exception_ptr error;
+    LlmReply reply;  // of an LLM job
   };
 
   // Everything the loop carries between iterations (saved as JSON with every commit).
@@ -98,6 +99,7 @@ class EvolutionRun {
   void propose_llm(Job& job, const Program& parent, const std::vector<int64_t>& inspirations);
   bool propose_offline(Job& job, const Program& parent, const std::vector<int64_t>& inspirations);
   void commit(const Result& r);
+  void note_reply(const Result& r);
   Program new_program(const Result& r, Attempt& attempt);
   bool migrate_if_due();
   void checkpoint_if_due();
@@ -132,6 +134,7 @@ class EvolutionRun {
   Rng rng_;
   ModelEnsemble ensemble_;
   std::optional<LlmClient> llm_;
+  std::vector<int> fatal_streak_;  // per model: consecutive answers that retrying cannot fix
   const OfflineMutator offline_;
   State st_;
   std::set<std::string> known_;  // code hashes committed or in flight

@@ -24,7 +24,7 @@ TEST(EvolveConfig, ExampleLoads) {
   EvolveConfig c = load_config(std::string(GQA_EXAMPLES_DIR) + "/config.yaml");
   EXPECT_EQ(c.target, gqa::Target::Cpu);
   EXPECT_GE(c.database.num_islands, 1);
-  EXPECT_TRUE(c.llm.api_base.empty());
+  EXPECT_FALSE(c.llm.enabled());
   EXPECT_FALSE(c.evaluator.end_to_end);
 }
 
@@ -49,6 +49,41 @@ TEST(EvolveConfig, ValuesAreRead) {
   EXPECT_EQ(c.evaluator.seed, 9u);
 }
 
+// Each models entry takes the section's request settings for the keys it leaves out.
+TEST(EvolveConfig, PerModelRequestSettings) {
+  EvolveConfig c = parse_config(
+      "llm:\n  api_base: http://local:8080/v1/\n  api_key_env: LOCAL_KEY\n  temperature: 0.7\n  max_tokens: 2000\n"
+      "  extra_body: {top_k: 20, min_p: 0.05, chat_template_kwargs: {enable_thinking: false}, tag: '7'}\n  models:\n"
+      "    - name: coder\n"
+      "    - name: gpt-5-mini\n      api_base: https://api.openai.com/v1\n      api_key_env: OPENAI_API_KEY\n"
+      "      temperature: default\n      max_tokens: 16000\n      max_tokens_field: max_completion_tokens\n"
+      "      reasoning_effort: low\n      extra_body: {top_k: 1, seed: 3}\n",
+      "m.yaml");
+  ASSERT_TRUE(c.llm.enabled());
+  const LlmModel& local = c.llm.models.at(0);
+  EXPECT_EQ(local.api_base, "http://local:8080/v1");
+  EXPECT_EQ(local.api_key_env, "LOCAL_KEY");
+  EXPECT_EQ(local.temperature, 0.7);
+  EXPECT_EQ(local.max_tokens, 2000);
+  EXPECT_EQ(local.max_tokens_field, "max_tokens");
+  EXPECT_EQ(local.reasoning_effort, "");
+  EXPECT_EQ(local.extra_body.dump(), R"({"chat_template_kwargs":{"enable_thinking":false},"min_p":0.05,"tag":"7","top_k":20})");
+  const LlmModel& hosted = c.llm.models.at(1);
+  EXPECT_EQ(hosted.api_base, "https://api.openai.com/v1");
+  EXPECT_EQ(hosted.api_key_env, "OPENAI_API_KEY");
+  EXPECT_FALSE(hosted.temperature.has_value());
+  EXPECT_EQ(hosted.max_tokens, 16000);
+  EXPECT_EQ(hosted.max_tokens_field, "max_completion_tokens");
+  EXPECT_EQ(hosted.reasoning_effort, "low");
+  EXPECT_EQ(hosted.extra_body["top_k"], 1);  // the model's value over the section's
+  EXPECT_EQ(hosted.extra_body["seed"], 3);
+  EXPECT_EQ(hosted.extra_body["min_p"], 0.05);
+  // Nothing set: no temperature is sent (the server's default), max_tokens under its usual name.
+  const LlmModel plain = parse_config("llm: {api_base: 'http://x/v1', models: [{name: a}]}\n", "p.yaml").llm.models.at(0);
+  EXPECT_FALSE(plain.temperature.has_value());
+  EXPECT_EQ(plain.max_tokens_field, "max_tokens");
+}
+
 TEST(EvolveConfig, ErrorsNameFileAndKey) {
   EXPECT_EQ(error_of("database:\n  num_islands: 0\n"), "[config] cfg.yaml: database.num_islands must be in [1, 1024], got 0");
   EXPECT_EQ(error_of("max_iteration: 3\n"), "[config] cfg.yaml: max_iteration is not a known key");
@@ -57,6 +92,18 @@ TEST(EvolveConfig, ErrorsNameFileAndKey) {
   EXPECT_EQ(error_of("max_iterations: 1.5\n"), "[config] cfg.yaml: max_iterations must be an integer, got '1.5'");
   EXPECT_EQ(error_of("evaluator:\n  bench: maybe\n"), "[config] cfg.yaml: evaluator.bench must be true or false, got 'maybe'");
   EXPECT_EQ(error_of("llm:\n  temperature: 3\n"), "[config] cfg.yaml: llm.temperature must be in [0, 2], got 3");
+  EXPECT_EQ(error_of("llm:\n  temperature: warm\n"),
+            "[config] cfg.yaml: llm.temperature must be a number or 'default' (not sent), got 'warm'");
+  EXPECT_EQ(error_of("llm:\n  max_tokens_field: max_output_tokens\n"),
+            "[config] cfg.yaml: llm.max_tokens_field must be max_tokens or max_completion_tokens, got 'max_output_tokens'");
+  EXPECT_EQ(error_of("llm:\n  models: [{name: a, reasoning_effort: extreme}]\n"),
+            "[config] cfg.yaml: llm.models[0].reasoning_effort must be none, minimal, low, medium, high or xhigh, got 'extreme'");
+  EXPECT_EQ(error_of("llm:\n  extra_body: [1]\n"), "[config] cfg.yaml: llm.extra_body must be a mapping of request fields");
+  EXPECT_EQ(error_of("llm:\n  extra_body: {max_tokens: 9}\n"),
+            "[config] cfg.yaml: llm.extra_body.max_tokens is set by the client (use the llm key of that name, if any)");
+  EXPECT_EQ(error_of("llm:\n  models: [{name: a, api_base: 'http://x/v1'}, {name: b}]\n"),
+            "[config] cfg.yaml: llm.models[1].api_base must be set for every model or for none (models[0] differs)");
+  EXPECT_EQ(error_of("llm:\n  max_fatal_errors: 0\n"), "[config] cfg.yaml: llm.max_fatal_errors must be in [1, 1000], got 0");
   EXPECT_EQ(error_of("llm:\n  models: [{name: a, wieght: 1}]\n"), "[config] cfg.yaml: llm.models[0].wieght is not a known key");
   EXPECT_EQ(error_of("llm:\n  api_base: http://x/v1\n"), "[config] cfg.yaml: llm.models needs at least one model when api_base is set");
   EXPECT_EQ(error_of("target: tpu\n"), "[config] cfg.yaml: target must be cpu or cuda, got 'tpu'");
