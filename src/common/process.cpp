@@ -68,6 +68,15 @@ ProcessResult run_process(const ProcessOptions& o) {
   int out_pipe[2], err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0)
     fail("process", "{}: cannot create pipes: {}", o.argv[0], std::strerror(errno));
+  // Small stdin data goes into a pipe before fork, so no writer has to run alongside the child.
+  int in_pipe[2] = {-1, -1};
+  if (!o.stdin_data.empty()) {
+    if (o.stdin_data.size() > 65536) fail("process", "{}: stdin data of {} bytes is over 64 KiB", o.argv[0], o.stdin_data.size());
+    if (pipe2(in_pipe, O_CLOEXEC) != 0) fail("process", "{}: cannot create a pipe: {}", o.argv[0], std::strerror(errno));
+    if (write(in_pipe[1], o.stdin_data.data(), o.stdin_data.size()) != static_cast<ssize_t>(o.stdin_data.size()))
+      fail("process", "{}: cannot write stdin data: {}", o.argv[0], std::strerror(errno));
+    close(in_pipe[1]);
+  }
   const auto t0 = std::chrono::steady_clock::now();
   const pid_t parent = getpid();
   const pid_t pid = fork();
@@ -84,8 +93,12 @@ ProcessResult run_process(const ProcessOptions& o) {
     setrlimit(RLIMIT_CORE, &core);
     dup2(out_pipe[1], 1);
     dup2(err_pipe[1], 2);
-    int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0) dup2(devnull, 0);
+    if (in_pipe[0] >= 0) {
+      dup2(in_pipe[0], 0);
+    } else {
+      int devnull = open("/dev/null", O_RDONLY);
+      if (devnull >= 0) dup2(devnull, 0);
+    }
     if (has_slash)
       execve(argv[0], argv.data(), envp.data());
     else
@@ -97,6 +110,7 @@ ProcessResult run_process(const ProcessOptions& o) {
     _exit(127);
   }
   setpgid(pid, pid);  // also from the parent, so the group exists before any kill
+  if (in_pipe[0] >= 0) close(in_pipe[0]);
   close(out_pipe[1]);
   close(err_pipe[1]);
 

@@ -13,6 +13,7 @@ struct ProcessOptions {
   size_t address_space_limit_bytes = 0;  // RLIMIT_AS of the child; 0: unlimited
   std::vector<std::pair<std::string, std::string>> env;  // added to (or replacing in) the environment
   size_t max_captured_bytes = 1 << 20;  // per stream; beyond it the middle is dropped, head and tail kept
+  std::string stdin_data;  // the child's stdin (at most 64 KiB, written before it starts); empty: /dev/null
 };
 
 struct ProcessResult {

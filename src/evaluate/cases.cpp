@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <numeric>
 
+#include <fmt/format.h>
+
 namespace gqa::eval {
 
 int Case::total_q() const { return std::accumulate(q_lens.begin(), q_lens.end(), 0); }
@@ -72,6 +74,49 @@ std::vector<Case> correctness_cases(Target t) {
     x.weight = 0;
     c.push_back(x);
   }
+  return c;
+}
+
+std::vector<Case> evaluation_cases(Target t, uint64_t seed) {
+  std::vector<Case> c = correctness_cases(t);
+  uint64_t state = seed ^ 0xCA5E5EEDull;
+  auto draw = [&](int lo, int hi) {  // splitmix64, uniform in [lo, hi]
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return lo + static_cast<int>(z % static_cast<uint64_t>(hi - lo + 1));
+  };
+  for (int i = 0; i < 4; ++i) {
+    const int kv = draw(1, 6000);
+    c.push_back(decode(fmt::format("random_decode_kv{}", kv), {kv}));
+  }
+  std::vector<int> kv_batch;
+  for (int s = draw(2, 6); s > 0; --s) kv_batch.push_back(draw(1, 3000));
+  c.push_back(decode("random_decode_ragged", kv_batch));
+  const int pq = draw(2, 160);
+  c.push_back(prefill(fmt::format("random_prefill_q{}", pq), {pq}, {pq}));
+  const int cq = draw(2, 160), ckv = cq + draw(1, 1500);
+  c.push_back(prefill(fmt::format("random_chunk_q{}_on_{}", cq, ckv - cq), {cq}, {ckv}));
+  std::vector<int> mq, mkv;
+  for (int s = draw(2, 5); s > 0; --s) {
+    mq.push_back(draw(1, 40));
+    mkv.push_back(mq.back() + draw(0, 800));
+  }
+  c.push_back(prefill("random_mixed_ragged", mq, mkv));
+  // Every residue of kv_len modulo 128 in one call, each at a random multiple.
+  std::vector<int> residues;
+  for (int r = 0; r < 128; ++r) residues.push_back(std::max(1, r + 128 * draw(0, 2)));
+  c.push_back(decode("decode_b128_every_residue", residues));
+  // Upper bounds as the CUDA engine passes them: max_kv_len the cache capacity, max_q_len the chunk.
+  Case bound_decode = decode("decode_kv_bound_4096", {draw(1, 1500)});
+  bound_decode.kv_bound = 4096;
+  c.push_back(bound_decode);
+  const int bq = draw(2, 100);
+  Case bound_chunk = prefill("chunk_bound_q512_kv2048", {bq}, {bq + draw(0, 900)});
+  bound_chunk.q_bound = 512;
+  bound_chunk.kv_bound = 2048;
+  c.push_back(bound_chunk);
   return c;
 }
 

@@ -3,6 +3,7 @@
 // benchmark shape is also a correctness shape, so a program that special-cases a timed shape is checked
 // on exactly that shape with fresh inputs.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@ struct Case {
   std::vector<int> q_lens, kv_lens;  // per sequence
   int num_q_heads = 16, num_kv_heads = 8, head_dim = 128;
   double weight = 0;                 // share of combined_score (benchmark cases; weights sum to 1)
+  int kv_bound = 0, q_bound = 0;     // max_kv_len / max_q_len passed as these upper bounds (0: exact)
   int total_q() const;
   int max_q_len() const;
   int max_kv_len() const;
@@ -25,6 +27,12 @@ struct Case {
 };
 
 std::vector<Case> correctness_cases(Target t);
+// What one evaluation checks: correctness_cases() plus shapes drawn from `seed` (different every
+// evaluation): random decode, prefill and chunk lengths, a random ragged batch, a decode batch of 128
+// sequences that covers every residue of the KV length modulo 128 (so modulo every tile size up to 128),
+// and lengths passed with the upper bounds the engines pass (max_kv_len = the cache capacity,
+// max_q_len = the prefill chunk).
+std::vector<Case> evaluation_cases(Target t, uint64_t seed);
 std::vector<Case> benchmark_cases(Target t);
 
 }  // namespace gqa::eval

@@ -1,6 +1,7 @@
-// Correctness stage: every case of correctness_cases() twice with fresh random inputs (so that results
+// Correctness stage: every case of evaluation_cases() twice with fresh random inputs (so that results
 // remembered from an earlier call are wrong), alternating KV layouts, output and workspace poisoned before
-// each call, inputs read-only, canaries checked after, compared row by row with the float64 reference.
+// each call, inputs read-only and compared with the evaluator's copies after it, canaries checked,
+// compared row by row with the float64 reference of the evaluator's copies.
 #include <chrono>
 
 #include "common/error.h"
@@ -15,7 +16,7 @@ StageResult run_correctness(Kernel& cand, const WorkerSettings& set) {
   int index = 0, failed = 0;
   double worst_error = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  for (const Case& c : correctness_cases(set.target)) {
+  for (const Case& c : evaluation_cases(set.target, set.seed)) {
     const KvLayout layout = index++ % 2 == 0 ? KvLayout::PosMajor : KvLayout::HeadMajor;
     Problem p(c, layout, set.threads);
     for (int trial = 0; trial < 2; ++trial) {
@@ -26,12 +27,17 @@ StageResult run_correctness(Kernel& cand, const WorkerSettings& set) {
       std::string line = fmt::format("{:<22} trial {} layout {:<10}", c.name, trial,
                                      layout == KvLayout::PosMajor ? "pos-major" : "head-major");
       if (rc != GQA_OK) {
-        report += fmt::format("{} FAIL: returned error code {}\n", line, rc);
+        report += fmt::format("{} FAIL: {}\n", line, cand.describe(rc));
         ++failed;
         break;
       }
       if (!p.canaries_intact()) {
         report += fmt::format("{} FAIL: wrote outside the output or workspace (canary bytes changed)\n", line);
+        ++failed;
+        break;
+      }
+      if (std::string changed = p.inputs_changed(); !changed.empty()) {
+        report += fmt::format("{} FAIL: {}\n", line, changed);
         ++failed;
         break;
       }

@@ -1,7 +1,10 @@
 // End-to-end stage (CUDA target): greedy generation on the random Qwen3-0.6B with the CUDA engine's own
 // attention (stock), the stock kernels through the program hook (control) and the candidate through the
-// hook, stock – control – candidate – stock: token agreement, decode tok/s ratio, and the candidate's call
-// count (proof that the engine ran it).
+// hook, stock – control – candidate – stock: token agreement, decode tok/s ratio, the candidate's call
+// count (proof that the engine ran it), and the gate: the stock run's tokens fed to the engine with the
+// control and with the candidate (teacher forcing), each step's logits compared.
+#include <tuple>
+
 #include "common/error.h"
 #include "engine/cuda/cuda_engine.h"
 #include "engine/cuda/stock_attention_abi.h"
@@ -46,6 +49,17 @@ StageResult run_end_to_end_cuda(gqa_attention_fn candidate, const WorkerSettings
     return r;
   }
   GenerateResult s2 = run(nullptr);
+  double tf_error = 0;
+  size_t tf_step = 0;
+  try {
+    const auto ctl_logits = teacher_forced_logits(*engine, &cuda::stock_attention_abi, prompt, s1.tokens);
+    const auto cand_logits = teacher_forced_logits(*engine, candidate, prompt, s1.tokens);
+    std::tie(tf_error, tf_step) = worst_logit_error(ctl_logits, cand_logits);
+    engine->set_attention_program(nullptr);
+  } catch (const Error& e) {
+    r.failure = fmt::format("in the engine (teacher forcing): {}", e.what());
+    return r;
+  }
   struct Agreement {
     size_t n = 0, prefix = 0, same = 0;
   };
@@ -73,11 +87,20 @@ StageResult run_end_to_end_cuda(gqa_attention_fn candidate, const WorkerSettings
                {"e2e_decode_tps_ratio", stock_tps > 0 ? cand_tps / stock_tps : 0.0},
                {"e2e_control_token_agreement", ac.n ? static_cast<double>(ac.same) / ac.n : 0.0},
                {"e2e_control_prefix_agreement", ac.prefix},
-               {"e2e_control_decode_tps_ratio", stock_tps > 0 ? ctl.stats.decode_tokens_per_second() / stock_tps : 0.0}};
+               {"e2e_control_decode_tps_ratio", stock_tps > 0 ? ctl.stats.decode_tokens_per_second() / stock_tps : 0.0},
+               {"e2e_logit_error", tf_error},
+               {"e2e_logit_error_step", tf_step},
+               {"e2e_logit_tolerance", kE2eLogitToleranceCuda}};
   r.artifacts["e2e_tokens"] = fmt::format("stock:     {}\ncontrol:   {}\nprogram:   {}\n", fmt::join(s1.tokens, " "),
                                           fmt::join(ctl.tokens, " "), fmt::join(c.tokens, " "));
   if (calls < min_expected) {
     r.failure = fmt::format("the engine called the program {} times, expected at least {}", calls, min_expected);
+    return r;
+  }
+  if (!(tf_error <= kE2eLogitToleranceCuda)) {
+    r.failure = fmt::format("teacher-forced logits differ from the control's (the stock kernels through the hook): "
+                            "relative error {:.3g} at step {} (bound {:.3g}): the program is wrong inside the engine",
+                            tf_error, tf_step, kE2eLogitToleranceCuda);
     return r;
   }
   r.passed = true;

@@ -119,4 +119,9 @@ void DeviceProblem::download_output() {
   ck(cudaMemcpy(host_.args().out, ptr(out_), out_.bytes, cudaMemcpyDeviceToHost), "read output");
 }
 
+void DeviceProblem::download_outputs() {
+  download_output();
+  ck(cudaMemcpy(host_.second_args().out, ptr(out2_), out2_.bytes, cudaMemcpyDeviceToHost), "read the stock output");
+}
+
 }  // namespace gqa::eval

@@ -33,6 +33,8 @@ class DeviceProblem {
   std::string check_integrity();
   // Synchronous: the candidate's output into the host Problem's output buffer (for Problem::compare()).
   void download_output();
+  // Synchronous: both outputs (candidate's and stock's) into the host Problem (for compare_with_second()).
+  void download_outputs();
   Problem& host() { return host_; }
   size_t kv_bytes() const { return host_.kv_bytes(); }
 

@@ -1,7 +1,11 @@
 // End-to-end stage (CPU target): greedy generation on the random "tiny" model (Qwen3-0.6B's attention
 // geometry) with the stock kernel and with the candidate, both through the engine's program hook: token
-// agreement over the generated tokens, the decode tok/s ratio, and the candidate's call count (proof that
-// the engine ran it).
+// agreement, the decode tok/s ratio, the candidate's call count (proof that the engine ran it), and the
+// gate: the stock run's tokens fed to the engine with each kernel (teacher forcing), the logits of every
+// step compared. A reordered float sum moves them by ~1e-3; a wrong kernel by O(1).
+#include <chrono>
+#include <cmath>
+
 #include "common/error.h"
 #include "engine/cpu/cpu_engine.h"
 #include "engine/generate.h"
@@ -9,10 +13,64 @@
 
 namespace gqa::eval {
 
-StageResult run_end_to_end(gqa_attention_fn candidate, gqa_attention_fn stock, const WorkerSettings& set) {
-  StageResult r;
+std::vector<std::vector<float>> teacher_forced_logits(Engine& engine, gqa_attention_fn fn, const std::vector<int32_t>& prompt,
+                                                      const std::vector<int32_t>& tokens) {
+  engine.set_attention_program(fn);
+  engine.reset(static_cast<int64_t>(prompt.size() + tokens.size() + 1));
+  const size_t vocab = static_cast<size_t>(engine.config().vocab_size);
+  std::vector<std::vector<float>> out;
+  const float* l = engine.forward(prompt);
+  out.emplace_back(l, l + vocab);
+  for (size_t i = 0; i + 1 < tokens.size(); ++i) {
+    l = engine.forward(std::span<const int32_t>(&tokens[i], 1));
+    out.emplace_back(l, l + vocab);
+  }
+  return out;
+}
+
+std::pair<double, size_t> worst_logit_error(const std::vector<std::vector<float>>& ref,
+                                            const std::vector<std::vector<float>>& x) {
+  double worst = 0;
+  size_t worst_step = 0;
+  for (size_t step = 0; step < ref.size(); ++step) {
+    double e2 = 0, r2 = 0;
+    for (size_t i = 0; i < ref[step].size(); ++i) {
+      const double d = static_cast<double>(x[step][i]) - ref[step][i];
+      e2 += d * d;
+      r2 += static_cast<double>(ref[step][i]) * ref[step][i];
+    }
+    double rel = std::sqrt(e2) / (std::sqrt(r2) + 1e-30);
+    if (!std::isfinite(rel)) rel = INFINITY;
+    if (step == 0 || rel > worst) {
+      worst = rel;
+      worst_step = step;
+    }
+  }
+  return {worst, worst_step};
+}
+
+namespace {
+
+// The engine takes a plain function pointer: these route its calls through the worker's Kernels, so
+// that the process state is reset and checked around every call here too.
+Kernel* g_candidate = nullptr;
+Kernel* g_stock = nullptr;
+int candidate_thunk(const gqa_attention_args* a) { return (*g_candidate)(*a); }
+int stock_thunk(const gqa_attention_args* a) { return (*g_stock)(*a); }
+
+}  // namespace
+
+std::unique_ptr<Engine> open_end_to_end_engine(const WorkerSettings& set) {
   if (set.target != Target::Cpu) fail("evaluate", "end to end on the {} target is not in this worker", target_name(set.target));
-  auto engine = CpuEngine::open(set.model_dir);
+  return CpuEngine::open(set.model_dir);
+}
+
+StageResult run_end_to_end(Engine& e2e_engine, Kernel& cand_kernel, Kernel& stock_kernel, const WorkerSettings& set) {
+  StageResult r;
+  Engine* engine = &e2e_engine;
+  g_candidate = &cand_kernel;
+  g_stock = &stock_kernel;
+  const gqa_attention_fn candidate = &candidate_thunk, stock = &stock_thunk;
   std::vector<int32_t> prompt;
   for (int i = 0; i < set.e2e_prompt_tokens; ++i)
     prompt.push_back(static_cast<int32_t>((i * 7919 + 13) % engine->config().vocab_size));
@@ -31,6 +89,11 @@ StageResult run_end_to_end(gqa_attention_fn candidate, gqa_attention_fn stock, c
   GenerateResult s1 = run(stock, &stock_calls);
   GenerateResult c = run(candidate, &calls);
   GenerateResult s2 = run(stock, nullptr);  // stock on both sides of the candidate: drift shows up
+  const auto t_tf = std::chrono::steady_clock::now();
+  const auto ref_logits = teacher_forced_logits(*engine, stock, prompt, s1.tokens);
+  const auto cand_logits = teacher_forced_logits(*engine, candidate, prompt, s1.tokens);
+  const auto [worst, worst_step] = worst_logit_error(ref_logits, cand_logits);
+  const double tf_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_tf).count();
   size_t prefix = 0, same = 0;
   const size_t n = std::min(s1.tokens.size(), c.tokens.size());
   while (prefix < n && s1.tokens[prefix] == c.tokens[prefix]) ++prefix;
@@ -45,10 +108,24 @@ StageResult run_end_to_end(gqa_attention_fn candidate, gqa_attention_fn stock, c
                {"e2e_expected_calls", expected},
                {"e2e_decode_tps", cand_tps},
                {"e2e_stock_decode_tps", stock_tps},
-               {"e2e_decode_tps_ratio", stock_tps > 0 ? cand_tps / stock_tps : 0.0}};
+               {"e2e_decode_tps_ratio", stock_tps > 0 ? cand_tps / stock_tps : 0.0},
+               {"e2e_logit_error", worst},
+               {"e2e_logit_error_step", worst_step},
+               {"e2e_logit_tolerance", kE2eLogitTolerance},
+               {"e2e_gate_seconds", tf_seconds}};
   r.artifacts["e2e_tokens"] = fmt::format("stock:     {}\nprogram:   {}\n", fmt::join(s1.tokens, " "), fmt::join(c.tokens, " "));
   if (calls != expected || calls == 0) {
     r.failure = fmt::format("the engine called the program {} times, expected {}", calls, expected);
+    return r;
+  }
+  if (!cand_kernel.state_change.empty()) {
+    r.failure = "the program " + cand_kernel.describe(Kernel::kStateChanged);
+    return r;
+  }
+  if (!(worst <= kE2eLogitTolerance)) {
+    r.failure = fmt::format("teacher-forced logits differ from the stock kernel's: relative error {:.3g} at step {} "
+                            "(bound {:.3g}): the program is wrong inside the engine",
+                            worst, worst_step, kE2eLogitTolerance);
     return r;
   }
   r.passed = true;

@@ -1,17 +1,21 @@
-// Orchestration in the trusted parent. The candidate only ever runs in the worker child: its results
-// arrive as nonce-tagged lines, and whatever it does (crash, hang, exit, runaway memory) ends only the
-// child, reported with the stage it reached and its stderr.
+// Orchestration in the trusted parent. The candidate only ever runs in the worker's child process: its
+// results arrive through the worker's relay as nonce-tagged records that must follow the protocol (each
+// stage once, in order, a clean exit), and whatever it does (crash, hang, exit, runaway memory, a refused
+// system call) ends only the child, reported with the stage it reached and its stderr.
 #include "evaluate/evaluator.h"
 
 #include <omp.h>
+#include <signal.h>
 
 #include <chrono>
+#include <algorithm>
 #include <filesystem>
 #include <random>
 #include <sstream>
 
 #include "common/error.h"
 #include "common/process.h"
+#include "evaluate/imports.h"
 #include "evaluate/static_check.h"
 #include "evaluate/worker.h"
 #include "model/make_model.h"
@@ -23,6 +27,14 @@ namespace gqa::eval {
 namespace {
 
 std::string tail(const std::string& s, size_t n) { return s.size() > n ? "..." + s.substr(s.size() - n) : s; }
+
+std::string describe_signal(int sig) {
+  ProcessResult r;
+  r.signal = sig;
+  std::string d = r.describe();
+  if (sig == SIGSYS) d += ": a system call outside the sandbox's allow-list (see worker_stderr)";
+  return d;
+}
 
 }  // namespace
 
@@ -59,19 +71,28 @@ nlohmann::json evaluate(const EvaluateOptions& o) {
   artifacts["static_check"] = sc.ok ? "ok" : fmt::format("{}", fmt::join(sc.problems, "\n"));
   if (!sc.ok && !o.skip_static) return finish("static", sc.problems.front());
 
-  // 2. Compile (cached).
+  // 2. Compile (cached), within the evaluation's time: --timeout covers compile, load and every stage.
+  auto left = [&] { return o.timeout_seconds - std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   const std::string cache = o.cache_dir.empty() ? default_cache_dir() : o.cache_dir;
   CompileOptions co;
   co.target = o.target;
   co.cache_dir = cache;
   co.cuda_arch = o.cuda_arch;
+  co.timeout_seconds = std::max(0.5, left());
   CompileResult cr = compile_program(source, o.program_path, co);
   metrics["compile_cached"] = cr.cached;
   metrics["compile_seconds"] = cr.seconds;
   metrics["program_key"] = cr.key;
   artifacts["compile_log"] = tail(cr.log, 20000);
   artifacts["compile_command"] = cr.command;
-  if (!cr.ok) return finish("compile", "compile failed (see compile_log)");
+  if (!cr.ok) {
+    if (cr.timed_out) return finish("compile", fmt::format("compile did not finish within the time limit ({:.0f} s)", o.timeout_seconds));
+    return finish("compile", "compile failed (see compile_log)");
+  }
+  // The symbols the compiled program imports: an allow-list, whatever the source looked like.
+  ImportCheck ic = check_imports(cr.so_path, o.target);
+  artifacts["imports"] = ic.report;
+  if (!ic.ok && !o.skip_static) return finish("static", ic.problems.front());
 
   // 3. The worker: a fresh process running the candidate, killed at the deadline.
   const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
@@ -91,35 +112,73 @@ nlohmann::json evaluate(const EvaluateOptions& o) {
     po.argv.insert(po.argv.end(), {"--model", model_dir});
   else
     po.argv.push_back("--no-e2e");
-  po.timeout_seconds = o.timeout_seconds;
-  po.env = {{kNonceEnv, nonce}};
+  po.timeout_seconds = left();
+  if (po.timeout_seconds <= 0) return finish("load", fmt::format("no time left for the worker (limit {:.0f} s)", o.timeout_seconds));
+  po.stdin_data = nonce + "\n";
   if (!o.visible_devices.empty()) po.env.push_back({"CUDA_VISIBLE_DEVICES", o.visible_devices});
   if (o.target == Target::Cpu) po.address_space_limit_bytes = o.memory_limit_bytes;
   ProcessResult pr = run_process(po);
   metrics["worker_seconds"] = pr.seconds;
   artifacts["worker_stderr"] = tail(pr.err, 20000);
 
-  // 4. Results: only lines carrying this evaluation's nonce count.
-  std::map<std::string, nlohmann::json> stages;
+  // 4. Results: only lines carrying this evaluation's nonce count, and they must follow the protocol:
+  // each stage once, in order, then how the candidate's process ended (a clean exit after "done").
+  std::vector<nlohmann::json> records;
   std::istringstream lines(pr.out);
-  std::string line;
+  std::string line, protocol;
   const std::string prefix = fmt::format("{} {} ", kResultPrefix, nonce);
   while (std::getline(lines, line)) {
     if (line.rfind(prefix, 0) != 0) continue;
     try {
-      auto j = nlohmann::json::parse(line.substr(prefix.size()));
-      stages[j.at("stage").get<std::string>()] = j;
+      nlohmann::json j = nlohmann::json::parse(line.substr(prefix.size()));
+      j.at("stage").get<std::string>();
+      records.push_back(std::move(j));
     } catch (const std::exception&) {
+      if (protocol.empty()) protocol = "a result line that is not a stage record";
     }
   }
+  std::vector<std::string> order = {"loaded", "correctness"};
+  if (o.bench) order.push_back("benchmark");
+  if (o.end_to_end) order.push_back("end_to_end");
+  order.push_back("done");
+  order.push_back("worker_end");
+  std::map<std::string, nlohmann::json> stages;
+  size_t next = 0;  // records must come in `order`, each at most once (after a failure the worker skips to "done")
+  for (const auto& j : records) {
+    const std::string name = j["stage"].get<std::string>();
+    const size_t at = std::find(order.begin(), order.end(), name) - order.begin();
+    if (protocol.empty() && (at < next || at >= order.size()))
+      protocol = fmt::format("result record '{}' unexpected, out of order or repeated", name);
+    if (!protocol.empty()) break;
+    stages[name] = j;
+    next = at + 1;
+  }
+  const std::string how = pr.ok() ? "stopped" : pr.describe();
   std::string failed, failure;
-  const std::vector<std::string> order = {"loaded", "correctness", "benchmark", "end_to_end", "done"};
+  if (!protocol.empty()) {
+    failed = "worker";
+    failure = "the worker's results broke the protocol (" + protocol + "): the program interfered with the result channel";
+  }
   for (const std::string& name : order) {
-    if ((name == "benchmark" && !o.bench) || (name == "end_to_end" && !o.end_to_end)) continue;
+    if (!failed.empty()) break;
+    if (name == "worker_end") {
+      auto it = stages.find(name);
+      const bool clean = it != stages.end() && it->second.value("exit_code", -1) == 0 && !it->second.contains("signal");
+      if (!clean) {
+        failed = "worker";
+        failure = it == stages.end() ? fmt::format("the worker {} before reporting how it ended", how)
+                                     : fmt::format("the candidate's process did not exit cleanly after its results ({})", it->second.dump());
+      }
+      break;
+    }
     auto it = stages.find(name);
     if (it == stages.end()) {
       failed = name == "loaded" ? "load" : name == "done" ? "worker" : name;
-      failure = fmt::format("the worker {} before finishing stage '{}'", pr.ok() ? "stopped" : pr.describe(), failed);
+      const auto end = stages.find("worker_end");
+      const std::string child = end == stages.end() ? how
+                                : end->second.contains("signal") ? describe_signal(end->second["signal"].get<int>())
+                                                                 : fmt::format("exited with code {}", end->second.value("exit_code", -1));
+      failure = fmt::format("the worker {} before finishing stage '{}'", child, failed);
       if (pr.timed_out) failure += fmt::format(" (limit {:.0f} s)", o.timeout_seconds);
       break;
     }

@@ -60,6 +60,11 @@ void GuardedBuffer::set_read_only(bool read_only) {
     fail("evaluate", "mprotect of a guarded buffer failed: {}", std::strerror(errno));
 }
 
+void GuardedBuffer::set_hidden(bool hidden) {
+  if (map_ && mprotect(pages_, page_bytes_, hidden ? PROT_NONE : PROT_READ | PROT_WRITE) != 0)
+    fail("evaluate", "mprotect of a guarded buffer failed: {}", std::strerror(errno));
+}
+
 bool GuardedBuffer::canaries_intact() const {
   if (!map_) return true;
   const uint8_t* d = static_cast<const uint8_t*>(data_);

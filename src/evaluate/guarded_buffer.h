@@ -24,6 +24,8 @@ class GuardedBuffer {
   size_t size() const { return bytes_; }
   // Read-only (true) or read-write (false) for the data pages.
   void set_read_only(bool read_only);
+  // No access at all (true) or read-write again (false).
+  void set_hidden(bool hidden);
   // False when a byte around the buffer (inside its pages) was changed.
   bool canaries_intact() const;
 

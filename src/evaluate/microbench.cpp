@@ -1,8 +1,9 @@
 // Microbenchmark stage (CPU target): attention alone, steady clock around each call, candidate and stock
 // interleaved call by call (alternating which goes first) in this one process, inputs rotated over several
-// buffer sets so that caches do not flatter, median of at least min_reps after warm-up. The candidate's
-// outputs of the timed calls are checked against the reference afterwards: a program that is right only
-// while being checked is caught here.
+// buffer sets so that caches do not flatter, median of at least min_reps after warm-up. Every timed
+// output of the candidate is compared with the stock kernel's output for the same inputs (and three drawn
+// at random with the float64 reference), and its inputs with the evaluator's copies: a program that is
+// right only while being checked is caught here.
 #include <omp.h>
 
 #include <algorithm>
@@ -33,6 +34,14 @@ double time_call(Kernel& k, const gqa_attention_args& a, int& rc) {
   const auto t0 = std::chrono::steady_clock::now();
   rc = k(a);
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The candidate's call, with the stock kernel's output and workspace inaccessible meanwhile (untimed).
+double time_candidate(Kernel& k, Problem& p, int& rc) {
+  p.hide_second(true);
+  const double t = time_call(k, p.args(), rc);
+  p.hide_second(false);
+  return t;
 }
 
 }  // namespace
@@ -78,7 +87,7 @@ StageResult run_microbench(Kernel& cand, Kernel& stock, const WorkerSettings& se
     for (int w = 0; w < 2 && rc == GQA_OK; ++w)  // warm-up: page faults, thread pools, instruction caches
       for (auto& p : sets) {
         time_call(stock, p->second_args(), rc_stock);
-        time_call(cand, p->args(), rc);
+        time_candidate(cand, *p, rc);
         if (rc != GQA_OK) break;
       }
     // Reps whose candidate output is checked: drawn at random, unknowable to the program.
@@ -89,32 +98,40 @@ StageResult run_microbench(Kernel& cand, Kernel& stock, const WorkerSettings& se
       Problem& p = *sets[rep % sets.size()];
       p.refill_queries(rng);  // nothing from an earlier call can be the answer
       p.poison();
-      const gqa_attention_args& a = p.args();
       const gqa_attention_args& b = p.second_args();
       if (rep % 2 == 0) {
         ts.push_back(time_call(stock, b, rc_stock));
-        tc.push_back(time_call(cand, a, rc));
+        tc.push_back(time_candidate(cand, p, rc));
       } else {
-        tc.push_back(time_call(cand, a, rc));
+        tc.push_back(time_candidate(cand, p, rc));
         ts.push_back(time_call(stock, b, rc_stock));
       }
-      if (rc == GQA_OK && std::find(check_reps.begin(), check_reps.end(), rep) != check_reps.end()) {
+      if (rc != GQA_OK || rc_stock != GQA_OK) break;
+      // Every timed call: inputs and canaries intact, output within the bound of the stock kernel's.
+      std::string wrong = p.inputs_changed();
+      if (wrong.empty() && !p.canaries_intact()) wrong = "wrote outside its output or workspace (canary bytes changed)";
+      if (wrong.empty()) {
+        Comparison cmp = p.compare_with_second();
         ++checks;
+        if (!cmp.ok) wrong = fmt::format("output differs from the stock kernel's ({} bad rows; {})", cmp.bad_rows, cmp.worst);
+      }
+      if (wrong.empty() && std::find(check_reps.begin(), check_reps.end(), rep) != check_reps.end()) {
         Comparison cmp = p.compare();
-        if (!cmp.ok || !p.canaries_intact()) {
-          r.failure = fmt::format("benchmark shape {}: the output of timed call {} is wrong ({} bad rows; {})", c.name,
-                                  rep, cmp.bad_rows, cmp.worst);
-          return r;
-        }
+        if (!cmp.ok) wrong = fmt::format("output is wrong ({} bad rows; {})", cmp.bad_rows, cmp.worst);
+      }
+      if (!wrong.empty()) {
+        r.failure = fmt::format("benchmark shape {}: timed call {}: {}", c.name, rep, wrong);
+        return r;
       }
       const double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (rep + 1 >= set.min_reps && (spent > set.bench_seconds || rep + 1 >= 1000)) break;
     }
     if (rc != GQA_OK) {
-      r.failure = fmt::format("benchmark shape {}: the program returned error code {}", c.name, rc);
+      r.failure = fmt::format("benchmark shape {}: the program {}", c.name, cand.describe(rc));
       return r;
     }
-    if (rc_stock != GQA_OK) fail("evaluate", "benchmark shape {}: the stock kernel returned error {}", c.name, rc_stock);
+    if (rc_stock != GQA_OK)
+      fail("evaluate", "benchmark shape {}: the stock kernel {}", c.name, stock.describe(rc_stock));
     const double mc = median(tc), ms = median(ts), speedup = ms / mc;
     const double bw_pct = 100.0 * c.min_bytes() / mc / bandwidth;
     log_sum += c.weight * std::log(speedup);

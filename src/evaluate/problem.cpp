@@ -1,6 +1,7 @@
 // Problem buffers, random inputs, poisoning and the float64 reference.
 #include "evaluate/problem.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -30,7 +31,8 @@ Problem::Problem(const Case& c, KvLayout layout, int threads) : case_(c), layout
     if (c.q_lens[s] < 1 || c.kv_lens[s] < c.q_lens[s])
       fail("evaluate", "case {}: sequence {} has q_len {} and kv_len {}", c.name, s, c.q_lens[s], c.kv_lens[s]);
   const int64_t D = c.head_dim, H = c.num_q_heads, G = c.num_kv_heads, TQ = c.total_q();
-  capacity_ = c.max_kv_len() + kPadPositions;
+  const int kv_bound = std::max(c.max_kv_len(), c.kv_bound), q_bound = std::max(c.max_q_len(), c.q_bound);
+  capacity_ = kv_bound + kPadPositions;
   const int64_t per_seq = capacity_ * G * D;
   q_ = GuardedBuffer(TQ * H * D * 2);
   k_ = GuardedBuffer(S * per_seq * 2);
@@ -38,16 +40,15 @@ Problem::Problem(const Case& c, KvLayout layout, int threads) : case_(c), layout
   cu_ = GuardedBuffer((S + 1) * 4);
   kvl_ = GuardedBuffer(S * 4);
   out_ = GuardedBuffer(TQ * H * D * 2);
-  auto* cu = cu_.as<int32_t>();
-  cu[0] = 0;
-  for (int s = 0; s < S; ++s) {
-    cu[s + 1] = cu[s] + c.q_lens[s];
-    kvl_.as<int32_t>()[s] = c.kv_lens[s];
-  }
+  own_cu_.assign(S + 1, 0);
+  for (int s = 0; s < S; ++s) own_cu_[s + 1] = own_cu_[s] + c.q_lens[s];
+  own_kv_ = c.kv_lens;
+  std::memcpy(cu_.data(), own_cu_.data(), cu_.size());
+  std::memcpy(kvl_.data(), own_kv_.data(), kvl_.size());
   gqa_attention_args& a = args_;
   a.abi_version = GQA_ABI_VERSION;
   a.num_seqs = S, a.num_q_heads = c.num_q_heads, a.num_kv_heads = c.num_kv_heads, a.head_dim = c.head_dim;
-  a.total_q = static_cast<int32_t>(TQ), a.max_q_len = c.max_q_len(), a.max_kv_len = c.max_kv_len();
+  a.total_q = static_cast<int32_t>(TQ), a.max_q_len = q_bound, a.max_kv_len = kv_bound;
   a.cu_q_lens = cu_.as<int32_t>(), a.kv_lens = kvl_.as<int32_t>();
   a.q = q_.as<gqa_bf16>(), a.k = k_.as<gqa_bf16>(), a.v = v_.as<gqa_bf16>(), a.out = out_.as<gqa_bf16>();
   a.k_stride_seq = a.v_stride_seq = per_seq;
@@ -69,37 +70,59 @@ void Problem::set_inputs_read_only(bool ro) {
   for (GuardedBuffer* b : {&q_, &k_, &v_, &cu_, &kvl_}) b->set_read_only(ro);
 }
 
+void Problem::draw_queries(Rng& rng) {
+  const int64_t D = case_.head_dim;
+  own_q_.resize(q_.size() / 2);
+  const float q_amp = 3.0f * std::sqrt(3.0f);  // uniform with std 3
+  for (size_t row = 0; row < own_q_.size() / D; ++row) {
+    const float amp = rng.next() % 8 == 0 ? 12 * q_amp : q_amp;  // large-logit rows
+    for (int64_t i = 0; i < D; ++i) own_q_[row * D + i] = f32_to_bf16(amp * rng.uniform());
+  }
+  q_.set_read_only(false);
+  std::memcpy(q_.data(), own_q_.data(), q_.size());
+  ref_.clear();
+}
+
 void Problem::fill(Rng& rng) {
   set_inputs_read_only(false);
   const int64_t D = case_.head_dim, G = case_.num_kv_heads;
-  auto* q = q_.as<uint16_t>();
-  const size_t nq = q_.size() / 2;
-  const float q_amp = 3.0f * std::sqrt(3.0f);  // uniform with std 3
-  for (size_t i = 0; i < nq; ++i) q[i] = f32_to_bf16(q_amp * rng.uniform());
+  draw_queries(rng);
   const float kv_amp = std::sqrt(3.0f);
-  auto* k = k_.as<uint16_t>();
-  auto* v = v_.as<uint16_t>();
+  own_k_.assign(k_.size() / 2, kNanBf16);
+  own_v_.assign(v_.size() / 2, kNanBf16);
   for (int s = 0; s < args_.num_seqs; ++s)
     for (int64_t p = 0; p < capacity_; ++p)
       for (int64_t g = 0; g < G; ++g) {
         const int64_t ko = s * args_.k_stride_seq + p * args_.k_stride_pos + g * args_.k_stride_head;
         const int64_t vo = s * args_.v_stride_seq + p * args_.v_stride_pos + g * args_.v_stride_head;
-        const bool valid = p < case_.kv_lens[s];
+        if (p >= case_.kv_lens[s]) continue;
         for (int64_t i = 0; i < D; ++i) {
-          k[ko + i] = valid ? f32_to_bf16(kv_amp * rng.uniform()) : kNanBf16;
-          v[vo + i] = valid ? f32_to_bf16(kv_amp * rng.uniform()) : kNanBf16;
+          own_k_[ko + i] = f32_to_bf16(kv_amp * rng.uniform());
+          own_v_[vo + i] = f32_to_bf16(kv_amp * rng.uniform());
         }
       }
-  ref_.clear();
+  std::memcpy(k_.data(), own_k_.data(), k_.size());
+  std::memcpy(v_.data(), own_v_.data(), v_.size());
+  std::memcpy(cu_.data(), own_cu_.data(), cu_.size());
+  std::memcpy(kvl_.data(), own_kv_.data(), kvl_.size());
 }
 
 void Problem::refill_queries(Rng& rng) {
-  q_.set_read_only(false);
-  auto* q = q_.as<uint16_t>();
-  const float q_amp = 3.0f * std::sqrt(3.0f);
-  for (size_t i = 0; i < q_.size() / 2; ++i) q[i] = f32_to_bf16(q_amp * rng.uniform());
+  draw_queries(rng);
   q_.set_read_only(true);
-  ref_.clear();
+}
+
+std::string Problem::inputs_changed() const {
+  std::string d;
+  auto check = [&](const char* what, const GuardedBuffer& b, const void* own) {
+    if (std::memcmp(b.data(), own, b.size()) != 0) d += fmt::format("{}{}", d.empty() ? "" : ", ", what);
+  };
+  check("q", q_, own_q_.data());
+  check("k", k_, own_k_.data());
+  check("v", v_, own_v_.data());
+  check("cu_q_lens", cu_, own_cu_.data());
+  check("kv_lens", kvl_, own_kv_.data());
+  return d.empty() ? d : "changed its inputs (" + d + ")";
 }
 
 void Problem::poison() {
@@ -123,6 +146,11 @@ const gqa_attention_args& Problem::second_args() {
   return args2_;
 }
 
+void Problem::hide_second(bool hidden) {
+  out2_.set_hidden(hidden);
+  ws2_.set_hidden(hidden);
+}
+
 bool Problem::canaries_intact() const {
   for (const GuardedBuffer* b : {&q_, &k_, &v_, &cu_, &kvl_, &out_, &ws_, &out2_, &ws2_})
     if (!b->canaries_intact()) return false;
@@ -134,20 +162,22 @@ const std::vector<double>& Problem::reference() {
   const gqa_attention_args& a = args_;
   const int64_t D = a.head_dim, H = a.num_q_heads, group = H / a.num_kv_heads;
   ref_.assign(static_cast<size_t>(a.total_q * H * D), 0.0);
-  const auto* q = q_.as<uint16_t>();
-  const auto* k = k_.as<uint16_t>();
-  const auto* v = v_.as<uint16_t>();
+  const uint16_t* q = own_q_.data();
+  const uint16_t* k = own_k_.data();
+  const uint16_t* v = own_v_.data();
+  const int32_t* cu = own_cu_.data();
+  const int32_t* kvl = own_kv_.data();
   const int64_t rows = static_cast<int64_t>(a.total_q) * H;
 #pragma omp parallel
   {
-    std::vector<double> p(static_cast<size_t>(a.max_kv_len)), qd(static_cast<size_t>(D)), acc(static_cast<size_t>(D));
+    std::vector<double> p(static_cast<size_t>(case_.max_kv_len())), qd(static_cast<size_t>(D)), acc(static_cast<size_t>(D));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t row = 0; row < rows; ++row) {
       const int64_t t = row / H, h = row % H;
       int s = 0;
-      while (a.cu_q_lens[s + 1] <= t) ++s;
-      const int64_t qi = t - a.cu_q_lens[s], q_len = a.cu_q_lens[s + 1] - a.cu_q_lens[s];
-      const int64_t last = a.kv_lens[s] - q_len + qi, g = h / group;
+      while (cu[s + 1] <= t) ++s;
+      const int64_t qi = t - cu[s], q_len = cu[s + 1] - cu[s];
+      const int64_t last = kvl[s] - q_len + qi, g = h / group;
       for (int64_t i = 0; i < D; ++i) qd[i] = bf16_to_f32(q[row * D + i]);
       double mx = -INFINITY;
       for (int64_t j = 0; j <= last; ++j) {
@@ -171,11 +201,13 @@ const std::vector<double>& Problem::reference() {
   return ref_;
 }
 
-Comparison Problem::compare() {
-  const std::vector<double>& ref = reference();
-  const gqa_attention_args& a = args_;
+namespace {
+
+// Row-wise comparison of a bf16 output with a reference given element by element.
+template <class Ref>
+Comparison compare_rows(const gqa_attention_args& a, const int32_t* cu, const int32_t* kvl, const uint16_t* o,
+                        Ref ref, double tolerance) {
   const int64_t D = a.head_dim, H = a.num_q_heads, rows = static_cast<int64_t>(a.total_q) * H;
-  const auto* o = out_.as<uint16_t>();
   Comparison c;
   double err2 = 0, ref2 = 0;
   int64_t worst_row = -1;
@@ -183,7 +215,7 @@ Comparison Problem::compare() {
     double e2 = 0, r2 = 0;
     bool finite = true;
     for (int64_t i = 0; i < D; ++i) {
-      const double x = bf16_to_f32(o[row * D + i]), r = ref[row * D + i];
+      const double x = bf16_to_f32(o[row * D + i]), r = ref(row * D + i);
       if (!std::isfinite(x)) {
         ++c.non_finite;
         finite = false;
@@ -195,7 +227,7 @@ Comparison Problem::compare() {
     err2 += e2;
     ref2 += r2;
     const double rel = finite ? std::sqrt(e2) / (std::sqrt(r2) + 1e-6) : INFINITY;
-    if (rel > kRowTolerance) ++c.bad_rows;
+    if (!(rel <= tolerance)) ++c.bad_rows;
     if (rel > c.max_row_error || worst_row < 0) {
       c.max_row_error = std::max(c.max_row_error, rel);
       if (rel >= c.max_row_error) worst_row = row;
@@ -206,15 +238,30 @@ Comparison Problem::compare() {
   if (worst_row >= 0) {
     const int64_t t = worst_row / H, h = worst_row % H;
     int s = 0;
-    while (a.cu_q_lens[s + 1] <= t) ++s;
-    const int64_t qi = t - a.cu_q_lens[s], q_len = a.cu_q_lens[s + 1] - a.cu_q_lens[s];
+    while (cu[s + 1] <= t) ++s;
+    const int64_t qi = t - cu[s], q_len = cu[s + 1] - cu[s];
     std::string elems;
     for (int64_t i = 0; i < std::min<int64_t>(D, 6); ++i)
-      elems += fmt::format(" [{}] out {:.5g} ref {:.5g};", i, bf16_to_f32(o[worst_row * D + i]), ref[worst_row * D + i]);
+      elems += fmt::format(" [{}] out {:.5g} ref {:.5g};", i, bf16_to_f32(o[worst_row * D + i]), ref(worst_row * D + i));
     c.worst = fmt::format("worst row: sequence {} query {} (position {} of kv_len {}) head {}: relative error {:.3g};{}",
-                          s, qi, a.kv_lens[s] - q_len + qi, a.kv_lens[s], h, c.max_row_error, elems);
+                          s, qi, kvl[s] - q_len + qi, kvl[s], h, c.max_row_error, elems);
   }
   return c;
+}
+
+}  // namespace
+
+Comparison Problem::compare() {
+  const std::vector<double>& ref = reference();
+  return compare_rows(args_, own_cu_.data(), own_kv_.data(), out_.as<uint16_t>(),
+                      [&](int64_t i) { return ref[i]; }, kRowTolerance);
+}
+
+Comparison Problem::compare_with_second() const {
+  if (!out2_.data()) fail("evaluate", "case {}: no second output to compare with", case_.name);
+  const auto* o2 = out2_.as<uint16_t>();
+  return compare_rows(args_, own_cu_.data(), own_kv_.data(), out_.as<uint16_t>(),
+                      [&](int64_t i) { return static_cast<double>(bf16_to_f32(o2[i])); }, 2 * kRowTolerance);
 }
 
 std::string describe_mismatch(const Comparison& c, int64_t rows) {

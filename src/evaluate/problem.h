@@ -1,7 +1,8 @@
 // One attention problem on the host: guarded inputs (q, KV cache with padding past each sequence's
 // length, ragged lengths), poisoned output and workspace, ABI arguments, and a float64 reference with a
-// row-by-row comparison. The CPU target runs programs on these buffers directly; the CUDA target copies
-// them to the device.
+// row-by-row comparison. The evaluator keeps private copies of every input: the reference is computed
+// from them and the buffers the program saw are compared with them after each call. The CPU target runs
+// programs on the guarded buffers directly; the CUDA target copies them to the device.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -45,8 +46,10 @@ std::string describe_match(const Comparison& c);
 class Problem {
  public:
   Problem(const Case& c, KvLayout layout, int threads);
-  // Fresh random inputs (q with std 3 so that softmax is peaked, k and v std 1); K/V positions past a
-  // sequence's length hold NaN, so reading them shows up. Drops the reference.
+  // Fresh random inputs (q with std 3 so that softmax is peaked, k and v std 1; one (query, head) row in
+  // eight with q twelve times larger, logits in the hundreds, so exp without the max subtracted
+  // overflows); K/V positions past a sequence's length hold NaN, so reading them shows up. Drops the
+  // reference.
   void fill(Rng& rng);
   // New random queries only (cheap: benchmarks refresh them before every call so that no result can be
   // remembered). Drops the reference.
@@ -57,13 +60,21 @@ class Problem {
   // The same inputs with a separate output and workspace: the benchmark's stock kernel writes there, so
   // the candidate can never pick up the stock kernel's results or partials.
   const gqa_attention_args& second_args();
+  // The second output and workspace made inaccessible (true) while the candidate runs, so that it cannot
+  // copy the stock kernel's result for the same inputs; accessible again (false).
+  void hide_second(bool hidden);
   void set_inputs_read_only(bool ro);
   const gqa_attention_args& args() const { return args_; }
   const Case& spec() const { return case_; }
   bool canaries_intact() const;
-  // float64 reference of the current inputs (computed once per fill, OpenMP).
+  // Empty when q, k, v and the lengths the program saw still equal the evaluator's copies; else what
+  // changed.
+  std::string inputs_changed() const;
+  // float64 reference of the evaluator's copies of the inputs (computed once per fill, OpenMP).
   const std::vector<double>& reference();
   Comparison compare();
+  // The output against the second output (the stock kernel's, same inputs), with twice the row bound.
+  Comparison compare_with_second() const;
   size_t kv_bytes() const { return k_.size() + v_.size(); }
 
  private:
@@ -73,7 +84,10 @@ class Problem {
   GuardedBuffer q_, k_, v_, cu_, kvl_, out_, ws_;
   GuardedBuffer out2_, ws2_;
   gqa_attention_args args_{}, args2_{};
+  std::vector<uint16_t> own_q_, own_k_, own_v_;  // the evaluator's copies (same layout as the buffers)
+  std::vector<int32_t> own_cu_, own_kv_;
   std::vector<double> ref_;
+  void draw_queries(Rng& rng);
 };
 
 }  // namespace gqa::eval

@@ -1,25 +1,53 @@
 // The evaluator's stages that run inside the sandboxed worker process: correctness, microbenchmark and
 // end-to-end generation. Each returns its metrics and artifacts; a stage that fails ends the cascade.
 #pragma once
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "engine/engine.h"
 #include "evaluate/problem.h"
+#include "evaluate/sandbox.h"
 #include "gqa/abi.h"
 
 namespace gqa::eval {
 
-// A program as the worker calls it: counted, so that every stage can prove whose code ran.
+// A program as the worker calls it: counted, so that every stage can prove whose code ran. Each call gets
+// its own copy of the arguments (what it does to them, nobody reads), and with a baseline the process
+// state (OpenMP settings, floating-point control) is set to it before the call and checked after it.
 struct Kernel {
+  Kernel(std::string n, gqa_attention_fn f, const ProcessState* b = nullptr) : name(std::move(n)), fn(f), baseline(b) {}
   std::string name;
   gqa_attention_fn fn = nullptr;
   uint64_t calls = 0;
+  const ProcessState* baseline = nullptr;
+  std::string state_change;  // what the first call that changed the process state changed
+  static constexpr int kStateChanged = -1000;  // returned instead of GQA_OK when it did
   int operator()(const gqa_attention_args& a) {
     ++calls;
-    return fn(&a);
+    gqa_attention_args copy = a;
+    if (baseline) baseline->apply();
+    int rc = fn(&copy);
+    if (baseline) {
+      std::string d = baseline->differences(ProcessState::current());
+      if (!d.empty()) {
+        if (state_change.empty()) state_change = std::move(d);
+        baseline->apply();
+        if (rc == GQA_OK) rc = kStateChanged;
+      }
+    }
+    return rc;
+  }
+  // "returned error code 3", or what it changed in the process state.
+  std::string describe(int rc) const {
+    if (rc == kStateChanged) return "changed the process state the next kernel would run under: " + state_change;
+    return fmt::format("returned error code {}", rc);
   }
 };
 
@@ -43,7 +71,24 @@ struct WorkerSettings {
 
 StageResult run_correctness(Kernel& candidate, const WorkerSettings& s);
 StageResult run_microbench(Kernel& candidate, Kernel& stock, const WorkerSettings& s);
-StageResult run_end_to_end(gqa_attention_fn candidate, gqa_attention_fn stock, const WorkerSettings& s);
+// End to end: the bound on the relative L2 error of each step's logits under teacher forcing, candidate
+// against stock through the same hook (measured: honest programs 1e-3 or less on the tiny model).
+constexpr double kE2eLogitTolerance = 0.05;
+// The CUDA target's bound, candidate against the control (the stock kernels through the same hook) on the
+// random Qwen3-0.6B, whose 28 random layers amplify bf16 rounding (q rounding alone: 0.09-0.15 against the
+// engine's own path). Not yet calibrated on a GPU: a wrong kernel is expected at O(1).
+constexpr double kE2eLogitToleranceCuda = 0.5;
+// Teacher forcing: logits after the prompt and after each of `tokens` but the last fed one by one, with
+// `fn` as the engine's attention: [steps][vocab].
+std::vector<std::vector<float>> teacher_forced_logits(Engine& engine, gqa_attention_fn fn, const std::vector<int32_t>& prompt,
+                                                      const std::vector<int32_t>& tokens);
+// The worst relative L2 error of `x` against `ref` over the steps (infinite when not finite), and its step.
+std::pair<double, size_t> worst_logit_error(const std::vector<std::vector<float>>& ref,
+                                            const std::vector<std::vector<float>>& x);
+
+// The engine is opened before the sandbox is entered (it reads the model's files).
+std::unique_ptr<Engine> open_end_to_end_engine(const WorkerSettings& s);
+StageResult run_end_to_end(Engine& engine, Kernel& candidate, Kernel& stock, const WorkerSettings& s);
 
 // Read bandwidth of host memory (bytes/s): a multi-threaded streaming sum over 256 MiB, best of 3.
 double measure_host_read_bandwidth(int threads);

@@ -1,5 +1,7 @@
-// Token-level checks on the source with comments and literals blanked: identifiers against a deny list,
-// #include lines against an allow list, marker lines counted and the text around the block compared.
+// Token-level checks on the source as the compiler's first translation phases leave it (line splices
+// joined, lone carriage returns as newlines) with comments and literals blanked: identifiers against a
+// deny list, #include lines against an allow list, #pragma against an allow list, marker lines counted and
+// the text around the block compared. The compiled object's imports are checked separately (imports.h).
 #include "evaluate/static_check.h"
 
 #include <regex>
@@ -47,7 +49,17 @@ const std::vector<std::pair<std::string, std::string>>& denied() {
          "cudaStreamWaitEvent", "cudaDeviceSetCacheConfig"});
     add("threads or sleeping (use OpenMP)", {"thread", "jthread", "pthread_create", "async", "sleep", "usleep",
                                             "nanosleep", "sleep_for", "sleep_until", "this_thread"});
-    add("code run at load or unload", {"constructor", "destructor"});
+    add("code run at load or unload", {"constructor", "destructor", "ifunc", "init_priority"});
+    // (section, alias and weak stay allowed words: what they could do shows in the compiled object's
+    // imports and .init_array, checked in imports.cpp.)
+    add("linkage tricks", {"_Pragma", "__pragma", "weakref", "symver"});
+    add("cache control that would slow the next kernel", {"_mm_clflush", "_mm_clflushopt", "_mm_clwb",
+                                                          "__builtin_ia32_clflush", "__builtin_ia32_clflushopt",
+                                                          "__builtin_ia32_clwb", "_mm_clevict", "_mm_cldemote"});
+    add("stack or frame walking", {"__builtin_frame_address", "__builtin_return_address", "__builtin_extract_return_addr"});
+    add("OpenMP settings that outlive the call (use num_threads clauses)",
+        {"omp_set_num_threads", "omp_set_dynamic", "omp_set_nested", "omp_set_schedule", "omp_set_max_active_levels",
+         "omp_set_default_device", "omp_pause_resource", "omp_pause_resource_all", "omp_alloc", "omp_free"});
     return v;
   }();
   return d;
@@ -98,6 +110,52 @@ Frame frame_of(const std::vector<std::string>& lines) {
     f.after.assign(lines.begin() + f.end, lines.end());
   }
   return f;
+}
+
+// Translation phases 1-2 as GCC does them: "\r\n" and a lone "\r" end a line, and a backslash followed
+// by optional blanks and a newline joins two lines. A joined line keeps its place (the newlines it
+// swallowed are appended after it), so line numbers stay those of the file.
+std::string splice_lines(const std::string& source) {
+  std::string s;
+  s.reserve(source.size());
+  for (size_t i = 0; i < source.size(); ++i) {
+    if (source[i] == '\r') {
+      s += '\n';
+      if (i + 1 < source.size() && source[i + 1] == '\n') ++i;
+    } else {
+      s += source[i];
+    }
+  }
+  std::string out;
+  out.reserve(s.size());
+  int owed = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\') {
+      size_t j = i + 1;
+      while (j < s.size() && (s[j] == ' ' || s[j] == '\t')) ++j;
+      if (j < s.size() && s[j] == '\n') {
+        ++owed;
+        i = j;
+        continue;
+      }
+    }
+    if (s[i] == '\n') {
+      out.append(owed + 1, '\n');
+      owed = 0;
+      continue;
+    }
+    out += s[i];
+  }
+  return out;
+}
+
+bool pragma_allowed(const std::string& rest) {
+  std::istringstream in(rest);
+  std::string a, b;
+  in >> a >> b;
+  static const std::set<std::string> single = {"omp", "unroll", "nounroll", "once", "STDC", "nv_diag_suppress", "nv_diag_default"};
+  static const std::set<std::string> gcc = {"unroll", "ivdep", "optimize", "push_options", "pop_options", "target", "diagnostic"};
+  return single.count(a) || (a == "GCC" && gcc.count(b)) || (a == "clang" && b == "loop");
 }
 
 }  // namespace
@@ -174,14 +232,25 @@ StaticCheck static_check(const std::string& source, Target target, const std::op
     }
   }
 
-  const std::string code = strip_comments_and_strings(source);
+  const std::string spliced = splice_lines(source);
+  const std::string code = strip_comments_and_strings(spliced);
   const auto code_lines = lines_of(code);
+  const auto spliced_lines = lines_of(spliced);
   const auto& allow = allowed_includes(target);
   static const std::regex include_re(R"(^\s*#\s*include\s*([<"])([^>"]*)[>"])");
   static const std::regex directive_re(R"(^\s*#\s*(include|import|include_next|embed)\b)");
-  for (size_t i = 0; i < lines.size(); ++i) {
+  static const std::regex pragma_re(R"(^\s*#\s*pragma\b(.*)$)");
+  for (size_t i = 0; i < code_lines.size(); ++i) {
     std::smatch m;
-    if (std::regex_search(lines[i], m, include_re)) {
+    if (code_lines[i].find("%:") != std::string::npos)  // (trigraphs are gone in C++17)
+      problem(fmt::format("line {}: the digraph spelling of '#' (%:) is not allowed", i + 1));
+    if (std::regex_search(code_lines[i], m, pragma_re) && !pragma_allowed(m[1].str()))
+      problem(fmt::format("line {}: #pragma{} is not allowed (only omp, unroll, ivdep, once and optimisation pragmas)", i + 1,
+                          m[1].str().substr(0, 60)));
+  }
+  for (size_t i = 0; i < spliced_lines.size(); ++i) {
+    std::smatch m;
+    if (std::regex_search(spliced_lines[i], m, include_re)) {
       if (!allow.count(m[2].str()))
         problem(fmt::format("line {}: #include {}{}{} is not allowed (only gqa/abi.h and standard math/CUDA headers)",
                             i + 1, m[1].str(), m[2].str(), m[1].str() == "<" ? ">" : "\""));

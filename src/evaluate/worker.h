@@ -13,12 +13,12 @@ struct WorkerRequest {
   WorkerSettings settings;
 };
 
-// Result lines are "GQA-RESULT <nonce> <json>" on the stdout this process started with; the program's own
-// stdout is redirected to stderr first, and the nonce (from $GQA_EVAL_NONCE, removed from the environment
-// before the program loads) makes a line the program printed unforgeable.
+// Result lines are "GQA-RESULT <nonce> <json>" on stdout, one per stage in order, then one
+// {"stage": "worker_end", "exit_code" | "signal"} saying how the candidate's process ended. They are
+// written by this process, which forks the child that loads the program before it reads the nonce from
+// stdin: the nonce is never in the candidate's address space, and the child's stdout is its stderr.
 int run_worker(const WorkerRequest& request);
 
 constexpr const char* kResultPrefix = "GQA-RESULT";
-constexpr const char* kNonceEnv = "GQA_EVAL_NONCE";
 
 }  // namespace gqa::eval

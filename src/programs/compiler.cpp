@@ -190,6 +190,7 @@ CompileResult compile_program(const std::string& source, const std::string& name
   po.timeout_seconds = o.timeout_seconds;
   ProcessResult pr = run_process(po);
   r.seconds = pr.seconds;
+  r.timed_out = pr.timed_out;
   r.ok = pr.ok() && fs::exists(tmp + "/program.so");
   r.command = join(compile_command(o.target, r.dir + "/program" + ext, r.dir + "/program.so", r.dir + "/include",
                                    arch, o.extra_flags));

@@ -32,6 +32,7 @@ struct CompileResult {
   std::string command;       // the compiler command line
   std::string log;           // compiler output (warnings, errors), or why it could not run
   double seconds = 0;        // compile time of this call (0 when cached)
+  bool timed_out = false;    // the compiler was killed at options.timeout_seconds (never cached)
 };
 
 // $GQA_CACHE_DIR, else $XDG_CACHE_HOME/gqa-evolve, else ~/.cache/gqa-evolve.

@@ -4,68 +4,15 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <filesystem>
 
-#include "common/error.h"
-#include "evaluate/evaluator.h"
+#include "adversarial_util.h"
 
 namespace gqa {
 namespace {
 
-namespace fs = std::filesystem;
+using namespace gqa::test;
 
-std::string example(const char* name) { return read_file(std::string(GQA_EXAMPLES_DIR) + "/" + name, "test"); }
-
-// The tunable program with `attention` renamed to attention_real and `cheat` (which defines a new
-// `attention`, usually calling attention_real) added at the end of the EVOLVE-BLOCK.
-std::string with_cheat(const std::string& cheat) {
-  std::string s = example("tunable_program.cpp");
-  const std::string head = "static int attention(const gqa_attention_args* a) {";
-  s.replace(s.find(head), head.size(), "static int attention_real(const gqa_attention_args* a) {");
-  s.insert(s.find("// EVOLVE-BLOCK-END"), cheat + "\n");
-  return s;
-}
-
-std::string write_program(const std::string& name, const std::string& source) {
-  const std::string dir = std::string(GQA_TEST_CACHE_DIR) + "/adversarial";
-  fs::create_directories(dir);
-  const std::string path = dir + "/" + name + ".cpp";
-  write_file_atomic(path, source, "test");
-  return path;
-}
-
-eval::EvaluateOptions options(const std::string& path) {
-  eval::EvaluateOptions o;
-  o.program_path = path;
-  o.cache_dir = GQA_TEST_CACHE_DIR;
-  o.worker_executable = GQA_BINARY;
-  o.timeout_seconds = 120;
-  o.threads = 2;
-  o.bench = false;  // the cascade stops at correctness for every cheat; tests that need more turn it on
-  o.end_to_end = false;
-  o.memory_limit_bytes = 8ull << 30;
-  return o;
-}
-
-nlohmann::json run(const eval::EvaluateOptions& o) {
-  nlohmann::json r = eval::evaluate(o);
-  return r;
-}
-
-void expect_rejected(const nlohmann::json& r, const std::string& stage) {
-  const auto& m = r["metrics"];
-  EXPECT_FALSE(m["correct"].get<bool>()) << r.dump(2);
-  EXPECT_EQ(m["combined_score"].get<double>(), 0.0);
-  ASSERT_TRUE(m["failed_stage"].is_string()) << r.dump(2);
-  EXPECT_EQ(m["failed_stage"].get<std::string>(), stage) << m.value("failure", "") << "\n"
-                                                        << r["artifacts"].value("correctness_report", "");
-}
-
-nlohmann::json cheat(const std::string& name, const std::string& code, bool skip_static = false) {
-  auto o = options(write_program(name, with_cheat(code)));
-  o.skip_static = skip_static;
-  return run(o);
-}
+nlohmann::json run(const eval::EvaluateOptions& o) { return eval::evaluate(o); }
 
 TEST(Adversarial, WritesNothing) {
   expect_rejected(cheat("writes_nothing", "static int attention(const gqa_attention_args* a) { return GQA_OK; }"), "correctness");

@@ -31,7 +31,8 @@ std::string example(const char* name) { return read_file(source_dir() + "/exampl
 const std::vector<std::string> kCheats = {
     "writes_nothing", "writes_zeros", "partial_output", "cached_results", "no_causal_mask", "half_kv",
     "spins_forever", "host_segfault", "device_illegal_address", "writes_past_output", "writes_into_inputs",
-    "calls_exit", "benchmark_shortcut", "right_until_benchmark", "not_capturable", "ignores_stream"};
+    "calls_exit", "benchmark_shortcut", "right_until_benchmark", "not_capturable", "ignores_stream", "engine_only",
+    "late_stop"};
 
 std::string with_cheat(const std::string& name) {
   std::string s = example("tunable_program.cu");
@@ -143,6 +144,17 @@ TEST_F(AdversarialCuda, CallsExit) {
 }
 
 TEST_F(AdversarialCuda, RightOnlyUntilTheBenchmark) { expect_rejected(cheat("right_until_benchmark", false, true), "benchmark"); }
+// Stops computing part-way through the timed replays (a device-side counter): every timed output is
+// compared with the stock kernel's.
+TEST_F(AdversarialCuda, StopsComputingPartWayThroughTheBenchmark) { expect_rejected(cheat("late_stop", false, true), "benchmark"); }
+
+TEST_F(AdversarialCuda, WrongOnlyInsideTheEngine) {
+  // Needs the GPU run that calibrates kE2eLogitToleranceCuda (docs/evaluator.md, "Not done yet").
+  auto o = options(program_path("engine_only"));
+  o.end_to_end = true;
+  std::printf("[engine_only]\n");
+  expect_rejected(eval::evaluate(o), "end_to_end");
+}
 
 TEST_F(AdversarialCuda, EditsOutsideTheEvolveBlock) {
   std::string s = example("tunable_program.cu");

@@ -137,5 +137,15 @@ TEST(Process, KillsAtTheDeadlineAndReportsSignals) {
   EXPECT_EQ(r.err, "err\n");
 }
 
+TEST(Process, StdinDataReachesTheChildOnly) {
+  // The evaluator hands the worker its nonce this way, never through the environment.
+  ProcessOptions o;
+  o.argv = {"sh", "-c", "cat; env | grep -c NONCE_TEXT_ || true"};
+  o.stdin_data = "NONCE_TEXT_123\n";
+  ProcessResult r = run_process(o);
+  EXPECT_TRUE(r.ok()) << r.describe() << r.err;
+  EXPECT_EQ(r.out, "NONCE_TEXT_123\n0\n");
+}
+
 }  // namespace
 }  // namespace gqa
