@@ -10,17 +10,19 @@
 
 namespace gqa {
 
+// splitmix64 (Steele, Lea, Flood): spreads a seed over the words of a larger generator's state.
+inline uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
 class Rng {
  public:
   explicit Rng(uint64_t seed = 42) { reseed(seed); }
   void reseed(uint64_t seed) {
-    for (auto& w : s_) {  // splitmix64 spreads the seed over the four words
-      seed += 0x9e3779b97f4a7c15ull;
-      uint64_t z = seed;
-      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-      z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-      w = z ^ (z >> 31);
-    }
+    for (auto& w : s_) w = splitmix64(seed);
   }
   uint64_t next() {
     const uint64_t result = rotl(s_[1] * 5, 7) * 9, t = s_[1] << 17;

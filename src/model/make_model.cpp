@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/rng.h"
 #include "model/safetensors.h"
 
 namespace gqa {
@@ -39,13 +40,6 @@ ModelConfig qwen3_06b() {
   c.bos_token_id = kEndOfText;
   c.eos_token_ids = {kImEnd};
   return c;
-}
-
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
 }
 
 // xoshiro256++ (Blackman & Vigna): fast, and its output is fully specified by the algorithm.
