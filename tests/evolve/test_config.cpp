@@ -25,7 +25,7 @@ TEST(EvolveConfig, ExampleLoads) {
   EXPECT_EQ(c.target, gqa::Target::Cpu);
   EXPECT_GE(c.database.num_islands, 1);
   EXPECT_FALSE(c.llm.enabled());
-  EXPECT_FALSE(c.evaluator.end_to_end);
+  EXPECT_TRUE(c.evaluator.end_to_end);  // the end-to-end gate is on for the CPU target (its cost: docs/evaluator.md)
 }
 
 TEST(EvolveConfig, DefaultsFromEmpty) {
