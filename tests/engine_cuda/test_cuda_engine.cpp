@@ -604,6 +604,12 @@ TEST(CudaEngineOptions, ParsedFromNamesAndKeyValuesWithClearErrors) {
   CudaEngineOptions negative;
   negative.persistent_poll_ns = -1;
   EXPECT_NE(error_of([&] { validate(negative); }).find("persistent_poll_ns = -1 is outside"), std::string::npos);
+  CudaEngineOptions traced_fused;
+  traced_fused.trace_file = "trace.csv";
+  EXPECT_NO_THROW(validate(traced_fused));
+  traced_fused.decode = Decode::Fused;
+  EXPECT_NE(error_of([&] { validate(traced_fused); }).find("--trace records the persistent decode step"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -405,8 +405,13 @@ int64_t CudaEngine::decode_on_device(int32_t first, int64_t count, const Samplin
   // Steps queued past a stop ran ahead on the cache; they sit beyond the position and are overwritten later.
   GQA_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
   pos_ += emitted;
-  if (buf_.trace && step_layout() == Decode::Persistent)
-    cuda::write_trace(opts_.trace_file, buf_.trace, ex_.sms, static_cast<int>(cfg_.num_hidden_layers));
+  if (!opts_.trace_file.empty()) {
+    if (buf_.trace && step_layout() == Decode::Persistent)
+      cuda::write_trace(opts_.trace_file, buf_.trace, ex_.sms, static_cast<int>(cfg_.num_hidden_layers));
+    else
+      std::fprintf(stderr, "note: no trace written to %s: it records the persistent decode step, and this one ran "
+                   "the %s layout\n", opts_.trace_file.c_str(), decode_layout_name(step_layout()));
+  }
   return emitted;
 }
 

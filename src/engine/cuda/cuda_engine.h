@@ -42,7 +42,8 @@ struct CudaEngineOptions {
   // as fit; 1: one per L2 round trip).
   int persistent_merge_chunk = 0;
   // When set, the persistent step records per block and phase when it started, got its input, ... (see
-  // docs/engine-cuda.md) and each decode_on_device writes the last step's times to this CSV file.
+  // docs/engine-cuda.md) and each decode_on_device writes the last step's times to this CSV file (with another
+  // layout asked for, validate() refuses it; where the persistent step falls back, a note says no file was written).
   std::string trace_file;
 };
 

@@ -76,6 +76,8 @@ void validate(const CudaEngineOptions& o) {
     fail("cuda", "CUDA option persistent_kv_tile_kib = {} exceeds persistent_tile_kib = {} (a KV tile must fit a ring "
          "stage)", o.persistent_kv_tile_kib, o.persistent_tile_kib);
   if (o.device < 0) fail("cuda", "device {} is not a device index", o.device);
+  if (!o.trace_file.empty() && o.decode != Decode::Persistent)
+    fail("cuda", "--trace records the persistent decode step, and the {} layout was asked for", decode_layout_name(o.decode));
 }
 
 }  // namespace gqa
