@@ -14,11 +14,12 @@
 # Usage: scripts/gpu.sh SUBCOMMAND [FLAGS]                 (scripts/gpu.sh --help prints this)
 #   build [--jobs N] [--ptx]   configure and build build-gpu/ (Ninja, Release, x86-64-v3 host code, sm_90a; --ptx:
 #                              also compute_90 PTX for GPUs newer than Hopper), copy gqa-evolve, test_engine_cuda,
-#                              cuda_bench, attention_bench, test_adversarial_cuda stripped into .gpu-bin/ (plus
+#                              cuda_bench, attention_bench, test_adversarial_cuda, test_decode_entry stripped into .gpu-bin/ (plus
 #                              OpenMPI's runtime via scripts/mpi_bundle.sh if gqa-evolve links it), pack .gpu-bin.tgz
 #   test [--filter GTEST_FILTER] [--sanitizer]
 #                              engine GPU tests (test_engine_cuda) and the evaluator's (test_adversarial_cuda: the
-#                              adversarial suite, the stock kernels through the ABI, the engine hook) -> tests.xml
+#                              adversarial suite, the stock kernels through the ABI, the engine hook; test_decode_entry:
+#                              programs' device entries and their cheats) -> tests.xml
 #                              (JUnit, both), tests.log; --sanitizer: compute-sanitizer memcheck and racecheck on
 #                              small attention_bench shapes
 #   bench [--quick] [--contexts 128,2048,8192] [--layouts persistent,fused,...] [--cuda-option KEY=VALUE]...
@@ -57,6 +58,11 @@
 #                              decode speed of every dense Qwen3 size that fits (default qwen3-0.6b qwen3-1.7b
 #                              qwen3-4b qwen3-8b): each random model made in /tmp, cuda_bench --quick of the
 #                              default step at --contexts, the model deleted -> sizes.log, a table at the end
+#   program [--program P] [--contexts 128,8192,32768] [--rounds 3]
+#                              P's device entry (include/gqa/decode_abi.cuh; default the stock program
+#                              examples/qwen3_gqa/persistent_program.cu) linked into the persistent step against the
+#                              built-in step, alternated --rounds times per context (cuda_bench --decode-program):
+#                              compile and link times, median ratio per context -> program.log, program.json
 #   probes [NAME...] [--define KEY=VALUE]...
 #                              build (nvcc -O2, sm_90a) and run the probes dev/cuda/NAME.cu (default: all)
 #                              -> probes.log
@@ -75,7 +81,7 @@ cd "$(dirname "$0")/.." || exit 2
 REPO=$PWD
 SELF=scripts/gpu.sh
 BIN=.gpu-bin
-BIN_NAMES=(gqa-evolve test_engine_cuda cuda_bench attention_bench test_adversarial_cuda)
+BIN_NAMES=(gqa-evolve test_engine_cuda cuda_bench attention_bench test_adversarial_cuda test_decode_entry)
 
 usage() { sed -n '2,/^[^#]/{/^#/!d;s/^# \{0,1\}//;p}' "$SELF"; }
 die() { echo "gpu.sh: $*" >&2; exit 2; }
@@ -113,12 +119,13 @@ case $SUB in
   sass) FLAGS="$F_RUN --kernel" ;;
   probes) FLAGS="--define" ;;
   sizes) FLAGS="--rebuild --contexts" ;;
-  *) die "unknown subcommand '$SUB' (known: build test bench all ab variants trace evolve ncu sass probes sizes; --help)" ;;
+  program) FLAGS="$F_RUN --contexts --program --rounds" ;;
+  *) die "unknown subcommand '$SUB' (known: build test bench all ab variants trace evolve ncu sass probes sizes program; --help)" ;;
 esac
 
 MODEL=/tmp/gqa-model REBUILD=0 JOBS=$(nproc) PTX=OFF FILTER='*' SANITIZER=0 QUICK=0 CONTEXTS="" LAYOUTS=""
 HF=0 ATTENTION=0 EVALUATE=0 SUITE=0 SUITE_STEPS=full,compare,microbench PROGRAM="" LAYOUT=persistent LAYERS=14
-MINUTES=8 ITERATIONS=30 CONFIG=$REPO/examples/qwen3_gqa/config_cuda.yaml MPI_RANKS=0
+MINUTES=8 ITERATIONS=30 CONFIG=$REPO/examples/qwen3_gqa/config_cuda.yaml MPI_RANKS=0 ROUNDS=3
 KERNEL=persistent_decode_kernelILi128ELi2E
 CUDA_OPTS=() DEFINES=() POSITIONAL=()
 int_re='^[0-9]+$' list_re='^[0-9]+(,[0-9]+)*$'
@@ -166,6 +173,7 @@ while [[ $# -gt 0 ]]; do
     --program) PROGRAM=$(abspath "$val"); [[ -f $PROGRAM ]] || die "--program: no file '$val'" ;;
     --config) CONFIG=$(abspath "$val"); [[ -f $CONFIG ]] || die "--config: no file '$val'" ;;
     --layers) LAYERS=$val ;;
+    --rounds) [[ $val =~ ^[1-9][0-9]*$ ]] || die "--rounds: expected a positive number, got '$val'"; ROUNDS=$val ;;
     --minutes) [[ $val =~ $int_re && $val -gt 0 ]] || die "--minutes: not a positive number: '$val'"; MINUTES=$val ;;
     --iterations) [[ $val =~ $int_re ]] || die "--iterations: not a number: '$val'"; ITERATIONS=$val ;;
     --mpi) [[ $val =~ $int_re && $val -gt 0 ]] || die "--mpi: not a positive number: '$val'"; MPI_RANKS=$val ;;
@@ -240,7 +248,7 @@ cmd_build() {
   cmake --build build-gpu -j "$JOBS" --target "${BIN_NAMES[@]}" || die "build failed"
   rm -rf "$BIN" && mkdir -p "$BIN" || die "cannot make $BIN"
   cp build-gpu/gqa-evolve build-gpu/tests/engine_cuda/{test_engine_cuda,cuda_bench,attention_bench} \
-     build-gpu/tests/evaluate/test_adversarial_cuda "$BIN/" || die "copying the binaries failed"
+     build-gpu/tests/evaluate/{test_adversarial_cuda,test_decode_entry} "$BIN/" || die "copying the binaries failed"
   strip "${BIN_NAMES[@]/#/$BIN/}" || die "strip failed"
   # gqa-evolve links OpenMPI when the build found it; GPU machines may have none: a copy of it travels along.
   if ldd "$BIN/gqa-evolve" | grep -q libmpi; then
@@ -343,7 +351,12 @@ cmd_test() {
     GQA_TEST_CACHE_DIR=/tmp/gqa-test-cache "$BIN/test_adversarial_cuda" --gtest_filter="$FILTER" \
     --gtest_output="xml:$TMPD/evaluator.xml"
   rc=$?; [[ $rc -eq 0 ]] || failed "evaluator GPU tests" "$rc"
-  merge_junit "$OUT/tests.xml" "$TMPD/engine.xml" "$TMPD/evaluator.xml" || failed "merging the JUnit reports" $?
+  need_bin test_decode_entry
+  section "$log" "device-entry GPU tests (test_decode_entry: the stock program and the contract's cheats)"
+  step "$log" 300 env "$BIN/test_decode_entry" --gtest_filter="$FILTER" --gtest_output="xml:$TMPD/decode_entry.xml"
+  rc=$?; [[ $rc -eq 0 ]] || failed "device-entry GPU tests" "$rc"
+  merge_junit "$OUT/tests.xml" "$TMPD/engine.xml" "$TMPD/evaluator.xml" "$TMPD/decode_entry.xml" ||
+    failed "merging the JUnit reports" $?
   if [[ $SANITIZER == 1 ]]; then
     need_bin attention_bench
     local san tool
@@ -859,6 +872,20 @@ for p in presets:
 PY
 }
 
+# ---------------------------------------------------------------------------------------------- program
+# A program's device entry in the persistent step against the built-in step (cuda_bench --decode-program).
+cmd_program() {
+  local log=$OUT/program.log rc
+  rm -f "$log"
+  need_bin cuda_bench
+  ensure_model
+  local prog=${PROGRAM:-$REPO/examples/qwen3_gqa/persistent_program.cu}
+  section "$log" "device entry of $prog vs the built-in persistent step, $ROUNDS rounds"
+  timeout -k 15 500 "$BIN/cuda_bench" --model "$MODEL" --decode-program "$prog" --rounds "$ROUNDS" \
+    --contexts "${CONTEXTS:-128,8192,32768}" --json "$OUT/program.json" 2>&1 | tee -a "$log"
+  rc=${PIPESTATUS[0]}; [[ $rc -eq 0 ]] || failed "cuda_bench --decode-program" "$rc"
+}
+
 # ---------------------------------------------------------------------------------------------- main
 env_header
 case $SUB in
@@ -877,6 +904,7 @@ case $SUB in
       ncu) cmd_ncu ;;
       sass) cmd_sass ;;
       sizes) cmd_sizes ;;
+      program) cmd_program ;;
     esac ;;
 esac
 if [[ ${#FAILS[@]} -gt 0 ]]; then

@@ -61,6 +61,7 @@ json run_json(const RunRecord& r) {
           {"peak_device_bytes", r.peak_device_bytes},
           {"program_calls", r.program_calls},
           {"decode_path", r.decode_path},
+          {"decode_layout", r.decode_layout},
           {"tokens_fnv1a", fmt::format("{:016x}", token_hash(r.tokens))},
           {"first_tokens", std::vector<int32_t>(r.tokens.begin(), r.tokens.begin() + static_cast<long>(head))}};
 }
@@ -98,7 +99,8 @@ json arm_stats(const std::vector<const RunRecord*>& runs) {
           {"peak_rss_bytes", rss},
           {"peak_device_bytes", dev},
           {"program_calls_min", calls_min},
-          {"decode_path", runs[0]->decode_path}};
+          {"decode_path", runs[0]->decode_path},
+          {"decode_layout", runs[0]->decode_layout}};
 }
 
 // Candidate vs baseline of one scenario, pairs matched by repetition index.
@@ -165,7 +167,8 @@ json build_report(const BenchRuns& br, const RunContext& ctx) {
   json scenarios = json::array();
   std::vector<std::string> arm_names;
   for (const auto& a : ctx.arms) arm_names.push_back(a.value("name", ""));
-  const bool paired = arm_names.size() == 2 && arm_names[0] == "baseline" && arm_names[1] == "candidate";
+  // compare: baseline, candidate, and where the candidate runs through a path of its own, a control arm.
+  const bool paired = arm_names.size() >= 2 && arm_names[0] == "baseline" && arm_names[1] == "candidate";
   for (const ScenarioRuns& s : br.scenarios) {
     const PreparedScenario& p = s.prepared;
     json j{{"name", p.scenario.name},
@@ -180,6 +183,12 @@ json build_report(const BenchRuns& br, const RunContext& ctx) {
     for (const auto& name : arm_names) arms[name] = arm_stats(runs_of(s, name));
     j["arms"] = arms;
     if (paired) j["comparison"] = compare_scenario(runs_of(s, "baseline"), runs_of(s, "candidate"));
+    // The control arm (the stock program through the candidate's path): what the path itself costs, and the
+    // candidate against it.
+    if (paired && !runs_of(s, "control").empty()) {
+      j["control_vs_baseline"] = compare_scenario(runs_of(s, "baseline"), runs_of(s, "control"));
+      j["candidate_vs_control"] = compare_scenario(runs_of(s, "control"), runs_of(s, "candidate"));
+    }
     json runs = json::array();
     for (const auto& r : s.runs) runs.push_back(run_json(r));
     j["runs"] = runs;

@@ -86,7 +86,7 @@ BenchRuns run_benchmark(Engine& engine, const std::vector<PreparedScenario>& sce
   if (opt.runs < 1 || opt.warmup < 0) fail("bench", "runs must be >= 1 and warm-up >= 0 (got {} and {})", opt.runs, opt.warmup);
   const auto t_start = std::chrono::steady_clock::now();
   BenchRuns result;
-  gqa_attention_fn current = nullptr;  // the engine starts with its own attention
+  const Arm* current = nullptr;  // the engine starts with its own attention
   auto stopped = [&] { return opt.stop && opt.stop->load(); };
 
   const int per_scenario = (opt.warmup + opt.runs) * static_cast<int>(arms.size());
@@ -109,10 +109,15 @@ BenchRuns run_benchmark(Engine& engine, const std::vector<PreparedScenario>& sce
     // One generation with `arm`; returns its record (measured or not).
     std::vector<int> measured(arms.size(), 0);
     auto run_once = [&](const Arm& arm, bool warm) {
-      if (arm.program != current) {
+      const bool same = current ? current->program == arm.program && current->decode_lto == arm.decode_lto
+                                : !arm.program && !arm.decode_lto;
+      if (!same) {
         engine.set_attention_program(arm.program);
-        current = arm.program;
+        if (arm.decode_lto || (current && current->decode_lto))
+          engine.set_decode_attention_program(arm.decode_lto ? *arm.decode_lto : std::string(), arm.label,
+                                              arm.cache_dir);
       }
+      current = &arm;
       pr.arm = arm.name;
       pr.warmup = warm;
       pr.tokens = 0;
@@ -139,7 +144,8 @@ BenchRuns run_benchmark(Engine& engine, const std::vector<PreparedScenario>& sce
       const double gen_time = s.prefill_seconds + s.decode_seconds;
       r.total_tps = gen_time > 0 ? s.generated_tokens / gen_time : 0;
       r.peak_device_bytes = s.peak_device_memory_bytes;
-      r.program_calls = arm.program ? engine.attention_program_calls() - calls0 : 0;
+      r.program_calls = arm.program || arm.decode_lto ? engine.attention_program_calls() - calls0 : 0;
+      r.decode_layout = engine.decode_layout();
       r.decode_path = s.decode_path;
       r.tokens = std::move(gr.tokens);
       ++pr.run;

@@ -33,13 +33,16 @@ std::vector<PreparedScenario> prepare_scenarios(const std::vector<Scenario>& sce
 
 // One side of a comparison: the engine's own attention (program == nullptr) or an attention program.
 struct Arm {
-  std::string name;   // "baseline" | "candidate" | "stock" | "program"
+  std::string name;   // "baseline" | "control" | "candidate" | "stock" | "program"
   std::string label;  // what it is, for reports
-  gqa_attention_fn program = nullptr;
+  gqa_attention_fn program = nullptr;   // host entry (null: the engine's own attention)
+  const std::string* decode_lto = nullptr;  // device entry, LTO IR (null: the persistent step's own attention)
+  std::string cache_dir;                // where the engine keeps linked device entries
 };
 
 struct RunRecord {
   std::string scenario, arm;
+  std::string decode_layout;  // the decode step that ran (CUDA: persistent, fused or unfused; "" on the CPU)
   int index = 0;  // measured run number within the arm
   int64_t prompt_tokens = 0, generated_tokens = 0;
   double prefill_seconds = 0, decode_seconds = 0, wall_seconds = 0;

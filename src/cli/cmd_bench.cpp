@@ -197,21 +197,46 @@ Runner add_bench(CLI::App& app) {
     std::vector<nlohmann::json> arm_info;
     auto prog_info = [&](nlohmann::json j) {
       j["program"] = program_path;
-      j["compile_key"] = program->compile.key;
-      j["compile_cached"] = program->compile.cached;
+      j["compile_key"] = program->program ? program->compile.key : program->device.key;
+      j["compile_cached"] = program->cached();
+      j["host_entry"] = program->program != nullptr;
+      j["device_entry"] = !program->lto.empty();
       return j;
     };
+    auto program_arm = [&](const char* name) {
+      return bench::Arm{name, "attention program " + program_path,
+                        program->program ? program->program->entry() : nullptr,
+                        program->lto.empty() ? nullptr : &program->lto, default_cache_dir()};
+    };
+    // A candidate with a device entry runs in the persistent step through a link of its own: the control arm
+    // runs the stock program (examples/qwen3_gqa/persistent_program.cu) through the same link.
+    std::string control_lto;
+    if (o->mode == "compare" && program && !program->lto.empty()) {
+      CompileOptions co;
+      co.target = Target::Cuda;
+      co.output = Output::DeviceLto;
+      co.cuda_arch = o->cuda_arch;
+      const CompileResult cr = compile_program(std::string(stock_decode_program_text()), "stock persistent_program.cu", co);
+      if (!cr.ok) fail("bench", "the control arm's stock program did not compile (log: {}/compile.log)", cr.dir);
+      control_lto = read_file(cr.so_path, "bench");
+    }
     if (o->mode == "compare") {
       if (opened.cuda) {
         arms.push_back({"baseline", "the CUDA engine's own stock attention", nullptr});
       } else {
         arms.push_back({"baseline", "stock CPU kernel behind the ABI (bf16 KV cache, as programs get)", &cpu::stock_attention});
       }
-      arms.push_back({"candidate", "attention program " + program_path, program->program->entry()});
+      arms.push_back(program_arm("candidate"));
       arm_info.push_back({{"name", arms[0].name}, {"label", arms[0].label}, {"program", nullptr}});
       arm_info.push_back(prog_info({{"name", arms[1].name}, {"label", arms[1].label}}));
+      if (!control_lto.empty()) {
+        arms.push_back({"control", "the stock persistent-step program through the candidate's device link", nullptr,
+                        &control_lto, default_cache_dir()});
+        arm_info.push_back({{"name", "control"}, {"label", arms.back().label},
+                            {"program", "examples/qwen3_gqa/persistent_program.cu (built in)"}});
+      }
     } else if (program) {
-      arms.push_back({"program", "attention program " + program_path, program->program->entry()});
+      arms.push_back(program_arm("program"));
       arm_info.push_back(prog_info({{"name", arms[0].name}, {"label", arms[0].label}}));
     } else {
       arms.push_back({"stock", fmt::format("the {} engine's own attention", opened.cuda ? "CUDA" : "CPU"), nullptr});

@@ -68,8 +68,8 @@ Runner add_generate(CLI::App& app) {
   app.add_flag("--ignore-eos", o->ignore_eos, "keep generating past end tokens (benchmarks)");
   app.add_flag("--json", o->json, "print one JSON object: prompt_ids, token_ids, text and statistics");
   app.add_option("--attention", o->attention,
-                 "attention program (.cpp for --device cpu, .cu for cuda), compiled with the cache and run for every "
-                 "attention call; its call count is reported")
+                 "attention program (.cpp for --device cpu, .cu for cuda), compiled with the cache: its host entry runs "
+                 "every attention call, its device entry (cuda) the persistent decode step's; its call count is reported")
       ->check(CLI::ExistingFile);
   app.add_option("--cuda-arch", o->cuda_arch, "with --attention on cuda: sm_XY to compile for (default: the GPU's)");
   add_cuda_flags(app, o->cuda, /*trace=*/true);
@@ -97,9 +97,10 @@ Runner add_generate(CLI::App& app) {
     OpenedEngine opened = open_engine(dir, o->device, o->cuda);
     std::unique_ptr<Engine> engine = std::move(opened.engine);
     std::optional<ProgramHandle> program;
+    Engine::DecodeProgramLink link;
     if (!o->attention.empty()) {
       program = load_program_for(o->attention, opened.cuda, o->cuda_arch, "generate", "--attention");
-      engine->set_attention_program(program->program->entry());
+      link = install_program(*engine, *program, o->attention);
     }
     GenerateOptions gopts;
     gopts.max_tokens = o->max_tokens;
@@ -141,9 +142,17 @@ Runner add_generate(CLI::App& app) {
                        {"stop_reason", s.stop_reason}};
       j["text"] = tok ? nlohmann::json(tok->decode(r.tokens)) : nlohmann::json(nullptr);
       if (opened.cuda) j["decode_layout"] = decode_layout_name(cuda_decode_layout(*engine));
-      if (program)
-        j["attention_program"] = {{"path", o->attention}, {"calls", engine->attention_program_calls()},
-                                  {"compile_cached", program->compile.cached}, {"key", program->compile.key}};
+      if (program) {
+        j["attention_program"] = {{"path", o->attention},
+                                  {"calls", engine->attention_program_calls()},
+                                  {"host_entry", program->program != nullptr},
+                                  {"device_entry", !program->lto.empty()},
+                                  {"compile_cached", program->cached()},
+                                  {"compile_seconds", program->compile_seconds()},
+                                  {"key", program->program ? program->compile.key : program->device.key}};
+        if (!program->lto.empty())
+          j["attention_program"]["device_link"] = {{"seconds", link.seconds}, {"cached", link.cached}};
+      }
       std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       return 0;
     }
@@ -159,9 +168,12 @@ Runner add_generate(CLI::App& app) {
                 static_cast<long long>(s.generated_tokens), s.decode_tokens_per_second(), s.stop_reason.c_str(),
                 peak / 1073741824.0, gpu_mem.c_str());
     if (program)
-      std::printf("[attention program] %s: %llu calls (compile %s)\n", o->attention.c_str(),
+      std::printf("[attention program] %s: %llu calls (%s%s; compile %s%s)\n", o->attention.c_str(),
                   static_cast<unsigned long long>(engine->attention_program_calls()),
-                  program->compile.cached ? "cached" : "fresh");
+                  program->program ? "host entry" : "", program->lto.empty() ? "" : program->program ? ", device entry" :
+                  "device entry", program->cached() ? "cached" : fmt::format("{:.1f} s", program->compile_seconds()).c_str(),
+                  program->lto.empty() ? "" : link.cached ? ", device link cached" :
+                  fmt::format(", device link {:.1f} s", link.seconds).c_str());
     return 0;
   };
 }

@@ -46,4 +46,10 @@ ProgramHandle load_program_for(const std::string& path, bool cuda, const std::st
   return compile_and_load(path, co);
 }
 
+Engine::DecodeProgramLink install_program(Engine& engine, const ProgramHandle& program, const std::string& path) {
+  if (program.program) engine.set_attention_program(program.program->entry());
+  if (program.lto.empty()) return {};
+  return engine.set_decode_attention_program(program.lto, path, default_cache_dir());
+}
+
 }  // namespace gqa::cli

@@ -35,4 +35,9 @@ OpenedEngine open_engine(const std::string& model_dir, const std::string& device
 ProgramHandle load_program_for(const std::string& path, bool cuda, const std::string& cuda_arch,
                                const std::string& component, const std::string& option);
 
+// Routes the engine's attention through the program's entries from the next reset() on: its host entry for every
+// attention call (or, with a device entry too, for prefill only), its device entry in the persistent decode step
+// (linked now; the link cached beside the compile cache). Returns the link's time and whether it was cached.
+Engine::DecodeProgramLink install_program(Engine& engine, const ProgramHandle& program, const std::string& path);
+
 }  // namespace gqa::cli

@@ -46,6 +46,24 @@ class Engine {
   }
   // Calls of the attention program since it was set.
   virtual uint64_t attention_program_calls() const { return 0; }
+  // The decode step the engine runs now, for reports ("" for engines with one way of decoding).
+  virtual std::string decode_layout() const { return ""; }
+
+  // Runs an attention program's device entry (include/gqa/decode_abi.cuh) as the decode attention of the
+  // engine's persistent decode step from the next reset() on; prefill keeps the host entry set above, or the
+  // engine's own attention. `lto` is the program's device code as LTO IR (compile_program with
+  // Output::DeviceLto); the engine links it into its step now (the linked kernel cached under cache_dir when
+  // not empty) and throws with the linker's log when that fails. Empty `lto`: the built-in attention again.
+  // Its calls count in attention_program_calls() (one per layer and decode step). Engines without the step
+  // throw.
+  struct DecodeProgramLink {
+    double seconds = 0;  // link time (0 when cached)
+    bool cached = false;
+  };
+  virtual DecodeProgramLink set_decode_attention_program(const std::string& lto, const std::string& name,
+                                                         const std::string& cache_dir) {
+    fail("engine", "{} has no persistent decode step to run a program's device entry in", device_name());
+  }
 };
 
 }  // namespace gqa

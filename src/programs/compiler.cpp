@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -50,11 +51,15 @@ std::string cpu_identity() {
   return model + "\n" + flags;
 }
 
-std::vector<std::string> compile_command(Target t, const std::string& src, const std::string& so,
+std::vector<std::string> compile_command(Target t, Output out, const std::string& src, const std::string& so,
                                          const std::string& include_dir, const std::string& arch,
                                          const std::vector<std::string>& extra) {
   std::vector<std::string> cmd;
-  if (t == Target::Cpu) {
+  if (out == Output::DeviceLto) {  // relocatable device code as LTO IR only (no host object, no machine code)
+    const std::string num = arch.substr(3);
+    cmd = {nvcc_compiler(), "-std=c++17", "-O3", "-rdc=true", "-fatbin",
+           "-gencode=arch=compute_" + num + ",code=lto_" + num, "-I" + include_dir, "-o", so, src};
+  } else if (t == Target::Cpu) {
     cmd = {cxx_compiler(), "-std=c++17", "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-Wall",
            "-I" + include_dir, "-o", so, src};
   } else {
@@ -142,15 +147,18 @@ CompileResult compile_program(const std::string& source, const std::string& name
     arch = cpu_identity();
   }
   const std::string version = compiler_version(o.target);
+  if (o.output == Output::DeviceLto && o.target != Target::Cuda)
+    fail("programs", "{}: device code (LTO IR) is compiled for the cuda target only", name);
   const std::string ext = o.target == Target::Cpu ? ".cpp" : ".cu";
+  const std::string artifact = o.output == Output::DeviceLto ? "program.fatbin" : "program.so";
   // Flags as the key sees them: the command with placeholder paths (the paths differ per entry).
-  const auto key_cmd = compile_command(o.target, "SRC", "SO", "INC", o.target == Target::Cuda ? arch : "native",
-                                       o.extra_flags);
+  const auto key_cmd = compile_command(o.target, o.output, "SRC", "SO", "INC",
+                                       o.target == Target::Cuda ? arch : "native", o.extra_flags);
   Sha256 h;
   const std::string flags = join(key_cmd);  // named: views of temporaries would dangle in the loop below
   for (std::string_view part : {std::string_view("gqa-program-cache-v1"), std::string_view(source),
-                                abi_header_text(), std::string_view(flags), std::string_view(version),
-                                std::string_view(arch)}) {
+                                abi_header_text(), decode_abi_header_text(), std::string_view(flags),
+                                std::string_view(version), std::string_view(arch)}) {
     h.update(std::to_string(part.size())).update(":").update(part);
   }
   CompileResult r;
@@ -164,7 +172,7 @@ CompileResult compile_program(const std::string& source, const std::string& name
       r.command = j.at("command").get<std::string>();
       r.log = read_file(r.dir + "/compile.log", "programs");
       r.cached = true;
-      if (r.ok) r.so_path = r.dir + "/program.so";
+      if (r.ok) r.so_path = r.dir + "/" + artifact;
       if (!r.ok || fs::exists(r.so_path)) return r;
     } catch (const std::exception&) {
       // A damaged entry is rebuilt below.
@@ -183,17 +191,18 @@ CompileResult compile_program(const std::string& source, const std::string& name
     fail("programs", "{}: cannot create the compile cache folder: {}", tmp, ec ? ec.message() : "exists");
   write_file_atomic(tmp + "/program" + ext, source, "programs");
   write_file_atomic(tmp + "/include/gqa/abi.h", abi_header_text(), "programs");
-  const auto cmd = compile_command(o.target, tmp + "/program" + ext, tmp + "/program.so", tmp + "/include",
-                                   arch, o.extra_flags);
+  write_file_atomic(tmp + "/include/gqa/decode_abi.cuh", decode_abi_header_text(), "programs");
+  const auto cmd = compile_command(o.target, o.output, tmp + "/program" + ext, tmp + "/" + artifact,
+                                   tmp + "/include", arch, o.extra_flags);
   ProcessOptions po;
   po.argv = cmd;
   po.timeout_seconds = o.timeout_seconds;
   ProcessResult pr = run_process(po);
   r.seconds = pr.seconds;
   r.timed_out = pr.timed_out;
-  r.ok = pr.ok() && fs::exists(tmp + "/program.so");
-  r.command = join(compile_command(o.target, r.dir + "/program" + ext, r.dir + "/program.so", r.dir + "/include",
-                                   arch, o.extra_flags));
+  r.ok = pr.ok() && fs::exists(tmp + "/" + artifact);
+  r.command = join(compile_command(o.target, o.output, r.dir + "/program" + ext, r.dir + "/" + artifact,
+                                   r.dir + "/include", arch, o.extra_flags));
   r.log = pr.out + pr.err;
   if (!pr.ok()) r.log += fmt::format("\n[compiler {}]\n", pr.describe());
   write_file_atomic(tmp + "/compile.log", r.log, "programs");
@@ -209,8 +218,35 @@ CompileResult compile_program(const std::string& source, const std::string& name
   if (ec) {  // another process won the race: its entry is equivalent
     fs::remove_all(tmp, ec);
   }
-  if (r.ok) r.so_path = r.dir + "/program.so";
+  if (r.ok) r.so_path = r.dir + "/" + artifact;
   return r;
+}
+
+ProgramEntries program_entries(const std::string& source) {
+  // Comments blanked (a mention in a comment defines nothing); string literals are rare enough in programs to
+  // be left as they are.
+  std::string text = source;
+  for (size_t i = 0; i + 1 < text.size(); ++i) {
+    if (text[i] == '/' && text[i + 1] == '/') {
+      while (i < text.size() && text[i] != '\n') text[i++] = ' ';
+    } else if (text[i] == '/' && text[i + 1] == '*') {
+      const size_t end = text.find("*/", i + 2);
+      const size_t stop = end == std::string::npos ? text.size() : end + 2;
+      for (; i < stop; ++i)
+        if (text[i] != '\n') text[i] = ' ';
+      --i;
+    }
+  }
+  auto defines = [&](std::string_view name) {
+    for (size_t at = text.find(name); at != std::string::npos; at = text.find(name, at + 1)) {
+      const bool start = at == 0 || !(std::isalnum(static_cast<unsigned char>(text[at - 1])) || text[at - 1] == '_');
+      size_t k = at + name.size();
+      while (k < text.size() && std::isspace(static_cast<unsigned char>(text[k]))) ++k;
+      if (start && k < text.size() && text[k] == '(') return true;
+    }
+    return false;
+  };
+  return ProgramEntries{.host = defines("gqa_attention"), .device = defines("gqa_decode_attend_v2")};
 }
 
 }  // namespace gqa

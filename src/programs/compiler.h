@@ -14,8 +14,13 @@ Target parse_target(std::string_view name);
 // The target a source file is written for, from its extension: .cu → cuda, anything else → cpu.
 Target target_of_path(const std::string& path);
 
+// What a compile makes: the program's shared object (its host entry, gqa/abi.h), or its device code as LTO IR
+// (CUDA only: the device entry of gqa/decode_abi.cuh, linked into the engine's persistent step at run time).
+enum class Output { SharedObject, DeviceLto };
+
 struct CompileOptions {
   Target target = Target::Cpu;
+  Output output = Output::SharedObject;
   std::string cache_dir;           // empty: default_cache_dir()
   std::string cuda_arch;           // e.g. "sm_90a"; empty: from the GPU (nvidia-smi), else an error
   std::vector<std::string> extra_flags;
@@ -28,7 +33,7 @@ struct CompileResult {
   bool cached = false;       // the outcome came from the cache
   std::string key;           // SHA-256 hex of everything that determines the output
   std::string dir;           // cache entry: source, include/, program.so, compile.log, outcome.json
-  std::string so_path;       // when ok
+  std::string so_path;       // when ok: the shared object, or (Output::DeviceLto) the LTO IR fatbin
   std::string command;       // the compiler command line
   std::string log;           // compiler output (warnings, errors), or why it could not run
   double seconds = 0;        // compile time of this call (0 when cached)
@@ -38,8 +43,19 @@ struct CompileResult {
 // $GQA_CACHE_DIR, else $XDG_CACHE_HOME/gqa-evolve, else ~/.cache/gqa-evolve.
 std::string default_cache_dir();
 
-// The ABI header text compiled into this binary (programs are built against exactly this).
+// The ABI headers' text compiled into this binary (programs are built against exactly these): gqa/abi.h and
+// gqa/decode_abi.cuh.
 std::string_view abi_header_text();
+std::string_view decode_abi_header_text();
+// The engine's own persistent-step attention as a program (examples/qwen3_gqa/persistent_program.cu).
+std::string_view stock_decode_program_text();
+
+// Which entries a program's text defines: the host entry gqa_attention (gqa/abi.h) and the device entry
+// gqa_decode_attend_v2 (gqa/decode_abi.cuh), recognised by name in the text (comments excluded).
+struct ProgramEntries {
+  bool host = false, device = false;
+};
+ProgramEntries program_entries(const std::string& source);
 
 // Compiles `source` (the program's text; `name` only labels logs). Never throws for a bad program: a
 // failed compile is a result with ok = false and the log. Throws gqa::Error when the cache folder cannot

@@ -26,16 +26,39 @@ LoadedProgram::~LoadedProgram() {
   if (handle_) dlclose(handle_);
 }
 
+namespace {
+
+void check_compiled(const CompileResult& r, const std::string& source_path) {
+  if (r.ok) return;
+  const std::string& log = r.log;
+  fail("programs", "{}: compile failed (log: {}/compile.log):\n{}", source_path, r.dir,
+       log.size() > 4000 ? "..." + log.substr(log.size() - 4000) : log);
+}
+
+}  // namespace
+
 ProgramHandle compile_and_load(const std::string& source_path, const CompileOptions& options) {
   ProgramHandle h;
   const std::string source = read_file(source_path, "programs");
-  h.compile = compile_program(source, source_path, options);
-  if (!h.compile.ok) {
-    const std::string& log = h.compile.log;
-    fail("programs", "{}: compile failed (log: {}/compile.log):\n{}", source_path, h.compile.dir,
-         log.size() > 4000 ? "..." + log.substr(log.size() - 4000) : log);
+  const ProgramEntries entries = program_entries(source);
+  if (!entries.host && !entries.device)
+    fail("programs", "{}: defines neither gqa_attention (the host entry, gqa/abi.h) nor gqa_decode_attend_v2 (the "
+         "device entry, gqa/decode_abi.cuh)", source_path);
+  if (entries.device && options.target != Target::Cuda)
+    fail("programs", "{}: defines the device entry gqa_decode_attend_v2, which only CUDA programs (.cu) have",
+         source_path);
+  if (entries.host) {
+    h.compile = compile_program(source, source_path, options);
+    check_compiled(h.compile, source_path);
+    h.program = LoadedProgram::open(h.compile.so_path);
   }
-  h.program = LoadedProgram::open(h.compile.so_path);
+  if (entries.device) {
+    CompileOptions d = options;
+    d.output = Output::DeviceLto;
+    h.device = compile_program(source, source_path, d);
+    check_compiled(h.device, source_path);
+    h.lto = read_file(h.device.so_path, "programs");
+  }
   return h;
 }
 

@@ -13,6 +13,9 @@
 //    CUDA graphs; its attention split length at the first and last context;
 // 5. the fused per-layer kernel alone (28 launches on distinct weights), against its bytes.
 // --quick: only 3 for the persistent and fused layouts. --cuda-option: a CudaEngineOptions knob for every engine.
+// --decode-program PROG.cu [--rounds N]: instead of all the above, the persistent step with PROG's device entry
+// linked in (include/gqa/decode_abi.cuh) against the built-in step, alternated N times (default 3) at each
+// context in the same process; prints the compile and link times and the median ratio per context.
 #include <cuda_runtime.h>
 
 #include <nlohmann/json.hpp>
@@ -30,6 +33,7 @@
 #include "engine/cuda/cuda_engine.h"
 #include "engine/cuda/ops.h"
 #include "engine/generate.h"
+#include "programs/compiler.h"
 
 namespace gqa {
 namespace {
@@ -42,6 +46,8 @@ struct Args {
   bool quick = false;       // --quick: layouts x contexts only
   std::vector<std::string> layouts{"persistent", "fused", "unfused"};  // --layouts: which decode layouts
   CudaEngineOptions options;  // --cuda-option KEY=VALUE: the knobs every engine of the run gets
+  std::string decode_program;  // --decode-program PROG.cu: the parity run of the program's device entry
+  int rounds = 3;
 };
 
 Args parse(int argc, char** argv) {
@@ -68,13 +74,17 @@ Args parse(int argc, char** argv) {
       for (std::string item; std::getline(ss, item, ',');) a.layouts.push_back(decode_layout_name(parse_decode_layout(item)));
     } else if (k == "--cuda-option") {
       set_cuda_option(a.options, val());
+    } else if (k == "--decode-program") {
+      a.decode_program = val();
+    } else if (k == "--rounds") {
+      a.rounds = std::stoi(val());
     } else if (k == "--contexts") {
       a.contexts.clear();
       std::stringstream ss(val());
       for (std::string item; std::getline(ss, item, ',');) a.contexts.push_back(std::stoll(item));
     } else {
       fail("bench", "unknown argument '{}' (known: --model --contexts --layouts --tokens --json --only-layer --quick "
-           "--cuda-option)", k);
+           "--cuda-option --decode-program --rounds)", k);
     }
   }
   if (a.model.empty()) fail("bench", "--model DIR is required");
@@ -320,6 +330,56 @@ nlohmann::json bench_context(const std::string& model, const CudaEngineOptions& 
           {"memory_budget_bytes", budget}};
 }
 
+// The persistent step with a program's device entry against the built-in step: both engines open, alternated
+// `rounds` times per context (built-in first in odd rounds, the program first in even ones).
+nlohmann::json decode_program_parity(const Args& a, double bw) {
+  CompileOptions co;
+  co.target = Target::Cuda;
+  co.output = Output::DeviceLto;
+  co.cuda_arch = "sm_90a";
+  co.use_cache = false;  // the uncached compile time is part of what this reports
+  const auto t0 = std::chrono::steady_clock::now();
+  const CompileResult cr = compile_program(read_file(a.decode_program, "bench"), a.decode_program, co);
+  if (!cr.ok) fail("bench", "{}: the device entry did not compile:\n{}", a.decode_program, cr.log);
+  const std::string lto = read_file(cr.so_path, "bench");
+  CudaEngineOptions eo = a.options;
+  eo.decode = CudaEngineOptions::Decode::Persistent;
+  auto builtin = open_cuda_engine(a.model, eo);
+  auto linked = open_cuda_engine(a.model, eo);
+  const std::string link_cache = cr.dir + "/link-test";  // fresh: the link is timed uncached first
+  const auto link = linked->set_decode_attention_program(lto, a.decode_program, link_cache);
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto relink = linked->set_decode_attention_program(lto, a.decode_program, link_cache);
+  std::printf("\n%s: compile %.2f s, link %.2f s (cached relink %.3f s, cached %d); compile + link + load %.2f s\n",
+              a.decode_program.c_str(), cr.seconds, link.seconds, relink.seconds, relink.cached, total);
+  nlohmann::json out{{"program", a.decode_program}, {"compile_seconds", cr.seconds}, {"link_seconds", link.seconds},
+                     {"compile_link_load_seconds", total}, {"relink_cached", relink.cached}};
+  nlohmann::json rows = nlohmann::json::array();
+  for (int64_t ctx : a.contexts) {
+    std::vector<double> ratios;
+    for (int r = 0; r < a.rounds; ++r) {
+      const bool builtin_first = r % 2 == 0;
+      nlohmann::json x, y;
+      for (int k = 0; k < 2; ++k) {
+        const bool is_builtin = (k == 0) == builtin_first;
+        nlohmann::json res = bench_context(a.model, eo, is_builtin ? "built-in" : "program", ctx, a.tokens, bw,
+                                           is_builtin ? builtin.get() : linked.get());
+        (is_builtin ? x : y) = res;
+      }
+      const double ratio = y["decode_tokens_per_second"].get<double>() / x["decode_tokens_per_second"].get<double>();
+      ratios.push_back(ratio);
+      rows.push_back({{"context", ctx}, {"round", r}, {"builtin", x}, {"program", y}, {"ratio", ratio}});
+    }
+    std::sort(ratios.begin(), ratios.end());
+    const double median = ratios[ratios.size() / 2];
+    std::printf("== ctx %lld: program / built-in decode tok/s, median of %d: %.4f (min %.4f, max %.4f)\n",
+                static_cast<long long>(ctx), a.rounds, median, ratios.front(), ratios.back());
+    out["median_ratio"][std::to_string(ctx)] = median;
+  }
+  out["rounds"] = rows;
+  return out;
+}
+
 int run(int argc, char** argv) {
   Args a = parse(argc, argv);
   if (cuda_device_count() == 0) fail("bench", "no CUDA device");
@@ -339,6 +399,12 @@ int run(int argc, char** argv) {
     j["gemv"] = gemv_vs_cublas(bw);
     j["ops"] = op_breakdown();
     j["layer_kernel"] = layer_kernel(bw);
+  }
+
+  if (!a.decode_program.empty()) {
+    j["decode_program"] = decode_program_parity(a, bw);
+    if (!a.json_out.empty()) std::ofstream(a.json_out) << j.dump(2) << "\n";
+    return 0;
   }
 
   std::printf("\n");

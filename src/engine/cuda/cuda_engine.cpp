@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "engine/cuda/arena.h"
 #include "engine/cuda/cuda_check.h"
+#include "engine/cuda/decode_program.h"
 #include "engine/cuda/decode_steps.h"
 #include "engine/cuda/device_weights.h"
 #include "engine/cuda/ops.h"
@@ -49,12 +50,18 @@ class CudaEngine final : public Engine {
   size_t peak_device_memory_bytes() const override { return cuda::device_bytes_peak(); }
   // Attention-program hook (engine.h): from the next reset() on, every attention call goes through `fn`.
   void set_attention_program(gqa_attention_fn fn) override { program_next_ = fn; }
-  uint64_t attention_program_calls() const override { return program_ ? program_->calls : 0; }
+  uint64_t attention_program_calls() const override {
+    return (program_ ? program_->calls : 0) + decode_program_calls_;
+  }
+  DecodeProgramLink set_decode_attention_program(const std::string& lto, const std::string& name,
+                                                 const std::string& cache_dir) override;
+  std::string decode_layout() const override { return decode_layout_name(step_layout()); }
 
-  // The layout decode steps use now: the persistent one inlines the stock attention, so with an attention
-  // program (or a shape or tile size it cannot hold) the step is the fused one.
+  // The layout decode steps use now: the persistent one runs its own attention or a program's device entry, so
+  // with only a host-entry attention program (or a shape or tile size it cannot hold) the step is the fused one.
   Decode step_layout() const {
-    if (opts_.decode == Decode::Persistent) return persistent_ok_ && !program_ ? Decode::Persistent : Decode::Fused;
+    if (opts_.decode == Decode::Persistent)
+      return persistent_ok_ && (!program_ || decode_program_) ? Decode::Persistent : Decode::Fused;
     return opts_.decode;
   }
 
@@ -66,7 +73,9 @@ class CudaEngine final : public Engine {
   void enqueue_decode_step();
   void run_decode_step();  // graph replay, or the kernels one by one
   void ensure_logit_rows(int64_t rows);
-  cuda::StepContext step_context() { return cuda::StepContext{model_, buf_, opts_, program_ ? &*program_ : nullptr}; }
+  cuda::StepContext step_context() {
+    return cuda::StepContext{model_, buf_, opts_, program_ ? &*program_ : nullptr, decode_program_.get()};
+  }
 
   CudaEngineOptions opts_;
   int device_;  // selected before any member below touches CUDA
@@ -90,6 +99,10 @@ class CudaEngine final : public Engine {
   int64_t logit_rows_ = 0;
   gqa_attention_fn program_next_ = nullptr, program_fn_ = nullptr;
   std::optional<cuda::ProgramAttention> program_;
+  // A program's device entry linked into the persistent step (set_decode_attention_program): takes effect at once
+  // for graphs captured from then on (reset() drops the old ones).
+  std::unique_ptr<cuda::LoadedDecodeProgram> decode_program_;
+  uint64_t decode_program_calls_ = 0;
   std::vector<float> host_logits_;
   cuda::PinnedBuffer ring_;  // kInFlight + 1 token slots read back by decode_on_device
   std::vector<cuda::Event> ring_events_;
@@ -196,7 +209,44 @@ void CudaEngine::reset(int64_t capacity) {
   }
   if (capacity != buf_.capacity) allocate_buffers(capacity);
   if (program_fn_ && !program_) program_.emplace(program_fn_, cfg_, buf_, stream_.get());
+  if (decode_program_ && step_layout() != Decode::Persistent)
+    fail("cuda", "the attention program's device entry runs in the persistent decode step, which is unavailable "
+         "here (--decode-layout {}{}); see the note above", decode_layout_name(opts_.decode),
+         persistent_ok_ ? "" : ", or the step cannot hold this model or cache");
   cuda::reset_device_bytes_peak();
+}
+
+Engine::DecodeProgramLink CudaEngine::set_decode_attention_program(const std::string& lto, const std::string& name,
+                                                                   const std::string& cache_dir) {
+  GQA_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+  step_graph_ = cuda::Graph();
+  decode_program_.reset();
+  decode_program_calls_ = 0;
+  if (lto.empty()) return {};
+  if (!shape_persistent_ok_)
+    fail("cuda", "{}: a program's device entry runs in the persistent decode step, which does not support this "
+         "model (see the note above)", name);
+  const int D = static_cast<int>(cfg_.head_dim), G = static_cast<int>(cfg_.num_attention_heads / cfg_.num_key_value_heads);
+  const bool wide = cuda::persistent_decode_wide(static_cast<int>(cfg_.hidden_size),
+                                                 static_cast<int>(cfg_.intermediate_size),
+                                                 static_cast<int>(cfg_.num_attention_heads), D);
+  const std::string kernel = cuda::persistent_linkable_kernel_name(D, G, wide);
+  cudaDeviceProp prop{};
+  GQA_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
+  if (prop.major != 9 || prop.minor != 0)
+    fail("cuda", "{}: programs' device entries link into the persistent step for Hopper (sm_90a) only; this GPU is "
+         "sm_{}{}", name, prop.major, prop.minor);
+  const cuda::DecodeLink link = cuda::link_decode_program(lto, kernel, "sm_90a", cache_dir);
+  auto loaded = std::make_unique<cuda::LoadedDecodeProgram>(link, kernel, name);
+  if (loaded->plan().has)
+    if (const std::string why = cuda::check_decode_plan(loaded->plan().plan, D); !why.empty())
+      fail("cuda", "{}: {}", name, why);
+  decode_program_ = std::move(loaded);
+  if (buf_.capacity > 0) {  // the launch checked now, as reset() would
+    persistent_ok_ = shape_persistent_ok_;
+    cuda::persistent_decode_configure(ex_, cuda::persistent_step_args(step_context()), &decode_program_->kernel());
+  }
+  return {link.seconds, link.cached};
 }
 
 // Every buffer of a cache size, then the persistent step's launch checked outside graph capture: a launch
@@ -262,7 +312,8 @@ void CudaEngine::allocate_buffers(int64_t capacity) {
   persistent_ok_ = shape_persistent_ok_;
   if (persistent_ok_) {
     try {
-      cuda::persistent_decode_configure(ex_, cuda::persistent_step_args(step_context()));
+      cuda::persistent_decode_configure(ex_, cuda::persistent_step_args(step_context()),
+                                        decode_program_ ? &decode_program_->kernel() : nullptr);
     } catch (const Error& e) {
       persistent_ok_ = false;
       if (opts_.decode == Decode::Persistent)
@@ -340,7 +391,12 @@ void CudaEngine::enqueue_decode_step() {
 }
 
 void CudaEngine::run_decode_step() {
-  if (program_) program_->calls += static_cast<uint64_t>(cfg_.num_hidden_layers);
+  const uint64_t L = static_cast<uint64_t>(cfg_.num_hidden_layers);
+  if (step_layout() == Decode::Persistent) {
+    if (decode_program_) decode_program_calls_ += L;
+  } else if (program_) {
+    program_->calls += L;
+  }
   if (!opts_.cuda_graph) {
     enqueue_decode_step();
     return;

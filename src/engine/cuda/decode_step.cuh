@@ -121,6 +121,7 @@ struct Plan {  // launch constants, computed on the host
   int stages, stage_bytes, keys_per_tile, max_splits, res_floats;
   unsigned poll_ns;
   int merge_chunk;  // splits' partials the merging split polls at once (persistent step; < 2: one at a time)
+  int xs_bytes;     // bytes at Ctx::xs: a GEMV input, or attention's scratch (the device entry's partial states)
 };
 
 
@@ -520,54 +521,6 @@ __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r,
   }
 }
 
-// Online softmax state of one group of D/8 lanes (8 dims each) for the G query heads of a KV head.
-template <int G>
-struct AttState {
-  float m[G], l[G], o[G][8];
-};
-
-// B keys at once (valid[b] false: key b absent): B independent scores first, then one softmax update, so
-// that the shuffles and exponentials of different keys overlap instead of forming one long chain.
-template <int D, int G, int B>
-__device__ __forceinline__ void attend_keys(AttState<G>& st, const float (&q)[G][8], const uint4 (&kk)[B],
-                                            const uint4 (&vv)[B], const bool (&valid)[B]) {
-  constexpr int kLanesPerKey = D / 8;
-  float sc[B][G];
-#pragma unroll
-  for (int b = 0; b < B; ++b)
-#pragma unroll
-    for (int g = 0; g < G; ++g) sc[b][g] = dot8_regs(kk[b], q[g]);
-#pragma unroll
-  for (int o = kLanesPerKey / 2; o > 0; o >>= 1)
-#pragma unroll
-    for (int b = 0; b < B; ++b)
-#pragma unroll
-      for (int g = 0; g < G; ++g) sc[b][g] += __shfl_xor_sync(0xffffffffu, sc[b][g], o);
-#pragma unroll
-  for (int g = 0; g < G; ++g) {
-    float mn = st.m[g];
-#pragma unroll
-    for (int b = 0; b < B; ++b)
-      if (valid[b]) mn = fmaxf(mn, sc[b][g]);
-    if (mn == -INFINITY) continue;  // no key yet and none here
-    const float cs = exp2f(st.m[g] - mn);
-    st.l[g] *= cs;
-#pragma unroll
-    for (int e = 0; e < 8; ++e) st.o[g][e] *= cs;
-#pragma unroll
-    for (int b = 0; b < B; ++b) {
-      if (!valid[b]) continue;
-      const float p = exp2f(sc[b][g] - mn);
-      st.l[g] += p;
-      float v[8];
-      unpack8(vv[b], v);
-#pragma unroll
-      for (int e = 0; e < 8; ++e) st.o[g][e] = fmaf(p, v[e], st.o[g][e]);
-    }
-    st.m[g] = mn;
-  }
-}
-
 // (m, l) weights of merging a state with max ma into a total with max M; empty states (m = -inf) weigh 0.
 __device__ __forceinline__ float merge_weight(float ma, float M) { return ma == -INFINITY ? 0.f : exp2f(ma - M); }
 
@@ -604,101 +557,16 @@ __device__ __forceinline__ void attention_inputs(Ctx& c, int l, int kvh, bool ne
   consumer_sync();
 }
 
-// Attention of the query heads in c.res over key tiles first, first + step, ... < end of the cache (the ring's
-// next KV tiles) and, with new_key, the new key after the queries (attention_inputs): every warp's (o, m, l)
-// per query head, its key slots merged, at c.xs[(warp * G + g) * (D + 2)]: o[D], m, l.
+// A block's attention result for (query head g, dim d) from the attention's partial states at scr (P states of
+// [G][D + 2]: o[D], m, l; gqa/decode_abi.cuh), merged in order (M: the max, L: the sum of weights, O: the
+// unnormalised output).
 template <int D, int G>
-__device__ __forceinline__ void attend_split(Ctx& c, int first, int end, int step, bool new_key) {
-  constexpr int kLanesPerKey = D / 8, kKeysPerWarp = 32 / kLanesPerKey;
-  const int sub = c.lane % kLanesPerKey, slot = c.lane / kLanesPerKey;
-  const float scale = rsqrtf(static_cast<float>(D)) * 1.4426950408889634f;  // scores in the log2 domain
-  float q[G][8];
-  AttState<G> st;
-#pragma unroll
-  for (int g = 0; g < G; ++g) {
-    st.m[g] = -INFINITY, st.l[g] = 0.f;
-    const float4 q0 = *reinterpret_cast<const float4*>(c.res + g * D + sub * 8);
-    const float4 q1 = *reinterpret_cast<const float4*>(c.res + g * D + sub * 8 + 4);
-    q[g][0] = q0.x * scale, q[g][1] = q0.y * scale, q[g][2] = q0.z * scale, q[g][3] = q0.w * scale;
-    q[g][4] = q1.x * scale, q[g][5] = q1.y * scale, q[g][6] = q1.z * scale, q[g][7] = q1.w * scale;
-#pragma unroll
-    for (int e = 0; e < 8; ++e) st.o[g][e] = 0.f;
-  }
-  mark(c, kMarkFilled);
-  for (int j = first; j < end; j += step) {
-    const int n = min(c.p.keys_per_tile, c.pos - j * c.p.keys_per_tile);
-    const bf16* K = reinterpret_cast<const bf16*>(acquire_stage(c));
-    const bf16* V = K + static_cast<size_t>(n) * D;
-    constexpr int kBatch = G <= 2 ? 4 : 2;  // keys per lane group per iteration (more spill at G > 2)
-    for (int base = c.warp * kKeysPerWarp * kBatch; base < n; base += kConsumerWarps * kKeysPerWarp * kBatch) {
-      uint4 kk[kBatch], vv[kBatch];
-      bool valid[kBatch];
-#pragma unroll
-      for (int b = 0; b < kBatch; ++b) {
-        const int key = base + b * kKeysPerWarp + slot;
-        valid[b] = key < n;
-        kk[b] = vv[b] = uint4{};
-        if (valid[b]) {
-          kk[b] = *reinterpret_cast<const uint4*>(K + static_cast<size_t>(key) * D + sub * 8);
-          vv[b] = *reinterpret_cast<const uint4*>(V + static_cast<size_t>(key) * D + sub * 8);
-        }
-      }
-      attend_keys<D, G, kBatch>(st, q, kk, vv, valid);
-    }
-    release_stage(c);
-  }
-  if (new_key && c.warp == 0) {  // the new key, from attention_inputs
-    const bf16* kv_new = reinterpret_cast<const bf16*>(c.res + G * D);
-    uint4 kk{}, vv{};
-    if (slot == 0) {
-      kk = *reinterpret_cast<const uint4*>(kv_new + sub * 8);
-      vv = *reinterpret_cast<const uint4*>(kv_new + D + sub * 8);
-    }
-    const uint4 k1[1] = {kk}, v1[1] = {vv};
-    const bool ok[1] = {slot == 0};
-    attend_keys<D, G, 1>(st, q, k1, v1, ok);
-  }
-  mark(c, kMarkComputed);
-  // Merge the key slots of each warp, then the warps (through shared memory).
-#pragma unroll
-  for (int g = 0; g < G; ++g) {
-#pragma unroll
-    for (int off = kLanesPerKey; off < 32; off <<= 1) {
-      const float mo = __shfl_xor_sync(0xffffffffu, st.m[g], off), lo = __shfl_xor_sync(0xffffffffu, st.l[g], off);
-      const float M = fmaxf(st.m[g], mo);
-      const float wa = merge_weight(st.m[g], M), wb = merge_weight(mo, M);
-      st.l[g] = st.l[g] * wa + lo * wb;
-#pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        const float oo = __shfl_xor_sync(0xffffffffu, st.o[g][e], off);
-        st.o[g][e] = st.o[g][e] * wa + oo * wb;
-      }
-      st.m[g] = M;
-    }
-  }
-  const int W = D + 2;  // scratch per (warp, head): o[D], m, l
-  float* scr = c.xs;
-  if (slot == 0) {
-#pragma unroll
-    for (int g = 0; g < G; ++g) {
-      float* dst = scr + (static_cast<size_t>(c.warp) * G + g) * W;
-#pragma unroll
-      for (int e = 0; e < 8; ++e) dst[sub * 8 + e] = st.o[g][e];
-      if (sub == 0) dst[D] = st.m[g], dst[D + 1] = st.l[g];
-    }
-  }
-  consumer_sync();
-}
-
-// A block's attention result for (query head g, dim d) from attend_split's per-warp scratch: the warps' states
-// merged in warp order (M: the max, L: the sum of weights, O: the unnormalised output).
-template <int D, int G>
-__device__ __forceinline__ void warps_merged(const float* scr, int g, int d, float& M, float& L, float& O) {
+__device__ __forceinline__ void warps_merged(const float* scr, int parts, int g, int d, float& M, float& L, float& O) {
   constexpr int W = D + 2;
   M = -INFINITY;
-  for (int w = 0; w < kConsumerWarps; ++w) M = fmaxf(M, scr[(w * G + g) * W + D]);
+  for (int w = 0; w < parts; ++w) M = fmaxf(M, scr[(w * G + g) * W + D]);
   L = 0.f, O = 0.f;
-  for (int w = 0; w < kConsumerWarps; ++w) {
+  for (int w = 0; w < parts; ++w) {
     const float* src = scr + (w * G + g) * W;
     const float wt = merge_weight(src[D], M);
     L += src[D + 1] * wt;

@@ -7,6 +7,7 @@
 #pragma once
 #include "engine/cuda/cuda_engine.h"
 #include "engine/cuda/engine_state.h"
+#include "engine/cuda/decode_program.h"
 #include "engine/cuda/program_attention.h"
 
 namespace gqa::cuda {
@@ -16,6 +17,7 @@ struct StepContext {
   const Buffers& b;
   const CudaEngineOptions& opts;
   ProgramAttention* program;  // null: the stock attention (fused and unfused steps only)
+  LoadedDecodeProgram* decode_program = nullptr;  // the persistent step's attention (null: the built-in one)
 };
 
 void enqueue_unfused_step(const Exec& ex, const StepContext& c);

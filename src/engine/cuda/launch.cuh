@@ -150,20 +150,32 @@ __device__ __forceinline__ uint4 load_stream16(const void* p) {
   return v;
 }
 
-// Host: launches `kernel` on ex.stream, with the programmatic-serialization attribute when ex.pdl.
-template <class... KArgs, class... Args>
-void launch(const Exec& ex, dim3 grid, dim3 block, size_t smem, void (*kernel)(KArgs...), Args&&... args) {
+// Host: launches `kernel` on ex.stream, with the programmatic-serialization attribute when ex.pdl. launch_config:
+// the configuration (attr: storage for the attribute, alive until the launch).
+inline cudaLaunchConfig_t launch_config(const Exec& ex, dim3 grid, dim3 block, size_t smem, cudaLaunchAttribute* attr) {
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = smem;
   cfg.stream = ex.stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  attr->id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr->val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
   cfg.numAttrs = ex.pdl ? 1 : 0;
+  return cfg;
+}
+template <class... KArgs, class... Args>
+void launch(const Exec& ex, dim3 grid, dim3 block, size_t smem, void (*kernel)(KArgs...), Args&&... args) {
+  cudaLaunchAttribute attr;
+  const cudaLaunchConfig_t cfg = launch_config(ex, grid, block, smem, &attr);
   GQA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+}
+// The same for a kernel known by handle (a function symbol's address, or a cudaKernel_t of a library loaded at
+// run time), its arguments as an array of pointers.
+inline void launch_handle(const Exec& ex, dim3 grid, dim3 block, size_t smem, const void* kernel, void** args) {
+  cudaLaunchAttribute attr;
+  const cudaLaunchConfig_t cfg = launch_config(ex, grid, block, smem, &attr);
+  GQA_CUDA_CHECK(cudaLaunchKernelExC(&cfg, kernel, args));
 }
 
 }  // namespace gqa::cuda

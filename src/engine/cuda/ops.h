@@ -152,9 +152,23 @@ std::string persistent_decode_unsupported(int hidden, int inter, int n_heads, in
 size_t persistent_decode_sync_words();
 size_t persistent_decode_ll_words(int hidden, int inter, int n_heads, int n_kv, int head_dim, int sms);
 constexpr int kPersistentPhases = 5;
-void persistent_decode(const Exec& ex, const PersistentDecodeArgs& a);
+// A persistent step kernel and the shared memory its attributes were last set for. The built-in kernels are
+// the engine's own; a PersistentKernel made by decode_program.cpp is the step with an attention program linked
+// in (its name says the instantiation, persistent_linkable_kernel_name).
+struct PersistentKernel {
+  const void* fn = nullptr;  // the kernel's handle (cudaKernel_t of a loaded library, or a symbol's address)
+  std::string name;
+  size_t smem = 0;
+  int occupancy = 0;
+};
+// linked: null for the built-in kernel.
+void persistent_decode(const Exec& ex, const PersistentDecodeArgs& a, PersistentKernel* linked = nullptr);
 // Everything persistent_decode does but the launch (checks, kernel attributes): call it outside graph capture.
-void persistent_decode_configure(const Exec& ex, const PersistentDecodeArgs& a);
+void persistent_decode_configure(const Exec& ex, const PersistentDecodeArgs& a, PersistentKernel* linked = nullptr);
+// Whether the model's longest input vector needs the wide build, and the linkable kernel of an instantiation
+// (decode_persistent_linkable.cu), "gqa_persistent_step_d128_g2_n3".
+bool persistent_decode_wide(int hidden, int inter, int n_heads, int head_dim);
+std::string persistent_linkable_kernel_name(int head_dim, int group, bool wide);
 
 // ---- attention_decode.cu: one query token per sequence against its cached keys. Split-KV: grid
 // (n_kv, n_splits, num_seqs), each block reads its range of K/V once for all query heads of its KV head and

@@ -5,7 +5,7 @@ namespace gqa::cuda {
 
 PersistentDecodeArgs persistent_step_args(const StepContext& c) {
   const ModelConfig& cfg = *c.m.cfg;
-  return PersistentDecodeArgs{
+  PersistentDecodeArgs a{
       .layers = static_cast<int>(cfg.num_hidden_layers),
       .hidden = static_cast<int>(cfg.hidden_size),
       .inter = static_cast<int>(cfg.intermediate_size),
@@ -34,8 +34,15 @@ PersistentDecodeArgs persistent_step_args(const StepContext& c) {
       .kv_tile_kib = c.opts.persistent_kv_tile_kib,
       .merge_chunk = c.opts.persistent_merge_chunk,
   };
+  if (c.decode_program && c.decode_program->plan().has) {  // the program's plan replaces the options
+    const gqa_decode_plan_v2& p = c.decode_program->plan().plan;
+    a.split_keys = p.split_keys, a.kv_tile_kib = p.kv_tile_kib, a.merge_chunk = p.merge_chunk;
+  }
+  return a;
 }
 
-void enqueue_persistent_step(const Exec& ex, const StepContext& c) { persistent_decode(ex, persistent_step_args(c)); }
+void enqueue_persistent_step(const Exec& ex, const StepContext& c) {
+  persistent_decode(ex, persistent_step_args(c), c.decode_program ? &c.decode_program->kernel() : nullptr);
+}
 
 }  // namespace gqa::cuda
