@@ -40,4 +40,4 @@ for p in "$START" "$OUT/best/best_program.$EXT"; do
   echo "  $p: combined_score $score"
 done
 echo
-echo "run folder: $OUT (report: $OUT/report.md, best program: $OUT/best/best_program.$EXT, log: $OUT/evolve.log)"
+echo "run folder: $OUT (report: $OUT/report.html and report.md, best program: $OUT/best/best_program.$EXT, log: $OUT/evolve.log)"

@@ -1,6 +1,7 @@
 // `gqa-evolve evolve INITIAL_PROGRAM --config config.yaml --output DIR`: runs (or resumes) an evolution and
 // says where the best program and the report are.
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
 
@@ -18,6 +19,7 @@ Runner add_evolve(CLI::App& app) {
     std::string workers;
     int iterations = -1;
     bool resume = false, quiet = false;
+    std::string assets = default_assets_dir();
   };
   auto o = std::make_shared<Opts>();
   // No existence checks here: under MPI only rank 0 reads these (the other ranks may be on hosts without them).
@@ -30,6 +32,10 @@ Runner add_evolve(CLI::App& app) {
                  "parallel evaluations (overrides the config's workers; 0: one per GPU on cuda, 1 on cpu), or 'mpi': "
                  "under mpirun -n K, rank 0 runs the search and ranks 1..K-1 evaluate (docs/evolve.md)");
   app.add_flag("--resume", o->resume, "continue the run in --output from its last committed iteration");
+  app.add_option("--assets", o->assets,
+                 "folder with the chart library of report.html, from scripts/setup.sh (default: $GQA_ASSETS_DIR or "
+                 "./assets); missing: only report.md is written")
+      ->capture_default_str();
   app.add_flag("--quiet", o->quiet, "no per-iteration progress on the terminal (it still goes to DIR/evolve.log)");
   return [o]() {
     const bool mpi = o->workers == "mpi";
@@ -51,6 +57,7 @@ Runner add_evolve(CLI::App& app) {
     if (workers >= 0) ro.workers = workers;
     ro.resume = o->resume;
     ro.print_progress = !o->quiet;
+    ro.assets_dir = o->assets;
     std::optional<evolve::RunSummary> summary;
     if (mpi) summary = evolve::run_evolution_mpi(o->config, ro);  // nullopt on the evaluator ranks
     else summary = evolve::run_evolution(evolve::load_config(o->config), ro);
@@ -58,7 +65,9 @@ Runner add_evolve(CLI::App& app) {
     const evolve::RunSummary& s = *summary;
     std::printf("\nbest program:   %s (#%lld, combined_score %.4f; initial %.4f)\n", s.best_program_path.c_str(),
                 static_cast<long long>(s.best_id), s.best_score, s.initial_score);
-    std::printf("report:         %s\n", s.report_path.c_str());
+    const std::string html = std::filesystem::path(s.report_path).replace_filename("report.html").string();
+    if (std::filesystem::exists(html)) std::printf("report:         %s (and report.md)\n", html.c_str());
+    else std::printf("report:         %s\n", s.report_path.c_str());
     std::printf("iterations:     %lld (%lld programs), this session %.1f min, stopped by %s\n",
                 static_cast<long long>(s.iterations), static_cast<long long>(s.programs), s.seconds / 60,
                 std::string(evolve::to_string(s.stop_reason)).c_str());

@@ -17,6 +17,11 @@ Runner add_eval_worker(CLI::App& app);
 Runner add_bench(CLI::App& app);
 Runner add_microbench(CLI::App& app);
 Runner add_evolve(CLI::App& app);
+Runner add_report(CLI::App& app);
+
+// Where the chart library of report.html is (scripts/setup.sh puts it there): $GQA_ASSETS_DIR, else
+// ./assets.
+std::string default_assets_dir();
 
 // The model used when --model is not given: $GQA_MODEL_DIR, else models/qwen3-0.6b-random under the
 // current folder, written there by make-model on first use (tokenizer from $GQA_TOKENIZER_DIR or

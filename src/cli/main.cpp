@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   add("generate", "generate text with a Qwen3 model and report its speed", gqa::cli::add_generate);
   add("evaluate", "check, time and score an attention program against the stock kernel", gqa::cli::add_evaluate);
   add("evolve", "evolve an attention program: program database, islands, LLM or offline mutations", gqa::cli::add_evolve);
+  add("report", "rewrite a run's report.html and report.md from its database (also while it runs)", gqa::cli::add_report);
   add("bench", "benchmark generation over scenarios (quick, full, compare, extended) with statistics and charts", gqa::cli::add_bench);
   add("microbench", "time an attention program alone at decode and prefill shapes beside the stock kernel", gqa::cli::add_microbench);
   add("eval-worker", "", gqa::cli::add_eval_worker);  // hidden: the evaluator's sandboxed child

@@ -5,9 +5,11 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cmath>
+#include <filesystem>
 #include <set>
 
 #include "common/error.h"
+#include "evolve/prompt_template.h"
 
 namespace gqa::evolve {
 
@@ -153,6 +155,9 @@ void read_request(Section& s, LlmModel& into) {
   s.get("max_tokens_field", into.max_tokens_field);
   if (into.max_tokens_field != "max_tokens" && into.max_tokens_field != "max_completion_tokens")
     s.bad("max_tokens_field", fmt::format("must be max_tokens or max_completion_tokens, got '{}'", into.max_tokens_field));
+  double price = 0;
+  if (s.take("input_price_per_mtok")) s.get("input_price_per_mtok", price, 0, kHuge), into.input_price_per_mtok = price;
+  if (s.take("output_price_per_mtok")) s.get("output_price_per_mtok", price, 0, kHuge), into.output_price_per_mtok = price;
   s.get("reasoning_effort", into.reasoning_effort);
   static const std::set<std::string> efforts = {"", "none", "minimal", "low", "medium", "high", "xhigh"};
   if (!efforts.count(into.reasoning_effort))
@@ -201,7 +206,24 @@ void read_llm(Section s, LlmConfig& c, const std::string& file) {
   s.done();
 }
 
+// A template file named by `key`: read (relative to the config's folder) and its placeholders checked.
+void read_template(Section& s, const std::string& key, const std::string& config_file, std::string& path, std::string& text) {
+  s.get(key, path);
+  if (path.empty()) return;
+  std::filesystem::path p(path);
+  if (p.is_relative()) p = std::filesystem::path(config_file).parent_path() / p;
+  if (!std::filesystem::is_regular_file(p)) s.bad(key, fmt::format("names '{}', which is not a file", p.string()));
+  text = read_file(p.string(), "config");
+  if (const auto problem = template_problem(text)) s.bad(key, fmt::format("({}): {}", p.string(), *problem));
+}
+
 }  // namespace
+
+std::optional<double> LlmModel::cost(int64_t prompt_tokens, int64_t completion_tokens) const {
+  if (!priced()) return std::nullopt;
+  return (static_cast<double>(prompt_tokens) * input_price_per_mtok.value_or(0) +
+          static_cast<double>(completion_tokens) * output_price_per_mtok.value_or(0)) / 1e6;
+}
 
 EvolveConfig parse_config(const std::string& yaml_text, const std::string& name) {
   YAML::Node root;
@@ -237,6 +259,10 @@ EvolveConfig parse_config(const std::string& yaml_text, const std::string& name)
   p.get("include_artifacts", c.prompt.include_artifacts);
   p.get("max_artifact_bytes", c.prompt.max_artifact_bytes, 0, kBig);
   p.get("history", c.prompt.history, 0, 1000);
+  read_template(p, "system_template", name, c.prompt.system_template, c.prompt.system_template_text);
+  read_template(p, "user_template", name, c.prompt.user_template, c.prompt.user_template_text);
+  if (!c.prompt.system_template.empty() && !c.llm.system_message.empty())
+    p.bad("system_template", "and llm.system_message are both set: keep one");
   p.done();
 
   Section d = top.child("database");

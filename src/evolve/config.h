@@ -24,6 +24,11 @@ struct LlmModel {
   std::string max_tokens_field = "max_tokens";  // or max_completion_tokens (OpenAI's GPT-5 and o-series)
   std::string reasoning_effort;               // sent when set (none, minimal, low, medium, high, xhigh)
   nlohmann::json extra_body = nlohmann::json::object();  // merged into the request body
+  // Prices per million tokens (any currency; the reports print the sum). Unset: calls are not priced.
+  std::optional<double> input_price_per_mtok, output_price_per_mtok;
+  bool priced() const { return input_price_per_mtok || output_price_per_mtok; }
+  // The cost of one call's usage; nullopt when the model has no prices.
+  std::optional<double> cost(int64_t prompt_tokens, int64_t completion_tokens) const;
 };
 
 struct LlmConfig {
@@ -45,6 +50,10 @@ struct PromptConfig {
   bool include_artifacts = true;
   int max_artifact_bytes = 4096;  // budget for the parent's artifacts in one prompt
   int history = 5;                // recent attempts (with failure reasons) shown
+  // Template files (paths as written in the config, resolved against its folder) and their text, read and
+  // checked when the config is loaded: {{placeholders}} of prompt_template.h; empty: the built-in prompts.
+  std::string system_template, user_template;
+  std::string system_template_text, user_template_text;
 };
 
 struct DatabaseConfig {

@@ -23,6 +23,9 @@ struct RunOptions {
   bool resume = false;
   bool print_progress = true;      // one line per iteration on stdout (always in DIR/evolve.log)
   std::vector<std::string> notes;  // printed and logged when the run starts (e.g. where MPI workers run)
+  // Folder with the chart library report.html inlines (scripts/setup.sh puts it in assets/); empty, or
+  // the library missing there: the run writes report.md only and says so once.
+  std::string assets_dir;
 };
 
 // {metrics, artifacts} of a candidate (and optionally "worker": where it was evaluated, for the log);

@@ -12,9 +12,7 @@
 
 namespace gqa::evolve {
 
-namespace {
-
-std::string now_iso() {
+std::string utc_timestamp() {
   const auto now = std::chrono::system_clock::now();
   const std::time_t t = std::chrono::system_clock::to_time_t(now);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
@@ -24,6 +22,8 @@ std::string now_iso() {
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
   return fmt::format("{}.{:03d}Z", buf, static_cast<int>(ms));
 }
+
+namespace {
 
 // A prepared statement that finalizes itself.
 class Stmt {
@@ -43,6 +43,7 @@ class Stmt {
   }
   int64_t i64(int c) const { return sqlite3_column_int64(st_, c); }
   double f64(int c) const { return sqlite3_column_double(st_, c); }
+  bool is_null(int c) const { return sqlite3_column_type(st_, c) == SQLITE_NULL; }
   std::string text(int c) const {
     const unsigned char* p = sqlite3_column_text(st_, c);
     return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(st_, c)) : std::string();
@@ -88,18 +89,34 @@ Program read_program(const Stmt& s) {
   return p;
 }
 
+constexpr const char* kCallColumns =
+    "iteration, model, url, system, user, answer, reasoning, status, error, prompt_tokens, completion_tokens, "
+    "reasoning_tokens, latency_seconds, retries, cost, whitespace_matched, improved, created_at";
+
+void insert_call(sqlite3* db, const std::string& path, const LlmCall& c, const std::string& now) {
+  Stmt s(db, path, fmt::format("INSERT INTO llm_calls ({}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", kCallColumns).c_str());
+  s.bind(1, c.iteration).bind(2, c.model).bind(3, c.url).bind(4, c.system).bind(5, c.user).bind(6, c.answer);
+  s.bind(7, c.reasoning).bind(8, int64_t{c.status}).bind(9, c.error).bind(10, c.prompt_tokens);
+  s.bind(11, c.completion_tokens).bind(12, c.reasoning_tokens).bind(13, c.latency_seconds).bind(14, int64_t{c.retries});
+  if (c.cost) s.bind(15, *c.cost);  // unbound: NULL (no prices in the config)
+  s.bind(16, int64_t{c.whitespace_matched}).bind(17, int64_t{c.improved}).bind(18, now);
+  s.step();
+}
+
 }  // namespace
 
 std::string code_hash(const std::string& code) { return sha256_hex(code); }
 
-Database::Database(const std::string& path) : path_(path) {
-  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+Database::Database(const std::string& path, Mode mode) : path_(path) {
+  const int flags = (mode == Mode::ReadOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_FULLMUTEX;
+  if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
     db_ = nullptr;
     fail("database", "{}: cannot open: {}", path, msg);
   }
   sqlite3_busy_timeout(db_, 10000);  // readers (tests, a second look at a live run) may hold it briefly
+  if (mode == Mode::ReadOnly) return;
   try {
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=FULL");
@@ -111,7 +128,12 @@ Database::Database(const std::string& path) : path_(path) {
         "CREATE TABLE IF NOT EXISTS attempts (id INTEGER PRIMARY KEY, iteration INTEGER NOT NULL, island INTEGER NOT "
         "NULL, parent_id INTEGER NOT NULL, mutator TEXT NOT NULL, outcome TEXT NOT NULL, stage TEXT NOT NULL, reason "
         "TEXT NOT NULL, program_id INTEGER NOT NULL, seconds REAL NOT NULL, created_at TEXT NOT NULL);"
-        "CREATE TABLE IF NOT EXISTS run_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);");
+        "CREATE TABLE IF NOT EXISTS run_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS llm_calls (id INTEGER PRIMARY KEY, iteration INTEGER NOT NULL, model TEXT NOT "
+        "NULL, url TEXT NOT NULL, system TEXT NOT NULL, user TEXT NOT NULL, answer TEXT NOT NULL, reasoning TEXT NOT "
+        "NULL, status INTEGER NOT NULL, error TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens "
+        "INTEGER NOT NULL, reasoning_tokens INTEGER NOT NULL, latency_seconds REAL NOT NULL, retries INTEGER NOT "
+        "NULL, cost REAL, whitespace_matched INTEGER NOT NULL, improved INTEGER NOT NULL, created_at TEXT NOT NULL);");
   } catch (...) {
     sqlite3_close(db_);
     throw;
@@ -129,10 +151,10 @@ void Database::exec(const char* sql) const {
   }
 }
 
-void Database::commit(Program* program, Attempt attempt, const nlohmann::json& state) {
+void Database::commit(Program* program, Attempt attempt, const nlohmann::json& state, const LlmCall* call) {
   exec("BEGIN IMMEDIATE");
   try {
-    const std::string now = now_iso();
+    const std::string now = utc_timestamp();
     if (program) {
       Stmt s(db_, path_,
              "INSERT INTO programs (parent_id, island, generation, iteration, code, code_hash, metrics, artifacts, "
@@ -154,6 +176,7 @@ void Database::commit(Program* program, Attempt attempt, const nlohmann::json& s
     a.bind(5, std::string(to_string(attempt.outcome))).bind(6, attempt.stage).bind(7, attempt.reason).bind(8, attempt.program_id);
     a.bind(9, attempt.seconds).bind(10, now);
     a.step();
+    if (call) insert_call(db_, path_, *call, now);
     Stmt st(db_, path_, "INSERT INTO run_state (key, value) VALUES ('state', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
     st.bind(1, dump(state));
     st.step();
@@ -209,6 +232,28 @@ std::vector<Attempt> Database::attempts() const {
     out.push_back(std::move(a));
   }
   return out;
+}
+
+std::vector<LlmCall> Database::llm_calls() const {
+  std::vector<LlmCall> out;
+  if (!has_table("llm_calls")) return out;  // a run made before exchanges were kept, opened read-only
+  Stmt s(db_, path_, fmt::format("SELECT {} FROM llm_calls ORDER BY id", kCallColumns).c_str());
+  while (s.step()) {
+    const std::optional<double> cost = s.is_null(14) ? std::nullopt : std::optional<double>(s.f64(14));
+    LlmCall c{.iteration = s.i64(0), .model = s.text(1), .url = s.text(2), .system = s.text(3), .user = s.text(4),
+              .answer = s.text(5), .reasoning = s.text(6), .status = static_cast<int>(s.i64(7)), .error = s.text(8),
+              .prompt_tokens = s.i64(9), .completion_tokens = s.i64(10), .reasoning_tokens = s.i64(11),
+              .latency_seconds = s.f64(12), .retries = static_cast<int>(s.i64(13)), .cost = cost,
+              .whitespace_matched = static_cast<int>(s.i64(15)), .improved = s.i64(16) != 0, .created_at = s.text(17)};
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+bool Database::has_table(const char* name) const {
+  Stmt s(db_, path_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?");
+  s.bind(1, std::string(name));
+  return s.step();
 }
 
 int64_t Database::count_programs() const {

@@ -66,6 +66,49 @@ std::string first_line(const std::string& s) {
   return l.size() > 120 ? l.substr(0, 120) + "..." : l;
 }
 
+std::string trim(const std::string& s) {
+  const size_t b = s.find_first_not_of(" \t\r");
+  return b == std::string::npos ? "" : s.substr(b, s.find_last_not_of(" \t\r") + 1 - b);
+}
+
+// Lines of `text` with their byte offsets (a last line without '\n' counts).
+std::vector<std::pair<size_t, std::string>> lines_of(const std::string& text) {
+  std::vector<std::pair<size_t, std::string>> out;
+  for (size_t at = 0; at < text.size();) {
+    const size_t nl = text.find('\n', at);
+    const size_t end = nl == std::string::npos ? text.size() : nl;
+    out.emplace_back(at, text.substr(at, end - at));
+    at = end + 1;
+  }
+  return out;
+}
+
+// Where `search` matches `inside` line by line with indentation and trailing whitespace ignored: the byte
+// range of the matched lines (their final newline included), if it matches exactly once; else how often.
+struct LooseMatch {
+  size_t begin = 0, end = 0;
+  int count = 0;
+};
+LooseMatch loose_find(const std::string& inside, const std::string& search) {
+  const auto hay = lines_of(inside);
+  std::vector<std::string> needle;
+  for (const auto& [at, l] : lines_of(search)) needle.push_back(trim(l));
+  while (!needle.empty() && needle.back().empty()) needle.pop_back();
+  LooseMatch m;
+  if (needle.empty()) return m;
+  for (size_t i = 0; i + needle.size() <= hay.size(); ++i) {
+    size_t k = 0;
+    while (k < needle.size() && trim(hay[i + k].second) == needle[k]) ++k;
+    if (k < needle.size()) continue;
+    if (++m.count == 1) {
+      const auto& last = hay[i + needle.size() - 1];
+      m.begin = hay[i].first;
+      m.end = std::min(inside.size(), last.first + last.second.size() + 1);
+    }
+  }
+  return m;
+}
+
 ChildCode apply_edits(const std::string& parent, const std::vector<Edit>& edits) {
   ChildCode r;
   std::string code = parent;
@@ -79,6 +122,20 @@ ChildCode apply_edits(const std::string& parent, const std::vector<Edit>& edits)
     const std::string inside = code.substr(block.begin, block.end - block.begin);
     const size_t at = inside.find(e.search);
     if (at == std::string::npos) {
+      const LooseMatch loose = loose_find(inside, e.search);
+      if (loose.count == 1) {
+        std::string replace = e.replace;
+        if (loose.end == inside.size() && inside.back() != '\n' && !replace.empty() && replace.back() == '\n') replace.pop_back();
+        code.replace(block.begin + loose.begin, loose.end - loose.begin, replace);
+        ++r.whitespace_matched;
+        continue;
+      }
+      if (loose.count > 1) {
+        r.error = fmt::format("SEARCH/REPLACE block {}: the SEARCH text (first line '{}') is not in the EVOLVE-BLOCK "
+                              "exactly, and matches {} places when whitespace is ignored (copy it character for "
+                              "character, with enough lines to be unique)", i + 1, first_line(e.search), loose.count);
+        return r;
+      }
       r.error = code.find(e.search) != std::string::npos
                     ? fmt::format("SEARCH/REPLACE block {} matches only outside the EVOLVE-BLOCK, which must not change", i + 1)
                     : fmt::format("SEARCH/REPLACE block {}: the SEARCH text (first line '{}') is not in the EVOLVE-BLOCK "

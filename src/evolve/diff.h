@@ -12,8 +12,11 @@ struct ChildCode {
   std::string error;        // why not ok
   bool full_rewrite = false;
   int blocks = 0;           // SEARCH/REPLACE blocks applied
+  int whitespace_matched = 0;  // of those, blocks whose SEARCH matched only with whitespace ignored
 };
 
+// A SEARCH part that is not in the EVOLVE-BLOCK exactly but matches one run of its lines, and only one,
+// when trailing whitespace and indentation are ignored, replaces those lines (counted in whitespace_matched).
 // diff_based: prefer SEARCH/REPLACE blocks (a full program is still accepted); otherwise prefer a full
 // rewrite (SEARCH/REPLACE blocks are still accepted).
 ChildCode apply_response(const std::string& parent, const std::string& response, bool diff_based);

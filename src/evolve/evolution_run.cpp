@@ -67,6 +67,7 @@ EvolutionRun::EvolutionRun(const EvolveConfig& config, const RunOptions& options
       workers_(worker_count(config, options, gpus_)),
       use_llm_(config.llm.enabled()),
       dir_(make_run_dir(options.output_dir)),
+      lock_(dir_.string()),
       db_existed_(fs::exists(dir_ / "evolve.db")),
       db_((dir_ / "evolve.db").string()),
       evaluate_(std::move(evaluate)),
@@ -77,12 +78,22 @@ EvolutionRun::EvolutionRun(const EvolveConfig& config, const RunOptions& options
   saved_ = db_.load_state();
   if (saved_ && !opt_.resume)
     fail("evolve", "{} already holds a run; pass --resume to continue it or choose another --output", dir_.string());
-  if (!saved_ && opt_.resume && db_existed_)
-    fail("evolve", "{}: the run never committed its initial program; start it again without --resume", dir_.string());
-  if (!saved_ && opt_.resume) fail("evolve", "{}: there is no run to resume (no evolve.db)", dir_.string());
+  if (!saved_ && opt_.resume && !db_existed_) fail("evolve", "{}: there is no run to resume (no evolve.db)", dir_.string());
   if (!evaluate_) evaluate_ = make_evaluator(cfg_, target_, (dir_ / "work").string(), workers_ > 1 ? gpus_ : 0);
   log_.open((dir_ / "evolve.log").string(), std::ios::app);
   for (const std::string& note : opt_.notes) say(note, true);
+  // Killed before the initial program was committed: nothing of the run is in the database, so the resume
+  // is the start it never finished (the initial program is read again).
+  if (!saved_ && opt_.resume)
+    say(fmt::format("{}: the run was stopped before its initial program was committed; starting it from {}",
+                    dir_.string(), opt_.initial_program), true);
+  if (!opt_.assets_dir.empty()) {
+    try {
+      assets_ = load_chart_assets(opt_.assets_dir);
+    } catch (const Error& e) {
+      say(fmt::format("report.html is not written: {}", e.what()), true);
+    }
+  }
   if (use_llm_) llm_.emplace(cfg_.llm);
   fatal_streak_.resize(cfg_.llm.models.size());
 }
@@ -215,7 +226,11 @@ Outcome EvolutionRun::make_child(Result& r) {
     }
     const ChildCode child = apply_response(job.parent_code, reply.content, cfg_.diff_based_evolution);
     r.code = child.code;
-    r.job.description = child.full_rewrite ? "full rewrite" : fmt::format("diff ({} blocks)", child.blocks);
+    r.whitespace_matched = child.whitespace_matched;
+    r.job.description = child.full_rewrite ? "full rewrite"
+                        : child.whitespace_matched
+                            ? fmt::format("diff ({} blocks, {} matched with whitespace ignored)", child.blocks, child.whitespace_matched)
+                            : fmt::format("diff ({} blocks)", child.blocks);
     if (!child.ok) {
       r.reason = child.error;
       return Outcome::DiffFailed;
@@ -289,7 +304,7 @@ void EvolutionRun::propose_llm(Job& job, const Program& parent, const std::vecto
   const size_t keep = static_cast<size_t>(cfg_.prompt.history);
   const size_t skip = history_.size() > keep ? history_.size() - keep : 0;
   in.history.assign(history_.begin() + static_cast<std::ptrdiff_t>(skip), history_.end());
-  job.system = system_message(cfg_);
+  job.system = system_message(cfg_, in);
   job.user = user_prompt(cfg_, in);
 }
 
@@ -320,20 +335,57 @@ void EvolutionRun::commit(const Result& r) {
   std::optional<Program> p;
   const int64_t best_before = st_.best_id;
   if (r.outcome == Outcome::Evaluated) p = new_program(r, a);
+  const bool improved = p && p->correct && p->combined_score > job.parent_score;
+  std::optional<LlmCall> call;
   if (job.model >= 0) {
-    ensemble_.record(static_cast<size_t>(job.model), p && p->correct && p->combined_score > job.parent_score);
+    ensemble_.record(static_cast<size_t>(job.model), improved);
     ensemble_.add_usage(static_cast<size_t>(job.model), r.reply);
+    call = llm_call(r, improved);
   }
   note_attempt(a);
   ++st_.completed;
   const bool migrated = migrate_if_due();
-  db_.commit(p ? &*p : nullptr, a, state_json());
+  db_.commit(p ? &*p : nullptr, a, state_json(), call ? &*call : nullptr);
 
   if (st_.best_id != best_before) write_best();
   log_progress(r, p, a, migrated);
   if (job.model >= 0) note_reply(r);
   checkpoint_if_due();
   check_stop(job.iteration);
+  write_reports_if_due(st_.best_id != best_before, "running");
+}
+
+// The record of the exchange: the prompt as sent, the answer as received, usage, latency, retries, cost.
+LlmCall EvolutionRun::llm_call(const Result& r, bool improved) const {
+  const LlmReply& reply = r.reply;
+  const LlmModel& m = cfg_.llm.models.at(static_cast<size_t>(r.job.model));
+  LlmCall c;
+  c.iteration = r.job.iteration;
+  c.model = m.name;
+  c.url = llm_->url(static_cast<size_t>(r.job.model));
+  c.system = r.job.system;
+  c.user = r.job.user;
+  c.answer = reply.raw_content;
+  c.reasoning = reply.reasoning;
+  c.status = reply.status;
+  c.error = reply.ok ? "" : reply.error;
+  c.prompt_tokens = reply.prompt_tokens;
+  c.completion_tokens = reply.completion_tokens;
+  c.reasoning_tokens = reply.reasoning_tokens;
+  c.latency_seconds = reply.seconds;
+  c.retries = std::max(0, reply.requests - 1);
+  c.cost = m.cost(reply.prompt_tokens, reply.completion_tokens);
+  c.whitespace_matched = r.whitespace_matched;
+  c.improved = improved;
+  return c;
+}
+
+// Reports from the database as committed: on an improvement, else at most once a minute (they read every
+// program and exchange, which a long run should not do per iteration).
+void EvolutionRun::write_reports_if_due(bool now, const std::string& status) {
+  if (!now && Clock::now() - last_report_ < std::chrono::seconds(60)) return;
+  write_reports(load_run_record(db_, dir_.string()), status, assets_);
+  last_report_ = Clock::now();
 }
 
 // After an LLM iteration is committed: its token counts, the request changes the server asked for, and
@@ -422,10 +474,12 @@ RunSummary EvolutionRun::finish() {
   sum.stop_reason = stop;
   sum.best_program_path = (dir_ / "best" / ("best_program" + ext_)).string();
   sum.report_path = (dir_ / "report.md").string();
-  const ReportInputs ri{&db_, &pop_, &st_.failures, target_, st_.elapsed_before + sum.seconds, stop};
-  write_report(dir_.string(), ext_, ri);
+  const RunRecord record = load_run_record(db_, dir_.string());
+  write_reports(record, fmt::format("stopped: {}", to_string(stop)), assets_);
+  for (const ModelTotals& t : model_totals(record.llm_calls)) say("    " + totals_line(t), true);
   if (use_llm_)
-    for (size_t m = 0; m < ensemble_.size(); ++m) say("    " + ensemble_.summary(m), true);
+    for (size_t m = 0; m < ensemble_.size(); ++m)
+      if (ensemble_.dropped(m)) say(fmt::format("    {}: dropped", ensemble_.name(m)), true);
   say(fmt::format("stopped ({}) after {} iterations: best #{} combined_score {:.4f} (initial {:.4f})", to_string(stop),
                   sum.iterations, sum.best_id, sum.best_score, sum.initial_score), true);
   return sum;
@@ -444,7 +498,11 @@ nlohmann::json EvolutionRun::state_json() const {
                         {"failures", st_.failures},
                         {"rng", rng_.state()},
                         {"population", pop_.to_json()},
-                        {"ensemble", ensemble_.to_json()}};
+                        {"ensemble", ensemble_.to_json()},
+                        // for the reports (not read back): how the grids' cells are cut, the iteration budget
+                        {"database", {{"feature_dimensions", cfg_.database.feature_dimensions},
+                                      {"feature_bins", cfg_.database.feature_bins}}},
+                        {"max_iterations", max_iterations_}};
 }
 
 void EvolutionRun::note_attempt(const Attempt& a) {

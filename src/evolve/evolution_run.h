@@ -25,6 +25,8 @@
 #include "evolve/mutator_offline.h"
 #include "evolve/outcome.h"
 #include "evolve/population.h"
+#include "evolve/report_html.h"
+#include "evolve/run_lock.h"
 #include "evolve/work_queue.h"
 
 namespace gqa::evolve {
@@ -34,8 +36,10 @@ namespace gqa::evolve {
 // it produces in one transaction: what is in the database is exactly what a resume continues from.
 class EvolutionRun {
  public:
-  // Checks the options, opens (or creates) the output folder, its database and log; refuses a folder that
-  // holds a run unless resuming, and a resume without a run. Evaluates nothing yet.
+  // Checks the options, opens (or creates) the output folder, takes its lock (one writer per folder), opens
+  // its database and log; refuses a folder that holds a run unless resuming, and a resume without a run (a
+  // run killed before its initial program was committed starts again from INITIAL_PROGRAM). Evaluates
+  // nothing yet.
   EvolutionRun(const EvolveConfig& config, const RunOptions& options, EvaluateFn evaluate);
   ~EvolutionRun();  // stops and joins the workers, also when run() threw
   EvolutionRun(const EvolutionRun&) = delete;
@@ -71,6 +75,7 @@ class EvolutionRun {
     double seconds = 0;
     std::exception_ptr error;
     LlmReply reply;  // of an LLM job
+    int whitespace_matched = 0;  // SEARCH parts applied with whitespace ignored
   };
 
   // Everything the loop carries between iterations (saved as JSON with every commit).
@@ -99,7 +104,9 @@ class EvolutionRun {
   void propose_llm(Job& job, const Program& parent, const std::vector<int64_t>& inspirations);
   bool propose_offline(Job& job, const Program& parent, const std::vector<int64_t>& inspirations);
   void commit(const Result& r);
+  LlmCall llm_call(const Result& r, bool improved) const;
   void note_reply(const Result& r);
+  void write_reports_if_due(bool now, const std::string& status);
   Program new_program(const Result& r, Attempt& attempt);
   bool migrate_if_due();
   void checkpoint_if_due();
@@ -124,6 +131,7 @@ class EvolutionRun {
   const int workers_;
   const bool use_llm_;
   const std::filesystem::path dir_;
+  RunLock lock_;  // before the database is opened: a second writer stops here
   const bool db_existed_;
   Database db_;
   std::optional<nlohmann::json> saved_;  // the state of the run to resume
@@ -148,6 +156,8 @@ class EvolutionRun {
   int in_flight_ = 0;
   int64_t evaluated_now_ = 0;  // this session, for the eval/min rate
   std::optional<StopReason> stop_;
+  std::optional<ChartAssets> assets_;  // none: report.md only
+  Clock::time_point last_report_ = Clock::now();
 };
 
 }  // namespace gqa::evolve

@@ -222,7 +222,10 @@ LlmReply LlmClient::complete(size_t model, const std::string& system, const std:
       reply.error = fmt::format("{}: choices[0].message.content is not text: {}", url, snippet(response));
       break;
     }
-    reply.content = strip_think(content.is_string() ? content.get<std::string>() : "");
+    reply.raw_content = scrub(model, content.is_string() ? content.get<std::string>() : "");
+    for (const char* field : {"reasoning_content", "reasoning"})
+      if (message->contains(field) && (*message)[field].is_string()) reply.reasoning = scrub(model, (*message)[field].get<std::string>());
+    reply.content = strip_think(reply.raw_content);
     const auto& finish = choice->contains("finish_reason") ? (*choice)["finish_reason"] : nlohmann::json();
     if (finish == "length") {
       reply.error = fmt::format("{}: the answer was cut off at max_tokens {} (finish_reason \"length\"{}); raise max_tokens "
@@ -240,15 +243,17 @@ LlmReply LlmClient::complete(size_t model, const std::string& system, const std:
   return reply;
 }
 
-size_t ModelEnsemble::choose(Rng& rng) const {
+std::vector<double> ModelEnsemble::weights() const {
   std::vector<double> w;
   for (size_t i = 0; i < config_.models.size(); ++i) {
     double p = dropped_[i] ? 0 : config_.models[i].weight;
     if (config_.bandit) p *= (static_cast<double>(wins_[i]) + 1) / (static_cast<double>(uses_[i]) + 2);
     w.push_back(p);
   }
-  return rng.weighted(w);
+  return w;
 }
+
+size_t ModelEnsemble::choose(Rng& rng) const { return rng.weighted(weights()); }
 
 void ModelEnsemble::record(size_t model, bool improved) {
   ++uses_.at(model);
@@ -266,14 +271,19 @@ size_t ModelEnsemble::available() const {
   return n;
 }
 
-std::string ModelEnsemble::summary(size_t model) const {
-  return fmt::format("{}: {} uses, {} improvements, {} prompt + {} completion tokens{}", name(model), uses_.at(model),
-                     wins_.at(model), prompt_tokens_.at(model), completion_tokens_.at(model),
-                     dropped_.at(model) ? " (dropped)" : "");
-}
-
 nlohmann::json ModelEnsemble::to_json() const {
-  return {{"uses", uses_}, {"improvements", wins_}, {"prompt_tokens", prompt_tokens_}, {"completion_tokens", completion_tokens_}};
+  nlohmann::json j = {{"uses", uses_}, {"improvements", wins_}, {"prompt_tokens", prompt_tokens_},
+                      {"completion_tokens", completion_tokens_}, {"bandit", config_.bandit}};
+  const std::vector<double> w = weights();
+  double total = 0;
+  for (double x : w) total += x;
+  nlohmann::json models = nlohmann::json::array();
+  for (size_t i = 0; i < config_.models.size(); ++i)
+    models.push_back({{"name", config_.models[i].name}, {"weight", config_.models[i].weight}, {"uses", uses_[i]},
+                      {"improvements", wins_[i]}, {"dropped", static_cast<bool>(dropped_[i])},
+                      {"probability", total > 0 ? w[i] / total : 0.0}});
+  j["models"] = models;
+  return j;
 }
 
 // Counts of another ensemble (the config's models changed between runs) are ignored; token totals are

@@ -16,6 +16,8 @@ namespace gqa::evolve {
 struct LlmReply {
   bool ok = false;
   std::string content;     // the answer, without <think>…</think> reasoning
+  std::string raw_content; // the message content as sent (key cut out), for the record of the exchange
+  std::string reasoning;   // a separate reasoning_content / reasoning field, as sent (key cut out)
   std::string error;       // why not ok (never contains the API key)
   int status = 0;          // HTTP status of the last response (0: none came)
   bool fatal = false;      // a 400/401/403/404: asking again the same way cannot succeed
@@ -70,12 +72,13 @@ class ModelEnsemble {
   size_t available() const;
   const std::string& name(size_t model) const { return config_.models.at(model).name; }
   size_t size() const { return config_.models.size(); }
-  // "NAME: U uses, I improvements, P prompt + C completion tokens"
-  std::string summary(size_t model) const;
+  // The model choice as it stands: per model name, weight, uses, improvements, dropped and the probability
+  // of being drawn next (for the reports; from_json reads only the counts back).
   nlohmann::json to_json() const;
   void from_json(const nlohmann::json& j);
 
  private:
+  std::vector<double> weights() const;  // unnormalised probabilities of choose()
   LlmConfig config_;
   std::vector<int64_t> uses_, wins_, prompt_tokens_, completion_tokens_;
   std::vector<bool> dropped_;

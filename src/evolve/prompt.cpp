@@ -1,9 +1,14 @@
 // Prompt text. Failures are data: a parent's compile log or mismatch report and the reasons earlier
 // attempts were refused (a diff that did not apply, an edit outside the block) are what the model most
-// needs to see, so they come with the parent, trimmed to the configured budget.
+// needs to see, so they come with the parent, trimmed to the configured budget. Every part is a
+// placeholder value; a part that is empty (no artifacts, no history) is an empty string, headings included.
 #include "evolve/prompt.h"
 
 #include <fmt/format.h>
+
+#include <map>
+
+#include "evolve/prompt_template.h"
 
 namespace gqa::evolve {
 
@@ -22,68 +27,131 @@ std::string metrics_text(const nlohmann::json& m) {
 
 std::string lang(Target target) { return target == Target::Cuda ? "cuda" : "cpp"; }
 
+std::string artifacts_text(const EvolveConfig& c, const Program& p) {
+  if (!c.prompt.include_artifacts || c.prompt.max_artifact_bytes <= 0) return "";
+  size_t budget = static_cast<size_t>(c.prompt.max_artifact_bytes);
+  std::string arts;
+  for (auto& [k, v] : p.artifacts.items()) {
+    std::string t = v.is_string() ? v.get<std::string>() : v.dump(2);
+    if (t.empty() || t == "ok" || budget == 0) continue;
+    if (t.size() > budget) t = t.substr(0, budget) + "\n[truncated]";
+    budget -= std::min(budget, t.size());
+    arts += fmt::format("### {}\n```\n{}\n```\n", k, t);
+  }
+  return arts.empty() ? "" : "## Its artifacts (compiler output, correctness and benchmark reports)\n" + arts + "\n";
+}
+
+std::string programs_text(const char* title, const std::vector<const Program*>& list, Target target) {
+  if (list.empty()) return "";
+  std::string s = fmt::format("## {}\n", title);
+  for (const Program* o : list) {
+    s += fmt::format("### Program #{} (combined_score {:.4f})\n", o->id, o->combined_score);
+    s += fmt::format("```{}\n{}```\n", lang(target), o->code);
+  }
+  return s + "\n";
+}
+
+std::string history_text(const std::vector<Attempt>& history) {
+  if (history.empty()) return "";
+  std::string s = "## Recent attempts\n";
+  for (const Attempt& a : history) {
+    s += fmt::format("- iteration {} ({}): {}", a.iteration, a.mutator, to_string(a.outcome));
+    if (!a.stage.empty()) s += " at stage " + a.stage;
+    if (!a.reason.empty()) s += ": " + a.reason;
+    s += "\n";
+  }
+  return s + "\n";
+}
+
+std::string task_text(const EvolveConfig& c, Target target) {
+  std::string s;
+  if (c.diff_based_evolution) {
+    s = "# Task\nPropose one improvement as one or more SEARCH/REPLACE blocks. Each SEARCH part must match "
+        "lines inside the EVOLVE-BLOCK exactly:\n\n<<<<<<< SEARCH\n(exact lines to replace)\n=======\n(new lines)\n"
+        ">>>>>>> REPLACE\n\nExplain the idea in one or two sentences first.\n";
+  } else {
+    s = fmt::format("# Task\nRewrite the program to make it faster. Answer with the complete program in one ```{} "
+                    "code block; keep everything outside the EVOLVE-BLOCK byte for byte.\n", lang(target));
+  }
+  return s + fmt::format("The whole program must stay under {} bytes.\n", c.max_code_length);
+}
+
+std::map<std::string, std::string> values(const EvolveConfig& c, const PromptInputs& in) {
+  const Program& p = *in.parent;
+  return {{"target", std::string(target_name(in.target))},
+          {"language", lang(in.target)},
+          {"max_code_length", std::to_string(c.max_code_length)},
+          {"abi", std::string(abi_header_text())},
+          {"rules", evaluator_rules(in.target)},
+          {"parent_id", std::to_string(p.id)},
+          {"parent_generation", std::to_string(p.generation)},
+          {"parent_score", fmt::format("{:.4f}", p.combined_score)},
+          {"parent_code", p.code},
+          {"parent_metrics", metrics_text(p.metrics)},
+          {"parent_artifacts", artifacts_text(c, p)},
+          {"top_programs", programs_text("Top programs", in.top, in.target)},
+          {"diverse_programs", programs_text("Diverse programs", in.diverse, in.target)},
+          {"history", history_text(in.history)},
+          {"task", task_text(c, in.target)}};
+}
+
 }  // namespace
 
-std::string system_message(const EvolveConfig& c) {
+const std::string& default_system_template() {
+  static const std::string t =
+      "You optimise a Grouped-Query-Attention kernel for Qwen3-0.6B (16 query heads, 8 KV heads, head_dim 128, bf16) "
+      "on the {{target}} target. The program implements `gqa_attention` from gqa/abi.h for ragged batches with a "
+      "causal mask. It is scored by the speedup over a strong stock kernel, after a strict correctness check on fresh "
+      "random inputs; a wrong answer scores 0. Change only the code between EVOLVE-BLOCK-START and EVOLVE-BLOCK-END.\n\n"
+      "## The ABI contract every program keeps (include/gqa/abi.h)\n```c\n{{abi}}```\n\n"
+      "## The evaluator's rules\n{{rules}}";
+  return t;
+}
+
+const std::string& default_user_template() {
+  static const std::string t =
+      "# Current program (#{{parent_id}}, generation {{parent_generation}}, combined_score {{parent_score}})\n\n"
+      "```{{language}}\n{{parent_code}}```\n\n## Its metrics\n{{parent_metrics}}\n"
+      "{{parent_artifacts}}{{top_programs}}{{diverse_programs}}{{history}}{{task}}";
+  return t;
+}
+
+std::string evaluator_rules(Target target) {
+  std::string s =
+      "- Static checks before compiling: exactly one EVOLVE-BLOCK, nothing outside it changed against the parent, "
+      "only #include of gqa/abi.h and standard math headers (<cmath>, <cstdint>, <cstring>, <algorithm>, <limits>, "
+      "<omp.h>, intrinsics headers...), no token pasting, only omp/unroll/ivdep/once/optimisation pragmas.\n"
+      "- Refused identifiers: processes, exit/abort, files and output (printf, fopen, cout...), network, dlopen, "
+      "syscall, asm, the environment (getenv), allocation (malloc, new, cudaMalloc...: use the workspace), threads "
+      "and sleeping (use OpenMP), synchronisation and device control, load-time constructors, cache flushes, "
+      "OpenMP settings that outlive the call (use num_threads clauses).\n"
+      "- The compiled library may import only an allow-list of symbols; gqa_abi_version() must return "
+      "GQA_ABI_VERSION.\n"
+      "- Correctness: fixed and random shapes (ragged batches, decode and chunked prefill, every KV-length residue, "
+      "large logits) on fresh random inputs against a float64 reference; outputs and workspace are poisoned first, "
+      "every element of `out` must be written, inputs must not change, nothing may be written outside `out` and "
+      "`workspace`, no state may carry results between calls.\n"
+      "- Score: 0 for any failure; otherwise the weighted geometric-mean speedup over the stock kernel at decode and "
+      "prefill shapes, timed interleaved with it in the same process; an end-to-end stage runs the program inside the "
+      "engine during greedy generation and must match.\n"
+      "- A hard wall-clock limit covers compile, load and every stage.\n";
+  if (target == Target::Cuda)
+    s += "- CUDA: every pointer (lengths included) is device memory; enqueue everything on `stream`; the program must "
+         "be capturable into a CUDA graph (no synchronisation, no allocation, no host reads of device data).\n";
+  else
+    s += "- CPU: runs under a seccomp filter; use at most `num_threads` OpenMP threads (num_threads clause).\n";
+  return s;
+}
+
+std::string system_message(const EvolveConfig& c, const PromptInputs& in) {
   if (!c.llm.system_message.empty()) return c.llm.system_message;
-  return fmt::format(
-      "You optimise a Grouped-Query-Attention kernel for Qwen3-0.6B (16 query heads, 8 KV heads, head_dim 128, "
-      "bf16) on the {} target. The program implements `gqa_attention` from gqa/abi.h for ragged batches with a "
-      "causal mask. It is scored by the speedup over a strong stock kernel, after a strict correctness check on "
-      "fresh random inputs; a wrong answer scores 0. Change only the code between EVOLVE-BLOCK-START and "
-      "EVOLVE-BLOCK-END. Do not allocate memory, create threads outside OpenMP, synchronise, or use files, "
-      "processes, the network or the environment.",
-      target_name(c.target));
+  return fill_template(c.prompt.system_template_text.empty() ? default_system_template() : c.prompt.system_template_text,
+                       values(c, in));
 }
 
 std::string user_prompt(const EvolveConfig& c, const PromptInputs& in) {
-  const Program& p = *in.parent;
-  std::string s;
-  s += fmt::format("# Current program (#{}, generation {}, combined_score {:.4f})\n\n", p.id, p.generation, p.combined_score);
-  s += fmt::format("```{}\n{}```\n\n## Its metrics\n{}\n", lang(in.target), p.code, metrics_text(p.metrics));
-  if (c.prompt.include_artifacts && c.prompt.max_artifact_bytes > 0) {
-    size_t budget = static_cast<size_t>(c.prompt.max_artifact_bytes);
-    std::string arts;
-    for (auto& [k, v] : p.artifacts.items()) {
-      std::string t = v.is_string() ? v.get<std::string>() : v.dump(2);
-      if (t.empty() || t == "ok" || budget == 0) continue;
-      if (t.size() > budget) t = t.substr(0, budget) + "\n[truncated]";
-      budget -= std::min(budget, t.size());
-      arts += fmt::format("### {}\n```\n{}\n```\n", k, t);
-    }
-    if (!arts.empty()) s += "## Its artifacts (compiler output, correctness and benchmark reports)\n" + arts + "\n";
-  }
-  auto others = [&](const char* title, const std::vector<const Program*>& list) {
-    if (list.empty()) return;
-    s += fmt::format("## {}\n", title);
-    for (const Program* o : list) {
-      s += fmt::format("### Program #{} (combined_score {:.4f})\n", o->id, o->combined_score);
-      s += fmt::format("```{}\n{}```\n", lang(in.target), o->code);
-    }
-    s += "\n";
-  };
-  others("Top programs", in.top);
-  others("Diverse programs", in.diverse);
-  if (!in.history.empty()) {
-    s += "## Recent attempts\n";
-    for (const Attempt& a : in.history) {
-      s += fmt::format("- iteration {} ({}): {}", a.iteration, a.mutator, to_string(a.outcome));
-      if (!a.stage.empty()) s += " at stage " + a.stage;
-      if (!a.reason.empty()) s += ": " + a.reason;
-      s += "\n";
-    }
-    s += "\n";
-  }
-  if (c.diff_based_evolution) {
-    s += "# Task\nPropose one improvement as one or more SEARCH/REPLACE blocks. Each SEARCH part must match "
-         "lines inside the EVOLVE-BLOCK exactly:\n\n<<<<<<< SEARCH\n(exact lines to replace)\n=======\n(new lines)\n"
-         ">>>>>>> REPLACE\n\nExplain the idea in one or two sentences first.\n";
-  } else {
-    s += fmt::format("# Task\nRewrite the program to make it faster. Answer with the complete program in one ```{} "
-                     "code block; keep everything outside the EVOLVE-BLOCK byte for byte.\n", lang(in.target));
-  }
-  s += fmt::format("The whole program must stay under {} bytes.\n", c.max_code_length);
-  return s;
+  return fill_template(c.prompt.user_template_text.empty() ? default_user_template() : c.prompt.user_template_text,
+                       values(c, in));
 }
 
 }  // namespace gqa::evolve

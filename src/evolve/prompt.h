@@ -1,5 +1,7 @@
-// The LLM prompt for one iteration: the system message, the parent's code, metrics and artifacts (within
-// a byte budget), top and diverse programs, recent attempts with why they failed, and the answer format.
+// The LLM prompt for one iteration: the system message (the task, the ABI contract of include/gqa/abi.h and
+// the evaluator's rules), the parent's code, metrics and artifacts (within a byte budget), top and diverse
+// programs, recent attempts with why they failed, and the answer format. Both messages are templates
+// (prompt_template.h): the built-in ones, or the files named by prompt.system_template / user_template.
 #pragma once
 #include <string>
 #include <vector>
@@ -16,7 +18,13 @@ struct PromptInputs {
   Target target = Target::Cpu;
 };
 
-std::string system_message(const EvolveConfig& config);
+std::string system_message(const EvolveConfig& config, const PromptInputs& in);
 std::string user_prompt(const EvolveConfig& config, const PromptInputs& in);
+
+// The built-in templates (what a user's template files replace).
+const std::string& default_system_template();
+const std::string& default_user_template();
+// What the evaluator checks, as the prompt states it.
+std::string evaluator_rules(Target target);
 
 }  // namespace gqa::evolve

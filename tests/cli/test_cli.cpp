@@ -57,6 +57,23 @@ TEST_F(Cli, EverySubcommandHasHelp) {
   EXPECT_NE(r.out.find("generate"), std::string::npos);
 }
 
+// `report DIR`: a folder without a run, and a run folder without the chart library, are clear errors.
+TEST_F(Cli, ReportErrorsNameWhatIsMissing) {
+  CmdResult r = run("report " + (dir_ / "nowhere").string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("error: [report] " + (dir_ / "nowhere").string() + ": no evolve.db here (not a run folder)"), std::string::npos) << r.out;
+  const fs::path run_dir = dir_ / "run";
+  fs::create_directories(run_dir);
+  std::ofstream(run_dir / "evolve.db").put('x');
+  r = run("report " + run_dir.string() + " --assets " + (dir_ / "no-assets").string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find((dir_ / "no-assets" / "uplot" / "uPlot.iife.min.js").string() + " is missing: run scripts/setup.sh"),
+            std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(run_dir / "report.html"));
+  r = run("--help");
+  EXPECT_NE(r.out.find("report"), std::string::npos) << r.out;
+}
+
 TEST_F(Cli, GenerateFromIdsAsJsonIsDeterministic) {
   std::string args = "generate --model " + model() + " --prompt-ids 9707,1879,11 --max-tokens 7 --ignore-eos --json";
   CmdResult a = run(args), b = run(args);

@@ -2,10 +2,15 @@
 // naming the file and the key path.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "common/error.h"
 #include "evolve/config.h"
+#include "evolve/prompt.h"
+#include "test_helpers.h"
 
 using namespace gqa::evolve;
+using gqa::evolve::testing::temp_dir;
 
 namespace {
 
@@ -113,4 +118,74 @@ TEST(EvolveConfig, ErrorsNameFileAndKey) {
             "[config] cfg.yaml: database.exploitation_ratio plus exploration_ratio must be <= 1, got 0.6 + 0.6");
   EXPECT_EQ(error_of("database: 3\n"), "[config] cfg.yaml: database must be a mapping");
   EXPECT_NE(error_of("a: [\n").find("not valid YAML"), std::string::npos);
+}
+
+// Prices per million tokens (section default, per-model override) give each call's cost.
+TEST(EvolveConfig, PricesGiveCosts) {
+  const EvolveConfig c = parse_config("llm:\n  api_base: 'http://x/v1'\n  input_price_per_mtok: 1.25\n  output_price_per_mtok: 10\n"
+                                      "  models: [{name: big}, {name: small, input_price_per_mtok: 0.1, output_price_per_mtok: 0.4}, "
+                                      "{name: local, api_base: 'http://127.0.0.1:8080/v1', input_price_per_mtok: 0, output_price_per_mtok: 0}]\n",
+                                      "p.yaml");
+  EXPECT_DOUBLE_EQ(*c.llm.models[0].cost(1000000, 100000), 1.25 + 1.0);
+  EXPECT_DOUBLE_EQ(*c.llm.models[1].cost(2000, 1000), (2000 * 0.1 + 1000 * 0.4) / 1e6);
+  EXPECT_DOUBLE_EQ(*c.llm.models[2].cost(5000, 5000), 0.0);
+  EXPECT_FALSE(parse_config("llm: {api_base: 'http://x/v1', models: [{name: a}]}\n", "p.yaml").llm.models[0].cost(10, 10));
+  EXPECT_EQ(error_of("llm:\n  models: [{name: a, output_price_per_mtok: -1}]\n"),
+            "[config] cfg.yaml: llm.models[0].output_price_per_mtok must be >= 0, got -1");
+}
+
+// Template files: read relative to the config, filled per iteration; an unknown placeholder is an error
+// that names it, the file and the line.
+TEST(EvolveConfig, PromptTemplates) {
+  const std::string dir = temp_dir("templates");
+  gqa::write_file_atomic(dir + "/sys.md", "Target {{target}}. Contract:\n{{abi}}\nRules:\n{{ rules }}", "test");
+  gqa::write_file_atomic(dir + "/user.md", "Improve #{{parent_id}} ({{parent_score}}):\n{{parent_code}}\n{{history}}{{task}}", "test");
+  gqa::write_file_atomic(dir + "/cfg.yaml", "prompt:\n  system_template: sys.md\n  user_template: user.md\n", "test");
+  const EvolveConfig c = load_config(dir + "/cfg.yaml");
+  Program parent;
+  parent.id = 7;
+  parent.combined_score = 1.5;
+  parent.code = "// EVOLVE-BLOCK-START\nint x = 1; // {{not_a_placeholder}} in code stays\n// EVOLVE-BLOCK-END\n";
+  PromptInputs in;
+  in.parent = &parent;
+  Attempt failed;
+  failed.iteration = 3;
+  failed.mutator = "m";
+  failed.outcome = Outcome::DiffFailed;
+  failed.reason = "SEARCH text not found";
+  in.history = {failed};
+  const std::string sys = system_message(c, in), user = user_prompt(c, in);
+  EXPECT_EQ(sys.rfind("Target cpu. Contract:\n", 0), 0u) << sys;
+  EXPECT_NE(sys.find("gqa_attention_args"), std::string::npos);  // the ABI header itself
+  EXPECT_NE(sys.find("GQA_ABI_VERSION"), std::string::npos);
+  EXPECT_NE(sys.find("Static checks before compiling"), std::string::npos);
+  EXPECT_EQ(user.rfind("Improve #7 (1.5000):\n// EVOLVE-BLOCK-START\nint x = 1; // {{not_a_placeholder}} in code stays\n", 0), 0u) << user;
+  EXPECT_NE(user.find("iteration 3 (m): diff_failed: SEARCH text not found"), std::string::npos) << user;
+  EXPECT_NE(user.find("SEARCH/REPLACE"), std::string::npos) << user;
+  // The built-in prompts carry the contract and the rules too.
+  const EvolveConfig plain = parse_config("", "p.yaml");
+  EXPECT_NE(system_message(plain, in).find("gqa_workspace_min_bytes"), std::string::npos);
+  EXPECT_NE(user_prompt(plain, in).find("# Current program (#7, generation 0, combined_score 1.5000)"), std::string::npos);
+
+  gqa::write_file_atomic(dir + "/bad.md", "Hello\n{{parent_code}} and {{parent_colour}}\n", "test");
+  gqa::write_file_atomic(dir + "/bad.yaml", "prompt:\n  user_template: bad.md\n", "test");
+  std::string error;
+  try {
+    load_config(dir + "/bad.yaml");
+  } catch (const gqa::Error& e) {
+    error = e.what();
+  }
+  EXPECT_NE(error.find("bad.yaml: prompt.user_template (" + dir + "/bad.md): line 2: unknown placeholder {{parent_colour}} (known: target, "),
+            std::string::npos) << error;
+  gqa::write_file_atomic(dir + "/bad.yaml", "prompt:\n  user_template: nowhere.md\n", "test");
+  try {
+    load_config(dir + "/bad.yaml");
+    error.clear();
+  } catch (const gqa::Error& e) {
+    error = e.what();
+  }
+  EXPECT_NE(error.find("prompt.user_template names '" + dir + "/nowhere.md', which is not a file"), std::string::npos) << error;
+  EXPECT_EQ(error_of("prompt:\n  system_template: " + dir + "/sys.md\nllm:\n  system_message: hi\n"),
+            "[config] cfg.yaml: prompt.system_template and llm.system_message are both set: keep one");
+  std::filesystem::remove_all(dir);
 }

@@ -2,146 +2,17 @@
 // malformed diff, a diff outside the block, a full rewrite, 429 then success, 500s, a response slower than
 // the timeout, invalid JSON; the run goes on and records why each failed. One that behaves as OpenAI does
 // for reasoning models: refused request fields, reasoning in answers, wrong keys, unknown models.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
-
-#include <atomic>
-#include <deque>
-#include <functional>
-#include <memory>
-#include <mutex>
-#include <thread>
 
 #include "evolve/database.h"
 #include "evolve/llm_client.h"
+#include "loopback_server.h"
 #include "test_helpers.h"
 
 using namespace gqa::evolve;
 using namespace gqa::evolve::testing;
 
 namespace {
-
-struct Scripted {
-  int status = 200;
-  std::string body;
-  int delay_ms = 0;
-};
-
-// A loopback HTTP server: one response per connection, made by `respond` from the whole request; each
-// connection is served on its own thread so a slow answer does not hold up the next request.
-class LoopbackServer {
- public:
-  using Respond = std::function<Scripted(const std::string& request)>;
-  explicit LoopbackServer(Respond respond) : respond_(std::move(respond)) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;  // a free port
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd_, 16) != 0) throw std::runtime_error("bind");
-    socklen_t len = sizeof a;
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    thread_ = std::thread([this] { serve(); });
-  }
-  ~LoopbackServer() {
-    stop_ = true;
-    thread_.join();
-    for (auto& t : handlers_) t.join();
-    close(fd_);
-  }
-  int port() const { return port_; }
-  std::string base() const { return fmt::format("http://127.0.0.1:{}/v1", port_); }
-  std::vector<std::string> requests() {
-    std::lock_guard<std::mutex> l(m_);
-    return requests_;
-  }
-
- private:
-  void serve() {
-    while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, 50) <= 0) continue;
-      const int c = accept(fd_, nullptr, nullptr);
-      if (c < 0) continue;
-      handlers_.emplace_back([this, c] { handle(c); });
-    }
-  }
-  void handle(int c) {
-    std::string req;
-    char buf[4096];
-    size_t need = std::string::npos;
-    while (need == std::string::npos || req.size() < need) {
-      const ssize_t n = recv(c, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      req.append(buf, static_cast<size_t>(n));
-      const size_t hdr = req.find("\r\n\r\n");
-      if (hdr != std::string::npos && need == std::string::npos) {
-        const size_t cl = req.find("Content-Length: ");
-        need = hdr + 4 + (cl != std::string::npos && cl < hdr ? std::stoul(req.substr(cl + 16)) : 0);
-      }
-    }
-    {
-      std::lock_guard<std::mutex> l(m_);
-      requests_.push_back(req);
-    }
-    const Scripted s = respond_(req);
-    for (int waited = 0; waited < s.delay_ms && !stop_; waited += 10) usleep(10000);
-    const std::string resp = fmt::format("HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n"
-                                         "Connection: close\r\n\r\n{}", s.status, s.body.size(), s.body);
-    send(c, resp.data(), resp.size(), MSG_NOSIGNAL);
-    close(c);
-  }
-  Respond respond_;
-  int fd_ = -1, port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::mutex m_;
-  std::vector<std::string> requests_;
-  std::thread thread_;
-  std::vector<std::thread> handlers_;
-};
-
-// Scripted answers, one per request in order; a 500 once the script is used up. The script is shared with
-// the server's threads, which may outlive this object's own members while they are joined.
-class ScriptedServer : public LoopbackServer {
-  struct Script {
-    std::mutex m;
-    std::deque<Scripted> q;
-  };
-
- public:
-  explicit ScriptedServer(std::deque<Scripted> script) : ScriptedServer(std::make_shared<Script>(), std::move(script)) {}
-  size_t left() {
-    std::lock_guard<std::mutex> l(script_->m);
-    return script_->q.size();
-  }
-
- private:
-  ScriptedServer(std::shared_ptr<Script> s, std::deque<Scripted> q)
-      : LoopbackServer([s](const std::string&) -> Scripted {
-          std::lock_guard<std::mutex> l(s->m);
-          if (s->q.empty()) return {500, "{\"error\": \"script exhausted\"}", 0};
-          Scripted next = s->q.front();
-          s->q.pop_front();
-          return next;
-        }),
-        script_(std::move(s)) {
-    std::lock_guard<std::mutex> l(script_->m);
-    script_->q = std::move(q);
-  }
-  std::shared_ptr<Script> script_;
-};
-
-Scripted answer(const std::string& content) {
-  return {200, nlohmann::json{{"choices", {{{"message", {{"role", "assistant"}, {"content", content}}}}}}}.dump(), 0};
-}
 
 const char* kGoodDiff = "Bigger blocks.\n<<<<<<< SEARCH\nconstexpr int MAX_D = 256;\n=======\nconstexpr int MAX_D = 256;  // FASTER\n>>>>>>> REPLACE\n";
 
@@ -402,8 +273,8 @@ TEST(EvolveLlm, OpenAiReasoningModelRunsUnchanged) {
   EXPECT_NE(log.find("the server wants 'max_completion_tokens' instead of 'max_tokens'"), std::string::npos) << log;
   EXPECT_NE(log.find("the server refuses temperature 0.7"), std::string::npos) << log;
   EXPECT_NE(log.find("tokens: 1000 prompt, 300 completion (200 reasoning)"), std::string::npos) << log;
-  EXPECT_NE(log.find("gpt-5-mini: 4 uses, "), std::string::npos) << log;
-  EXPECT_NE(log.find(" improvements, 4000 prompt + 1200 completion tokens"), std::string::npos) << log;
+  EXPECT_NE(log.find("gpt-5-mini: 4 calls (1 failed), "), std::string::npos) << log;
+  EXPECT_NE(log.find(" per call), 4000 prompt + 1200 completion tokens, cost not priced"), std::string::npos) << log;
   EXPECT_EQ(db.load_state()->at("ensemble").at("completion_tokens"), nlohmann::json({1200}));
   std::filesystem::remove_all(dir);
 }
@@ -459,6 +330,68 @@ TEST(EvolveLlm, UnknownModelIsDroppedOrStopsTheRun) {
   const std::string error = run_error(c, options(dir, 10));
   EXPECT_NE(error.find("[llm] model 'gpt-5-minii' at " + server.base() + "/chat/completions: HTTP 404 2 times in a row"),
             std::string::npos) << error;
+  std::filesystem::remove_all(dir);
+}
+
+// Every exchange is kept with its iteration: the prompt (with the ABI contract), the raw answer (reasoning
+// included), usage, latency, retries and cost; a SEARCH part that matches only with whitespace ignored is
+// applied and recorded; totals per model reach the log and the report; the key is stored nowhere.
+TEST(EvolveLlm, ExchangesAreStored) {
+  OpenAiServer server({
+      says(std::string("<think>Maybe this</think>") + kGoodDiff),
+      says("Reorder.\n<<<<<<< SEARCH\n    constexpr int MAX_ROWS = Q_TILE * MAX_GROUP;   \n=======\n"
+           "constexpr int MAX_ROWS = MAX_GROUP * Q_TILE;\n>>>>>>> REPLACE\n", "stop", "Let me think."),
+      says("no diff here"),
+  });
+  EvolveConfig c = example_for(server.base(), {{"gpt-5-mini", 1}});
+  c.llm.models[0].input_price_per_mtok = 2;
+  c.llm.models[0].output_price_per_mtok = 10;
+  const std::string dir = temp_dir("exchanges");
+  const RunSummary s = run_evolution(c, options(dir, 3), fake_evaluate);
+  ASSERT_EQ(s.iterations, 3);
+
+  Database db(dir + "/evolve.db", Database::Mode::ReadOnly);
+  const auto calls = db.llm_calls();
+  const auto attempts = db.attempts();
+  ASSERT_EQ(calls.size(), 3u);
+  const std::string initial = db.program(1)->code;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const LlmCall& call = calls[i];
+    EXPECT_EQ(call.iteration, attempts.at(i + 1).iteration);
+    EXPECT_EQ(call.model, "gpt-5-mini");
+    EXPECT_EQ(call.url, server.base() + "/chat/completions");
+    EXPECT_NE(call.system.find("typedef struct gqa_attention_args"), std::string::npos) << call.system.substr(0, 2000);
+    EXPECT_NE(call.system.find("The evaluator's rules"), std::string::npos);
+    EXPECT_NE(call.user.find("EVOLVE-BLOCK-START"), std::string::npos);
+    EXPECT_EQ(call.status, 200);
+    EXPECT_EQ(call.prompt_tokens, 1000);
+    EXPECT_EQ(call.completion_tokens, 300);
+    EXPECT_EQ(call.reasoning_tokens, 200);
+    EXPECT_GT(call.latency_seconds, 0);
+    ASSERT_TRUE(call.cost.has_value());
+    EXPECT_DOUBLE_EQ(*call.cost, (1000 * 2.0 + 300 * 10.0) / 1e6);
+  }
+  EXPECT_NE(calls[0].user.find(initial), std::string::npos);  // the parent's code, as sent
+  EXPECT_EQ(calls[0].retries, 2);  // max_tokens, then temperature, refused once each
+  EXPECT_EQ(calls[1].retries, 0);
+  EXPECT_EQ(calls[0].answer, std::string("<think>Maybe this</think>") + kGoodDiff);  // raw, reasoning kept
+  EXPECT_TRUE(calls[0].improved);
+  EXPECT_EQ(calls[1].reasoning, "Let me think.");
+  EXPECT_EQ(calls[1].whitespace_matched, 1);
+  EXPECT_EQ(attempts[2].outcome, Outcome::Evaluated) << attempts[2].reason;
+  EXPECT_NE(db.program(attempts[2].program_id)->mutation.find("1 matched with whitespace ignored"), std::string::npos);
+  EXPECT_EQ(calls[2].answer, "no diff here");
+  EXPECT_EQ(attempts[3].outcome, Outcome::DiffFailed);
+  EXPECT_FALSE(calls[2].improved);
+
+  const std::string totals = "gpt-5-mini: 3 calls (0 failed), 1 improvements (0.33 per call), 3000 prompt + 900 completion tokens, cost 0.0150";
+  EXPECT_NE(gqa::read_file(dir + "/evolve.log", "test").find(totals), std::string::npos);
+  const std::string md = gqa::read_file(dir + "/report.md", "test");
+  EXPECT_NE(md.find("| gpt-5-mini | 3 | 0 | 1 | 0.33 | 3000 | 900 | 600 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 0.0150 |"), std::string::npos) << md;
+  // The key went only into the Authorization header: not into the database, its log, the log or the report.
+  for (const char* f : {"/evolve.db", "/evolve.db-wal", "/evolve.log", "/report.md"})
+    if (std::filesystem::exists(dir + f)) EXPECT_EQ(gqa::read_file(dir + f, "test").find(kKey), std::string::npos) << f;
   std::filesystem::remove_all(dir);
 }
 

@@ -191,6 +191,26 @@ TEST(EvolveDiff, RefusesOutsideMalformedAndMissing) {
   EXPECT_NE(c.error.find("no SEARCH/REPLACE block"), std::string::npos) << c.error;
 }
 
+// A SEARCH part whose indentation or trailing blanks differ is applied when it matches one place only, and
+// counted; two places that match loosely are refused with the count.
+TEST(EvolveDiff, WhitespaceTolerantSearch) {
+  const std::string parent = program("int f() {\n    int a = 1;\n    return a;\n}\n");
+  ChildCode c = apply_response(parent, "<<<<<<< SEARCH\nint a = 1;   \n  return a;\n=======\n    int a = 2;\n    return a;\n>>>>>>> REPLACE\n", true);
+  ASSERT_TRUE(c.ok) << c.error;
+  EXPECT_EQ(c.code, program("int f() {\n    int a = 2;\n    return a;\n}\n"));
+  EXPECT_EQ(c.whitespace_matched, 1);
+  c = apply_response(parent, "<<<<<<< SEARCH\n    int a = 1;\n=======\n    int a = 3;\n>>>>>>> REPLACE\n", true);
+  ASSERT_TRUE(c.ok) << c.error;
+  EXPECT_EQ(c.whitespace_matched, 0);  // exact
+  const std::string twice = program("  int a = 1;\n\tint a = 1;\n");
+  c = apply_response(twice, "<<<<<<< SEARCH\nint a = 1;  \n=======\nint a = 2;\n>>>>>>> REPLACE\n", true);
+  EXPECT_FALSE(c.ok);
+  EXPECT_NE(c.error.find("matches 2 places when whitespace is ignored"), std::string::npos) << c.error;
+  // Only inside the block: the loosely matching tail outside it is never edited.
+  c = apply_response(parent, "<<<<<<< SEARCH\n  int tail() { return 1; }\n=======\nint tail() { return 2; }\n>>>>>>> REPLACE\n", true);
+  EXPECT_FALSE(c.ok);
+}
+
 TEST(EvolveDiff, FullRewrite) {
   const std::string parent = program("int a = 1;\n");
   ChildCode c = apply_response(parent, "Here:\n```cpp\n" + program("int a = 7;\n") + "```\nDone.", false);

@@ -36,6 +36,25 @@ TEST(EvolveResume, SigkillThenResumeLosesNothing) {
   bool exited = false;
   const int64_t seen = wait_for_programs(out + "/evolve.db", 4, pid, 400, &exited);
   ASSERT_FALSE(exited) << "evolve exited early";
+  // While it runs: a second writer (a --resume started by mistake) is refused at once, naming the folder
+  // and the running process; a report reads the run without disturbing it.
+  {
+    gqa::ProcessOptions second;
+    second.argv = {GQA_BINARY, "evolve", tunable_path(), "--config", cfg, "--output", out, "--resume", "--quiet"};
+    second.timeout_seconds = 60;
+    const gqa::ProcessResult r = gqa::run_process(second);
+    EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+    EXPECT_NE(r.err.find(fmt::format("{} is in use by another gqa-evolve (pid {} on host ", out, pid)), std::string::npos) << r.err;
+    gqa::ProcessOptions report;
+    report.argv = {GQA_BINARY, "report", out, "--assets", GQA_ASSETS_DIR};
+    report.timeout_seconds = 60;
+    const gqa::ProcessResult rr = gqa::run_process(report);
+    EXPECT_TRUE(rr.ok()) << rr.describe() << rr.out << rr.err;
+    EXPECT_NE(rr.out.find(fmt::format("running (pid {} on host ", pid)), std::string::npos) << rr.out;
+    EXPECT_NE(gqa::read_file(out + "/report.html", "test").find("\"status\":\"running (pid"), std::string::npos);
+    int status;
+    ASSERT_EQ(waitpid(pid, &status, WNOHANG), 0) << "the run ended while it was being read";
+  }
   kill(pid, SIGKILL);
   int status;
   waitpid(pid, &status, 0);
@@ -85,5 +104,27 @@ TEST(EvolveResume, SigkillThenResumeLosesNothing) {
   EXPECT_NE(again.err.find("already holds a run"), std::string::npos) << again.err;
   EXPECT_TRUE(std::filesystem::exists(out + "/best/best_program.cpp"));
   EXPECT_TRUE(std::filesystem::exists(out + "/report.md"));
+  std::filesystem::remove_all(dir);
+}
+
+// A run killed before its initial program was committed has a database without a run in it: --resume
+// starts it (from INITIAL_PROGRAM) instead of asking for a fresh start.
+TEST(EvolveResume, ResumeBeforeTheInitialCommitStartsTheRun) {
+  const std::string dir = temp_dir("early-kill");
+  { Database db(dir + "/evolve.db"); }  // what the killed run left: the tables, nothing committed
+  EvolveConfig c = parse_config("max_iterations: 3\nworkers: 1\n", "c.yaml");
+  RunOptions o;
+  o.initial_program = tunable_path();
+  o.output_dir = dir;
+  o.print_progress = false;
+  o.resume = true;
+  const RunSummary s = run_evolution(c, o, fake_evaluate);
+  EXPECT_EQ(s.iterations, 3);
+  EXPECT_EQ(Database(dir + "/evolve.db").count_programs(), 4);
+  EXPECT_NE(gqa::read_file(dir + "/evolve.log", "test").find("stopped before its initial program was committed; starting it from"),
+            std::string::npos);
+  std::filesystem::remove_all(dir);
+  // No database at all is still no run to resume.
+  EXPECT_THROW(run_evolution(c, o, fake_evaluate), gqa::Error);
   std::filesystem::remove_all(dir);
 }

@@ -6,6 +6,7 @@
 #include "evolve/database.h"
 #include "evolve/outcome.h"
 #include "evolve/population.h"
+#include "evolve/run_lock.h"
 #include "test_helpers.h"
 
 using namespace gqa::evolve;
@@ -64,6 +65,63 @@ TEST(EvolveDatabase, RoundTripAndState) {
   EXPECT_EQ(attempts[0].program_id, 1);
   EXPECT_EQ(attempts[1].outcome, Outcome::Exhausted);
   EXPECT_EQ(attempts[1].reason, "nothing new");
+  std::filesystem::remove_all(dir);
+}
+
+// An LLM exchange lands with its attempt (same transaction); a read-only connection sees everything and
+// changes nothing, and refuses to create a database.
+TEST(EvolveDatabase, LlmCallsAndReadOnly) {
+  const std::string dir = temp_dir("calls");
+  Database db(dir + "/e.db");
+  Program p = make_program(0, block_code("a\n"), 0.5, 0);
+  db.commit(&p, Attempt{0, 0, 0, "initial", Outcome::Evaluated, "", "", 0, 1.0, ""}, {{"n", 1}});
+  const LlmCall c{.iteration = 1, .model = "m", .url = "http://127.0.0.1:9/v1/chat/completions", .system = "sys",
+                  .user = "user prompt", .answer = "<think>hm</think>answer", .reasoning = "separate", .status = 200,
+                  .error = "", .prompt_tokens = 11, .completion_tokens = 22, .reasoning_tokens = 3, .latency_seconds = 0.25,
+                  .retries = 2, .cost = 0.5, .whitespace_matched = 1, .improved = true, .created_at = ""};
+  db.commit(nullptr, Attempt{1, 0, 1, "m", Outcome::DiffFailed, "", "x", 0, 0.3, ""}, {{"n", 2}}, &c);
+  LlmCall unpriced = c;
+  unpriced.iteration = 2;
+  unpriced.cost.reset();
+  Program dup = make_program(0, block_code("a\n"), 0.7, 1);
+  EXPECT_THROW(db.commit(&dup, Attempt{2, 0, 1, "m", Outcome::Evaluated, "", "", 0, 0.3, ""}, {{"n", 3}}, &unpriced), gqa::Error);
+  db.commit(nullptr, Attempt{2, 0, 1, "m", Outcome::LlmError, "", "y", 0, 0.3, ""}, {{"n", 3}}, &unpriced);
+
+  const Database ro(dir + "/e.db", Database::Mode::ReadOnly);
+  const auto calls = ro.llm_calls();
+  ASSERT_EQ(calls.size(), 2u);  // the failed transaction left nothing
+  EXPECT_EQ(calls[0].user, "user prompt");
+  EXPECT_EQ(calls[0].answer, "<think>hm</think>answer");
+  EXPECT_EQ(calls[0].reasoning, "separate");
+  EXPECT_EQ(calls[0].completion_tokens, 22);
+  EXPECT_EQ(calls[0].retries, 2);
+  EXPECT_EQ(calls[0].cost, 0.5);
+  EXPECT_EQ(calls[0].whitespace_matched, 1);
+  EXPECT_TRUE(calls[0].improved);
+  EXPECT_FALSE(calls[1].cost.has_value());
+  EXPECT_EQ(ro.load_state().value()["n"], 3);
+  EXPECT_THROW(Database(dir + "/none.db", Database::Mode::ReadOnly), gqa::Error);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/none.db"));
+  std::filesystem::remove_all(dir);
+}
+
+// One writer per folder: a second lock is refused with the holder named; closing releases it.
+TEST(EvolveRunLock, SecondWriterRefusedWithHolder) {
+  const std::string dir = temp_dir("lock");
+  std::string error;
+  {
+    RunLock first(dir);
+    const auto holder = RunLock::holder(dir);
+    ASSERT_TRUE(holder.has_value());
+    EXPECT_EQ(holder->rfind(fmt::format("pid {} on host ", getpid()), 0), 0u) << *holder;
+    try {
+      RunLock second(dir);
+    } catch (const gqa::Error& e) {
+      error = e.what();
+    }
+    EXPECT_NE(error.find(dir + " is in use by another gqa-evolve (pid " + std::to_string(getpid()) + " on host "), std::string::npos) << error;
+  }
+  RunLock again(dir);  // released with its descriptor (as when a process ends, however it ends)
   std::filesystem::remove_all(dir);
 }
 
