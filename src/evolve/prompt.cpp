@@ -9,6 +9,7 @@
 #include <map>
 
 #include "evolve/prompt_template.h"
+#include "programs/compiler.h"
 
 namespace gqa::evolve {
 
@@ -78,11 +79,19 @@ std::string task_text(const EvolveConfig& c, Target target) {
 
 std::map<std::string, std::string> values(const EvolveConfig& c, const PromptInputs& in) {
   const Program& p = *in.parent;
+  // The parent's entry decides the contract the prompt states: the host entry's (gqa/abi.h) or the device entry's
+  // inside the persistent decode step (gqa/decode_abi.cuh).
+  const bool device = in.target == Target::Cuda && program_entries(p.code).device;
   return {{"target", std::string(target_name(in.target))},
           {"language", lang(in.target)},
           {"max_code_length", std::to_string(c.max_code_length)},
-          {"abi", std::string(abi_header_text())},
-          {"rules", evaluator_rules(in.target)},
+          {"abi", std::string(device ? decode_abi_header_text() : abi_header_text())},
+          {"abi_file", device ? "include/gqa/decode_abi.cuh" : "include/gqa/abi.h"},
+          {"entry", device ? "implements `gqa_decode_attend_v2` from gqa/decode_abi.cuh: the decode attention of one "
+                             "split of a KV head inside the CUDA engine's persistent decode step (one launch per "
+                             "token), fed K/V tiles by the step and returning partial softmax states the step merges"
+                           : "implements `gqa_attention` from gqa/abi.h for ragged batches with a causal mask"},
+          {"rules", evaluator_rules(in.target, device)},
           {"parent_id", std::to_string(p.id)},
           {"parent_generation", std::to_string(p.generation)},
           {"parent_score", fmt::format("{:.4f}", p.combined_score)},
@@ -100,10 +109,10 @@ std::map<std::string, std::string> values(const EvolveConfig& c, const PromptInp
 const std::string& default_system_template() {
   static const std::string t =
       "You optimise a Grouped-Query-Attention kernel for Qwen3-0.6B (16 query heads, 8 KV heads, head_dim 128, bf16) "
-      "on the {{target}} target. The program implements `gqa_attention` from gqa/abi.h for ragged batches with a "
-      "causal mask. It is scored by the speedup over a strong stock kernel, after a strict correctness check on fresh "
-      "random inputs; a wrong answer scores 0. Change only the code between EVOLVE-BLOCK-START and EVOLVE-BLOCK-END.\n\n"
-      "## The ABI contract every program keeps (include/gqa/abi.h)\n```c\n{{abi}}```\n\n"
+      "on the {{target}} target. The program {{entry}}. It is scored by the speedup over a strong stock kernel, after "
+      "a strict correctness check on fresh random inputs; a wrong answer scores 0. Change only the code between "
+      "EVOLVE-BLOCK-START and EVOLVE-BLOCK-END.\n\n"
+      "## The ABI contract every program keeps ({{abi_file}})\n```c\n{{abi}}```\n\n"
       "## The evaluator's rules\n{{rules}}";
   return t;
 }
@@ -116,7 +125,26 @@ const std::string& default_user_template() {
   return t;
 }
 
-std::string evaluator_rules(Target target) {
+std::string evaluator_rules(Target target, bool device_entry) {
+  if (device_entry)
+    return "- Static checks before compiling: exactly one EVOLVE-BLOCK, nothing outside it changed against the parent, "
+           "only #include of gqa/decode_abi.cuh and standard math/CUDA headers, no asm, no printf, no allocation; the "
+           "program defines gqa_decode_attend_v2 and not gqa_attention.\n"
+           "- Correctness, outside the engine: a harness calls the entry as the persistent step does (every position "
+           "residue of the tile size, 1 to 16 splits, large logits, fresh random inputs) and merges the partial "
+           "states in float64 against a float64 reference (row error <= 2e-3); the scratch area is poisoned with NaN "
+           "and fenced by canaries; q, the new key/value and the tiles must stay unchanged; every warp releases every "
+           "tile it acquired, in order; two calls on the same inputs must give the same bits.\n"
+           "- End to end: the entry is linked into the engine's persistent step (nvJitLink) and the greedy tokens of "
+           "the built-in step are fed back (teacher forcing): each step's logits must be within relative L2 0.05 of "
+           "the built-in step's.\n"
+           "- Score: 0 for any failure; otherwise the geometric mean over contexts 1K, 8K and 32K of the decode "
+           "tokens/s in the persistent step with the program over the built-in step's, timed alternately on the same "
+           "engine (1.0: as fast as the engine's own attention).\n"
+           "- Inside the step: the 256 compute threads call the entry together; never __syncthreads (the producer "
+           "warp does not take part: it hangs), only gqa_decode_sync(); no __shared__ variables of your own (use "
+           "`scratch`, `scratch_bytes` of it); a hang or a fault fails the evaluation. A hard wall-clock limit "
+           "covers compile, link and every stage.\n";
   std::string s =
       "- Static checks before compiling: exactly one EVOLVE-BLOCK, nothing outside it changed against the parent, "
       "only #include of gqa/abi.h and standard math headers (<cmath>, <cstdint>, <cstring>, <algorithm>, <limits>, "

@@ -25,6 +25,7 @@ std::string user_prompt(const EvolveConfig& config, const PromptInputs& in);
 const std::string& default_system_template();
 const std::string& default_user_template();
 // What the evaluator checks, as the prompt states it.
-std::string evaluator_rules(Target target);
+// device_entry: the rules of a device entry (gqa/decode_abi.cuh) instead of the host entry's.
+std::string evaluator_rules(Target target, bool device_entry = false);
 
 }  // namespace gqa::evolve

@@ -53,7 +53,7 @@ std::string walk(const std::string& text, Text on_text, Name on_name) {
 
 const std::vector<std::string>& template_placeholders() {
   static const std::vector<std::string> names = {
-      "target",      "language",        "max_code_length",  "abi",          "rules",
+      "target",      "language",        "max_code_length",  "abi",          "rules",  "entry",  "abi_file",
       "parent_id",   "parent_generation", "parent_score",   "parent_code",  "parent_metrics",
       "parent_artifacts", "top_programs", "diverse_programs", "history",    "task"};
   return names;

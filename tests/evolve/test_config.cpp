@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "evolve/config.h"
 #include "evolve/prompt.h"
+#include "programs/compiler.h"
 #include "test_helpers.h"
 
 using namespace gqa::evolve;
@@ -166,6 +167,18 @@ TEST(EvolveConfig, PromptTemplates) {
   const EvolveConfig plain = parse_config("", "p.yaml");
   EXPECT_NE(system_message(plain, in).find("gqa_workspace_min_bytes"), std::string::npos);
   EXPECT_NE(user_prompt(plain, in).find("# Current program (#7, generation 0, combined_score 1.5000)"), std::string::npos);
+  // A CUDA parent with the device entry gets the persistent step's contract and rules instead.
+  Program device_parent = parent;
+  device_parent.code = std::string(gqa::stock_decode_program_text());
+  PromptInputs din = in;
+  din.parent = &device_parent;
+  din.target = gqa::Target::Cuda;
+  const std::string dsys = system_message(plain, din);
+  EXPECT_NE(dsys.find("implements `gqa_decode_attend_v2`"), std::string::npos) << dsys;
+  EXPECT_NE(dsys.find("(include/gqa/decode_abi.cuh)"), std::string::npos);
+  EXPECT_NE(dsys.find("gqa_decode_tile_acquire"), std::string::npos);  // the contract's own text
+  EXPECT_NE(dsys.find("never __syncthreads"), std::string::npos);
+  EXPECT_EQ(dsys.find("gqa_workspace_min_bytes"), std::string::npos);
 
   gqa::write_file_atomic(dir + "/bad.md", "Hello\n{{parent_code}} and {{parent_colour}}\n", "test");
   gqa::write_file_atomic(dir + "/bad.yaml", "prompt:\n  user_template: bad.md\n", "test");
