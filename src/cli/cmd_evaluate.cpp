@@ -87,7 +87,8 @@ Runner add_eval_worker(CLI::App& app) {
   auto req = std::make_shared<eval::WorkerRequest>();
   auto target = std::make_shared<std::string>("cpu");
   auto no_bench = std::make_shared<bool>(false), no_e2e = std::make_shared<bool>(false);
-  app.add_option("--so", req->so_path)->required();
+  app.add_option("--so", req->so_path);
+  app.add_option("--lto", req->lto_path);
   app.add_option("--target", *target);
   app.add_option("--seed", req->settings.seed);
   app.add_option("--threads", req->settings.threads);
@@ -98,6 +99,7 @@ Runner add_eval_worker(CLI::App& app) {
   app.add_flag("--no-e2e", *no_e2e);
   app.group("");  // hidden: only the evaluator runs it
   return [req, target, no_bench, no_e2e]() {
+    if (req->so_path.empty() == req->lto_path.empty()) fail("eval-worker", "give one of --so and --lto");
     req->settings.target = parse_target(*target);
     req->bench = !*no_bench;
     req->end_to_end = !*no_e2e;

@@ -1,15 +1,32 @@
-// Correctness stage: every case of evaluation_cases() twice with fresh random inputs (so that results
-// remembered from an earlier call are wrong), alternating KV layouts, output and workspace poisoned before
-// each call, inputs read-only and compared with the evaluator's copies after it, canaries checked,
-// compared row by row with the float64 reference of the evaluator's copies.
+// Correctness stage (CPU target), judged in the worker's relay: every case of evaluation_cases() twice
+// with fresh random inputs (so that results remembered from an earlier call are wrong), alternating KV
+// layouts. The relay writes the inputs into the shared arena and keeps its own copies; the candidate's
+// process calls the program on the arena (inputs read-only there, output and workspace NaN-poisoned, guard
+// pages around every buffer); the relay then compares the inputs as the program left them with its copies,
+// checks the canaries, and compares the output row by row with the float64 reference of its copies.
 #include <chrono>
+#include <cstring>
 
 #include "common/error.h"
+#include "evaluate/channel.h"
 #include "evaluate/stages.h"
 
 namespace gqa::eval {
 
-StageResult run_correctness(Kernel& cand, const WorkerSettings& set) {
+bool post_protections(ChildLink& child, const SharedArena& arena, const std::vector<const Problem*>& problems) {
+  std::vector<Protection> prot;
+  for (const Problem* p : problems) p->protections(prot);
+  if (prot.size() > static_cast<size_t>(Control::kMaxProtections))
+    fail("evaluate", "{} arena protections, more than the {} a request holds", prot.size(), Control::kMaxProtections);
+  return child.post(Op::Protect, [&](Control& c) {
+    c.reset_begin = reinterpret_cast<uintptr_t>(arena.base());
+    c.reset_bytes = arena.high_water();
+    c.num_protections = static_cast<int32_t>(prot.size());
+    std::copy(prot.begin(), prot.end(), c.prot);
+  });
+}
+
+StageResult run_correctness(ChildLink& child, SharedArena& arena, const WorkerSettings& set) {
   StageResult r;
   Rng rng{set.seed};
   std::string report;
@@ -18,16 +35,18 @@ StageResult run_correctness(Kernel& cand, const WorkerSettings& set) {
   const auto t0 = std::chrono::steady_clock::now();
   for (const Case& c : evaluation_cases(set.target, set.seed)) {
     const KvLayout layout = index++ % 2 == 0 ? KvLayout::PosMajor : KvLayout::HeadMajor;
-    Problem p(c, layout, set.threads);
+    arena.reset();
+    Problem p(c, layout, set.threads, &arena);
+    if (!post_protections(child, arena, {&p})) return r;
     for (int trial = 0; trial < 2; ++trial) {
       p.fill(rng);
       p.poison();
-      const int rc = cand(p.args());
-      p.set_inputs_read_only(false);
+      if (!child.post(Op::Call, [&](Control& k) { k.args = p.args(); })) return r;
+      const Control& answer = child.control();
       std::string line = fmt::format("{:<22} trial {} layout {:<10}", c.name, trial,
                                      layout == KvLayout::PosMajor ? "pos-major" : "head-major");
-      if (rc != GQA_OK) {
-        report += fmt::format("{} FAIL: {}\n", line, cand.describe(rc));
+      if (answer.rc != GQA_OK) {
+        report += fmt::format("{} FAIL: {}\n", line, std::string(answer.failure, strnlen(answer.failure, sizeof answer.failure)));
         ++failed;
         break;
       }

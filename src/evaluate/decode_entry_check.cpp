@@ -69,6 +69,16 @@ DecodeEntryReport check_decode_entry(std::string_view program_lto, int D, int G,
   rep.link_seconds = link.seconds;
   cuda::LoadedDecodeProgram loaded(link, kernel, "program");
   const void* fn = loaded.kernel().fn;
+  if (loaded.plan().has) {
+    if (const std::string why = cuda::check_decode_plan(loaded.plan().plan, D); !why.empty()) {
+      rep.failed = 1;
+      rep.text = "FAIL the program's plan: " + why + "\n";
+      return rep;
+    }
+    split_keys = loaded.plan().plan.split_keys;
+    kv_tile_kib = loaded.plan().plan.kv_tile_kib;
+  }
+  rep.split_keys = split_keys, rep.kv_tile_kib = kv_tile_kib;
 
   const int kpt = kv_tile_kib * 1024 / (4 * D), W = D + 2;
   const int stage_bytes = kpt * D * 2 * 2;

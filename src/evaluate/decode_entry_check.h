@@ -14,6 +14,7 @@ struct DecodeEntryReport {
   int cases = 0, failed = 0;
   double worst_error = 0;   // largest row error (max |out - ref| / max |ref|) over the cases
   double link_seconds = 0;  // the harness link (0 when cached)
+  int split_keys = 0, kv_tile_kib = 0;  // the plan the cases used: the program's, or the defaults given
   std::string text;         // one line per case, then the verdict
 };
 
@@ -21,8 +22,9 @@ struct DecodeEntryReport {
 // its merged output is within float rounding of the float64 reference (1e-5 typical at 8K keys).
 constexpr double kDecodeEntryTolerance = 2e-3;
 
-// Runs the cases for head_dim D and group G with split length split_keys and kv_tile_kib KiB K/V tiles (the
-// program's plan, or the engine's defaults), inputs drawn from `seed`. The link is cached under cache_dir.
+// Runs the cases for head_dim D and group G with the program's plan (gqa_decode_plan: split length, K/V tile
+// size; a plan outside the contract fails), or else split_keys and kv_tile_kib (the engine's defaults), inputs
+// drawn from `seed`. The link is cached under cache_dir (none when empty).
 // Throws gqa::Error only for what is not the program's fault (no GPU, a CUDA error before the first call).
 DecodeEntryReport check_decode_entry(std::string_view program_lto, int D, int G, int split_keys, int kv_tile_kib,
                                      uint64_t seed, const std::string& cache_dir);

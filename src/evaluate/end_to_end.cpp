@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "engine/cpu/attention_bf16.h"
 #include "engine/cpu/cpu_engine.h"
 #include "engine/generate.h"
 #include "evaluate/stages.h"
@@ -65,19 +66,44 @@ std::unique_ptr<Engine> open_end_to_end_engine(const WorkerSettings& set) {
   return CpuEngine::open(set.model_dir);
 }
 
-StageResult run_end_to_end(Engine& e2e_engine, Kernel& cand_kernel, Kernel& stock_kernel, const WorkerSettings& set) {
+namespace {
+
+std::vector<int32_t> e2e_prompt(const Engine& engine, const WorkerSettings& set) {
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < set.e2e_prompt_tokens; ++i)
+    prompt.push_back(static_cast<int32_t>((i * 7919 + 13) % engine.config().vocab_size));
+  return prompt;
+}
+
+GenerateOptions e2e_options(const WorkerSettings& set) {
+  GenerateOptions opts;
+  opts.max_tokens = set.e2e_new_tokens;
+  opts.sampling.temperature = 0;
+  opts.ignore_stop_tokens = true;
+  return opts;
+}
+
+}  // namespace
+
+E2eReference end_to_end_reference(const WorkerSettings& set) {
+  std::unique_ptr<Engine> engine = open_end_to_end_engine(set);
+  const std::vector<int32_t> prompt = e2e_prompt(*engine, set);
+  engine->set_attention_program(&cpu::stock_attention);
+  E2eReference ref;
+  ref.tokens = generate(*engine, prompt, e2e_options(set)).tokens;
+  ref.logits = teacher_forced_logits(*engine, &cpu::stock_attention, prompt, ref.tokens);
+  return ref;
+}
+
+StageResult run_end_to_end(Engine& e2e_engine, Kernel& cand_kernel, Kernel& stock_kernel, const WorkerSettings& set,
+                           const E2eExchange* forced) {
   StageResult r;
   Engine* engine = &e2e_engine;
   g_candidate = &cand_kernel;
   g_stock = &stock_kernel;
   const gqa_attention_fn candidate = &candidate_thunk, stock = &stock_thunk;
-  std::vector<int32_t> prompt;
-  for (int i = 0; i < set.e2e_prompt_tokens; ++i)
-    prompt.push_back(static_cast<int32_t>((i * 7919 + 13) % engine->config().vocab_size));
-  GenerateOptions opts;
-  opts.max_tokens = set.e2e_new_tokens;
-  opts.sampling.temperature = 0;
-  opts.ignore_stop_tokens = true;
+  const std::vector<int32_t> prompt = e2e_prompt(*engine, set);
+  const GenerateOptions opts = e2e_options(set);
   auto run = [&](gqa_attention_fn fn, uint64_t* calls) {
     engine->set_attention_program(fn);
     GenerateResult g = generate(*engine, prompt, opts);
@@ -90,8 +116,17 @@ StageResult run_end_to_end(Engine& e2e_engine, Kernel& cand_kernel, Kernel& stoc
   GenerateResult c = run(candidate, &calls);
   GenerateResult s2 = run(stock, nullptr);  // stock on both sides of the candidate: drift shows up
   const auto t_tf = std::chrono::steady_clock::now();
-  const auto ref_logits = teacher_forced_logits(*engine, stock, prompt, s1.tokens);
-  const auto cand_logits = teacher_forced_logits(*engine, candidate, prompt, s1.tokens);
+  const std::vector<int32_t>& fed = forced ? forced->tokens : s1.tokens;
+  const auto ref_logits = teacher_forced_logits(*engine, stock, prompt, fed);
+  const auto cand_logits = teacher_forced_logits(*engine, candidate, prompt, fed);
+  if (forced) {  // the relay's gate reads them from here
+    size_t at = 0;
+    for (const auto& step : cand_logits)
+      if (at + step.size() <= forced->capacity) {
+        std::copy(step.begin(), step.end(), forced->logits_out + at);
+        at += step.size();
+      }
+  }
   const auto [worst, worst_step] = worst_logit_error(ref_logits, cand_logits);
   const double tf_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_tf).count();
   size_t prefix = 0, same = 0;

@@ -71,6 +71,20 @@ nlohmann::json evaluate(const EvaluateOptions& o) {
   artifacts["static_check"] = sc.ok ? "ok" : fmt::format("{}", fmt::join(sc.problems, "\n"));
   if (!sc.ok && !o.skip_static) return finish("static", sc.problems.front());
 
+  // A CUDA program's device entry (gqa/decode_abi.cuh) is judged in its own stages (cuda_device_stages.h): the
+  // harness's correctness cases, then the persistent step end to end, which is its benchmark.
+  const ProgramEntries entries = program_entries(source);
+  const bool device = o.target == Target::Cuda && entries.device;
+  if (device && entries.host)
+    return finish("static", "the program defines both the host entry gqa_attention and the device entry "
+                  "gqa_decode_attend_v2; the evaluator judges one entry per program");
+  if (!entries.host && !device)
+    return finish("static", o.target == Target::Cuda
+                                ? "the program defines neither gqa_attention (gqa/abi.h) nor gqa_decode_attend_v2 "
+                                  "(gqa/decode_abi.cuh)"
+                                : "the program does not define gqa_attention (gqa/abi.h)");
+  metrics["entry"] = device ? "device" : "host";
+
   // 2. Compile (cached), within the evaluation's time: --timeout covers compile, load and every stage.
   auto left = [&] { return o.timeout_seconds - std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   const std::string cache = o.cache_dir.empty() ? default_cache_dir() : o.cache_dir;
@@ -79,6 +93,8 @@ nlohmann::json evaluate(const EvaluateOptions& o) {
   co.cache_dir = cache;
   co.cuda_arch = o.cuda_arch;
   co.timeout_seconds = std::max(0.5, left());
+  if (device) co.output = Output::DeviceLto;  // LTO IR: no host code, so no imports to check
+  else if (o.target == Target::Cuda) co.extra_flags = cuda_program_flags();  // the runtime's calls become imports
   CompileResult cr = compile_program(source, o.program_path, co);
   metrics["compile_cached"] = cr.cached;
   metrics["compile_seconds"] = cr.seconds;
@@ -90,9 +106,11 @@ nlohmann::json evaluate(const EvaluateOptions& o) {
     return finish("compile", "compile failed (see compile_log)");
   }
   // The symbols the compiled program imports: an allow-list, whatever the source looked like.
-  ImportCheck ic = check_imports(cr.so_path, o.target);
-  artifacts["imports"] = ic.report;
-  if (!ic.ok && !o.skip_static) return finish("static", ic.problems.front());
+  if (!device) {
+    ImportCheck ic = check_imports(cr.so_path, o.target);
+    artifacts["imports"] = ic.report;
+    if (!ic.ok && !o.skip_static) return finish("static", ic.problems.front());
+  }
 
   // 3. The worker: a fresh process running the candidate, killed at the deadline.
   const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
@@ -101,17 +119,16 @@ nlohmann::json evaluate(const EvaluateOptions& o) {
   std::string nonce;
   for (int i = 0; i < 4; ++i) nonce += fmt::format("{:08x}", std::random_device{}());
   std::string model_dir;
-  if (o.end_to_end) model_dir = ensure_e2e_model(cache, o.target);
+  // (a device entry's correctness cases take the model's head_dim and group from it too)
+  if (o.end_to_end || device) model_dir = ensure_e2e_model(cache, o.target);
   ProcessOptions po;
   po.argv = {o.worker_executable.empty() ? self_executable() : o.worker_executable,
-             "eval-worker", "--so", cr.so_path, "--target", std::string(target_name(o.target)),
+             "eval-worker", device ? "--lto" : "--so", cr.so_path, "--target", std::string(target_name(o.target)),
              "--seed", std::to_string(seed), "--threads", std::to_string(threads),
              "--min-reps", std::to_string(o.min_reps), "--bench-seconds", fmt::format("{}", o.bench_seconds)};
   if (!o.bench) po.argv.push_back("--no-bench");
-  if (o.end_to_end)
-    po.argv.insert(po.argv.end(), {"--model", model_dir});
-  else
-    po.argv.push_back("--no-e2e");
+  if (!model_dir.empty()) po.argv.insert(po.argv.end(), {"--model", model_dir});
+  if (!o.end_to_end) po.argv.push_back("--no-e2e");
   po.timeout_seconds = left();
   if (po.timeout_seconds <= 0) return finish("load", fmt::format("no time left for the worker (limit {:.0f} s)", o.timeout_seconds));
   po.stdin_data = nonce + "\n";
@@ -138,7 +155,7 @@ nlohmann::json evaluate(const EvaluateOptions& o) {
     }
   }
   std::vector<std::string> order = {"loaded", "correctness"};
-  if (o.bench) order.push_back("benchmark");
+  if (o.bench && !device) order.push_back("benchmark");
   if (o.end_to_end) order.push_back("end_to_end");
   order.push_back("done");
   order.push_back("worker_end");
@@ -195,8 +212,13 @@ nlohmann::json evaluate(const EvaluateOptions& o) {
   }
   if (!failed.empty()) return finish(failed, failure);
   metrics["correct"] = true;
-  // The score: the weighted geometric-mean speedup over the stock kernel (1.0 when not benchmarked).
-  metrics["combined_score"] = o.bench ? metrics.value("speedup_geomean", 0.0) : 1.0;
+  // The score: the weighted geometric-mean speedup over the stock kernel (1.0 when not benchmarked); for a device
+  // entry the geometric mean over the timed contexts of its decode speed in the persistent step over the built-in
+  // step's (1.0 without the end-to-end stage).
+  if (device)
+    metrics["combined_score"] = o.end_to_end ? metrics.value("e2e_decode_ratio_geomean", 0.0) : 1.0;
+  else
+    metrics["combined_score"] = o.bench ? metrics.value("speedup_geomean", 0.0) : 1.0;
   return finish("", "");
 }
 

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -16,6 +17,43 @@ namespace {
 constexpr uint8_t kCanary = 0xA5;
 size_t page() { return static_cast<size_t>(sysconf(_SC_PAGESIZE)); }
 }  // namespace
+
+SharedArena::SharedArena(size_t bytes) : size_(bytes) {
+  void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) fail("evaluate", "cannot map a shared arena of {} bytes: {}", bytes, std::strerror(errno));
+  base_ = static_cast<uint8_t*>(m);
+}
+
+SharedArena::~SharedArena() { munmap(base_, size_); }
+
+uint8_t* SharedArena::take(size_t bytes) {
+  if (bytes % page() != 0 || used_ + bytes > size_)
+    fail("evaluate", "shared arena: {} bytes asked with {} of {} in use", bytes, used_, size_);
+  uint8_t* p = base_ + used_;
+  used_ += bytes;
+  high_ = std::max(high_, used_);
+  return p;
+}
+
+GuardedBuffer::GuardedBuffer(SharedArena& arena, size_t bytes, size_t align) : bytes_(bytes), owned_(false) {
+  const size_t P = page();
+  const size_t span = (bytes + align - 1) / align * align;
+  page_bytes_ = std::max<size_t>((span + P - 1) / P * P, P);
+  map_bytes_ = page_bytes_ + 2 * P;
+  map_ = arena.take(map_bytes_);
+  pages_ = map_ + P;
+  data_ = pages_ + page_bytes_ - span;
+  std::memset(pages_, kCanary, page_bytes_ - span);
+  std::memset(static_cast<uint8_t*>(data_) + bytes_, kCanary, span - bytes_);
+}
+
+void GuardedBuffer::protections(std::vector<Protection>& out, bool read_only) const {
+  if (!map_) return;
+  const size_t P = page();
+  out.push_back({reinterpret_cast<uintptr_t>(map_), P, PROT_NONE});
+  out.push_back({reinterpret_cast<uintptr_t>(pages_), page_bytes_, read_only ? PROT_READ : PROT_READ | PROT_WRITE});
+  out.push_back({reinterpret_cast<uintptr_t>(pages_ + page_bytes_), P, PROT_NONE});
+}
 
 GuardedBuffer::GuardedBuffer(size_t bytes, size_t align) : bytes_(bytes) {
   const size_t P = page();
@@ -36,7 +74,7 @@ GuardedBuffer::GuardedBuffer(size_t bytes, size_t align) : bytes_(bytes) {
 GuardedBuffer::~GuardedBuffer() { release(); }
 
 void GuardedBuffer::release() {
-  if (map_) munmap(map_, map_bytes_);
+  if (map_ && owned_) munmap(map_, map_bytes_);
   map_ = nullptr;
 }
 
@@ -51,17 +89,13 @@ GuardedBuffer& GuardedBuffer::operator=(GuardedBuffer&& o) noexcept {
     page_bytes_ = o.page_bytes_;
     data_ = o.data_;
     bytes_ = o.bytes_;
+    owned_ = o.owned_;
   }
   return *this;
 }
 
 void GuardedBuffer::set_read_only(bool read_only) {
-  if (map_ && mprotect(pages_, page_bytes_, read_only ? PROT_READ : PROT_READ | PROT_WRITE) != 0)
-    fail("evaluate", "mprotect of a guarded buffer failed: {}", std::strerror(errno));
-}
-
-void GuardedBuffer::set_hidden(bool hidden) {
-  if (map_ && mprotect(pages_, page_bytes_, hidden ? PROT_NONE : PROT_READ | PROT_WRITE) != 0)
+  if (map_ && owned_ && mprotect(pages_, page_bytes_, read_only ? PROT_READ : PROT_READ | PROT_WRITE) != 0)
     fail("evaluate", "mprotect of a guarded buffer failed: {}", std::strerror(errno));
 }
 

@@ -1,6 +1,8 @@
 // What a compiled program may call: the dynamic symbols its shared object imports, checked against an
-// allow-list (libm, memcpy/memset/memmove, OpenMP's parallel runtime and thread queries), and no code that
-// runs when it is loaded (constructors, IFUNC resolvers), whatever the source looked like.
+// allow-list (CPU: libm, memcpy/memset/memmove, OpenMP's parallel runtime and thread queries; CUDA: the
+// same less OpenMP, plus the runtime calls a kernel launch needs), and no code that runs when it is loaded
+// (constructors, IFUNC resolvers; on CUDA, nvcc's registration of the fat binary only), whatever the
+// source looked like.
 #pragma once
 #include <string>
 #include <vector>
@@ -15,12 +17,16 @@ struct ImportCheck {
   std::string report;                 // the imports and the verdict (artifact "imports")
 };
 
-// Reads the shared object with binutils (nm, readelf). CPU target: the allow-list above. CUDA target
-// (nvcc links the CUDA runtime statically, so the runtime's own imports are in the object): not
-// checked yet; the report says so. Throws gqa::Error when nm cannot run.
+// Reads the shared object with binutils (nm, readelf). CUDA programs must be compiled with
+// cuda_program_flags() (the runtime as a shared library, so that its functions are imports); one linked to
+// the runtime statically is refused. Throws gqa::Error when nm cannot run.
 ImportCheck check_imports(const std::string& so_path, Target target);
 
-// Whether a CPU program may import this symbol (version suffix "@..." removed).
-bool import_allowed(const std::string& symbol);
+// Whether a program of `target` may import this symbol (version suffix "@..." removed).
+bool import_allowed(const std::string& symbol, Target target = Target::Cpu);
+
+// nvcc flags the evaluator compiles CUDA programs with: -cudart shared, and an rpath to the runtime library
+// of the toolkit whose nvcc compiles.
+std::vector<std::string> cuda_program_flags();
 
 }  // namespace gqa::eval

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <thread>
+#include <atomic>
 
 #include "common/dtype.h"
 #include "common/error.h"
@@ -24,7 +26,9 @@ uint64_t Rng::next() {
 
 float Rng::uniform() { return static_cast<float>(static_cast<int64_t>(next() >> 40) - (1 << 23)) / (1 << 23); }
 
-Problem::Problem(const Case& c, KvLayout layout, int threads) : case_(c), layout_(layout) {
+GuardedBuffer Problem::buffer(size_t bytes) { return arena_ ? GuardedBuffer(*arena_, bytes) : GuardedBuffer(bytes); }
+
+Problem::Problem(const Case& c, KvLayout layout, int threads, SharedArena* arena) : case_(c), layout_(layout), arena_(arena) {
   const int S = static_cast<int>(c.q_lens.size());
   if (S == 0 || c.kv_lens.size() != c.q_lens.size()) fail("evaluate", "case {}: q_lens and kv_lens differ in length", c.name);
   for (int s = 0; s < S; ++s)
@@ -34,12 +38,12 @@ Problem::Problem(const Case& c, KvLayout layout, int threads) : case_(c), layout
   const int kv_bound = std::max(c.max_kv_len(), c.kv_bound), q_bound = std::max(c.max_q_len(), c.q_bound);
   capacity_ = kv_bound + kPadPositions;
   const int64_t per_seq = capacity_ * G * D;
-  q_ = GuardedBuffer(TQ * H * D * 2);
-  k_ = GuardedBuffer(S * per_seq * 2);
-  v_ = GuardedBuffer(S * per_seq * 2);
-  cu_ = GuardedBuffer((S + 1) * 4);
-  kvl_ = GuardedBuffer(S * 4);
-  out_ = GuardedBuffer(TQ * H * D * 2);
+  q_ = buffer(TQ * H * D * 2);
+  k_ = buffer(S * per_seq * 2);
+  v_ = buffer(S * per_seq * 2);
+  cu_ = buffer((S + 1) * 4);
+  kvl_ = buffer(S * 4);
+  out_ = buffer(TQ * H * D * 2);
   own_cu_.assign(S + 1, 0);
   for (int s = 0; s < S; ++s) own_cu_[s + 1] = own_cu_[s] + c.q_lens[s];
   own_kv_ = c.kv_lens;
@@ -61,7 +65,8 @@ Problem::Problem(const Case& c, KvLayout layout, int threads) : case_(c), layout
   }
   a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
   a.num_threads = threads;
-  ws_ = GuardedBuffer(gqa_workspace_min_bytes(&a));
+  threads_ = threads;
+  ws_ = buffer(gqa_workspace_min_bytes(&a));
   a.workspace = ws_.data(), a.workspace_bytes = ws_.size();
   a.stream = nullptr;
 }
@@ -137,18 +142,13 @@ void Problem::poison() {
 
 const gqa_attention_args& Problem::second_args() {
   if (!out2_.data()) {
-    out2_ = GuardedBuffer(out_.size());
-    ws2_ = GuardedBuffer(ws_.size());
+    out2_ = buffer(out_.size());
+    ws2_ = buffer(ws_.size());
     args2_ = args_;
     args2_.out = out2_.as<gqa_bf16>();
     args2_.workspace = ws2_.data();
   }
   return args2_;
-}
-
-void Problem::hide_second(bool hidden) {
-  out2_.set_hidden(hidden);
-  ws2_.set_hidden(hidden);
 }
 
 bool Problem::canaries_intact() const {
@@ -168,11 +168,12 @@ const std::vector<double>& Problem::reference() {
   const int32_t* cu = own_cu_.data();
   const int32_t* kvl = own_kv_.data();
   const int64_t rows = static_cast<int64_t>(a.total_q) * H;
-#pragma omp parallel
-  {
+  // Plain threads, not OpenMP: in the relay an OpenMP pool would keep spinning after its region, on the
+  // cores the candidate's timed calls run on next.
+  std::atomic<int64_t> next_row{0};
+  auto work = [&] {
     std::vector<double> p(static_cast<size_t>(case_.max_kv_len())), qd(static_cast<size_t>(D)), acc(static_cast<size_t>(D));
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t row = 0; row < rows; ++row) {
+    for (int64_t row; (row = next_row.fetch_add(1)) < rows;) {
       const int64_t t = row / H, h = row % H;
       int s = 0;
       while (cu[s + 1] <= t) ++s;
@@ -197,7 +198,11 @@ const std::vector<double>& Problem::reference() {
       }
       for (int64_t i = 0; i < D; ++i) ref_[row * D + i] = acc[i] / sum;
     }
-  }
+  };
+  std::vector<std::thread> pool;
+  for (int i = 1; i < std::max(1, threads_); ++i) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
   return ref_;
 }
 
@@ -257,11 +262,32 @@ Comparison Problem::compare() {
                       [&](int64_t i) { return ref[i]; }, kRowTolerance);
 }
 
+Comparison Problem::compare_with(const uint16_t* other) const {
+  return compare_rows(args_, own_cu_.data(), own_kv_.data(), out_.as<uint16_t>(),
+                      [&](int64_t i) { return static_cast<double>(bf16_to_f32(other[i])); }, 2 * kRowTolerance);
+}
+
+void Problem::protections(std::vector<Protection>& out) const {
+  for (const GuardedBuffer* b : {&q_, &k_, &v_, &cu_, &kvl_}) b->protections(out, true);
+  for (const GuardedBuffer* b : {&out_, &ws_, &out2_, &ws2_}) b->protections(out, false);
+}
+
+gqa_attention_args Problem::private_args(gqa_bf16* out, void* workspace, int threads) const {
+  gqa_attention_args a = args_;
+  a.q = reinterpret_cast<const gqa_bf16*>(own_q_.data());
+  a.k = reinterpret_cast<const gqa_bf16*>(own_k_.data());
+  a.v = reinterpret_cast<const gqa_bf16*>(own_v_.data());
+  a.cu_q_lens = own_cu_.data();
+  a.kv_lens = own_kv_.data();
+  a.out = out;
+  a.workspace = workspace;
+  a.num_threads = threads;
+  return a;
+}
+
 Comparison Problem::compare_with_second() const {
   if (!out2_.data()) fail("evaluate", "case {}: no second output to compare with", case_.name);
-  const auto* o2 = out2_.as<uint16_t>();
-  return compare_rows(args_, own_cu_.data(), own_kv_.data(), out_.as<uint16_t>(),
-                      [&](int64_t i) { return static_cast<double>(bf16_to_f32(o2[i])); }, 2 * kRowTolerance);
+  return compare_with(out2_.as<uint16_t>());
 }
 
 std::string describe_mismatch(const Comparison& c, int64_t rows) {

@@ -1,8 +1,10 @@
 // One attention problem on the host: guarded inputs (q, KV cache with padding past each sequence's
 // length, ragged lengths), poisoned output and workspace, ABI arguments, and a float64 reference with a
 // row-by-row comparison. The evaluator keeps private copies of every input: the reference is computed
-// from them and the buffers the program saw are compared with them after each call. The CPU target runs
-// programs on the guarded buffers directly; the CUDA target copies them to the device.
+// from them and the buffers the program saw are compared with them after each call. On the CPU target the
+// buffers are in a SharedArena and the Problem lives in the worker's relay (the judge), which never runs
+// the program: the candidate's process calls it on the same pages, and the private copies, the reference
+// and the comparisons stay where it cannot reach them. The CUDA target copies the buffers to the device.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -45,7 +47,8 @@ std::string describe_match(const Comparison& c);
 
 class Problem {
  public:
-  Problem(const Case& c, KvLayout layout, int threads);
+  // With `arena`, every buffer is taken from it (the arena must outlive the Problem).
+  Problem(const Case& c, KvLayout layout, int threads, SharedArena* arena = nullptr);
   // Fresh random inputs (q with std 3 so that softmax is peaked, k and v std 1; one (query, head) row in
   // eight with q twelve times larger, logits in the hundreds, so exp without the max subtracted
   // overflows); K/V positions past a sequence's length hold NaN, so reading them shows up. Drops the
@@ -60,9 +63,6 @@ class Problem {
   // The same inputs with a separate output and workspace: the benchmark's stock kernel writes there, so
   // the candidate can never pick up the stock kernel's results or partials.
   const gqa_attention_args& second_args();
-  // The second output and workspace made inaccessible (true) while the candidate runs, so that it cannot
-  // copy the stock kernel's result for the same inputs; accessible again (false).
-  void hide_second(bool hidden);
   void set_inputs_read_only(bool ro);
   const gqa_attention_args& args() const { return args_; }
   const Case& spec() const { return case_; }
@@ -76,10 +76,20 @@ class Problem {
   // The output against the second output (the stock kernel's, same inputs), with twice the row bound.
   Comparison compare_with_second() const;
   size_t kv_bytes() const { return k_.size() + v_.size(); }
+  // Arena buffers: what the candidate's process must protect (guard pages none, inputs read-only).
+  void protections(std::vector<Protection>& out) const;
+  // The output against another output for the same inputs (the stock kernel's as the relay computed it),
+  // with twice the row bound.
+  Comparison compare_with(const uint16_t* other) const;
+  // The arguments on the evaluator's private copies of the inputs, with the given output and workspace
+  // (for the stock kernel run by the judge itself).
+  gqa_attention_args private_args(gqa_bf16* out, void* workspace, int threads) const;
 
  private:
   Case case_;
   KvLayout layout_;
+  SharedArena* arena_ = nullptr;
+  int threads_ = 1;  // the reference's
   int64_t capacity_ = 0;  // positions per sequence in the buffers (max kv_len + padding)
   GuardedBuffer q_, k_, v_, cu_, kvl_, out_, ws_;
   GuardedBuffer out2_, ws2_;
@@ -88,6 +98,7 @@ class Problem {
   std::vector<int32_t> own_cu_, own_kv_;
   std::vector<double> ref_;
   void draw_queries(Rng& rng);
+  GuardedBuffer buffer(size_t bytes);
 };
 
 }  // namespace gqa::eval

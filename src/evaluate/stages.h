@@ -69,8 +69,15 @@ struct WorkerSettings {
   int e2e_new_tokens = 64;
 };
 
-StageResult run_correctness(Kernel& candidate, const WorkerSettings& s);
-StageResult run_microbench(Kernel& candidate, Kernel& stock, const WorkerSettings& s);
+class ChildLink;
+class SharedArena;
+// CPU target, run by the worker's relay (the judge), which never loads the program: inputs made in
+// `arena`, each call asked of the candidate's process through `child`, outputs compared here. When the
+// child ends mid-stage, child.gone() is true and the result means nothing.
+StageResult run_correctness(ChildLink& child, SharedArena& arena, const WorkerSettings& s);
+StageResult run_microbench(ChildLink& child, SharedArena& arena, const WorkerSettings& s);
+// Asks the candidate's process to protect the problems' arena buffers (guard pages, read-only inputs).
+bool post_protections(ChildLink& child, const SharedArena& arena, const std::vector<const Problem*>& problems);
 // End to end: the bound on the relative L2 error of each step's logits under teacher forcing, candidate
 // against stock through the same hook (measured: honest programs 1e-3 or less on the tiny model).
 constexpr double kE2eLogitTolerance = 0.05;
@@ -88,7 +95,22 @@ std::pair<double, size_t> worst_logit_error(const std::vector<std::vector<float>
 
 // The engine is opened before the sandbox is entered (it reads the model's files).
 std::unique_ptr<Engine> open_end_to_end_engine(const WorkerSettings& s);
-StageResult run_end_to_end(Engine& engine, Kernel& candidate, Kernel& stock, const WorkerSettings& s);
+// The gate's side in the relay (CPU target): the stock kernel's greedy tokens and their teacher-forced
+// logits, computed there, where the candidate cannot reach them.
+struct E2eReference {
+  std::vector<int32_t> tokens;                // the stock run's generated tokens (teacher forcing feeds them)
+  std::vector<std::vector<float>> logits;     // [steps][vocab] with the stock kernel
+};
+E2eReference end_to_end_reference(const WorkerSettings& s);
+// With `forced`, the candidate is teacher-forced with the relay's tokens and its logits are written to
+// `logits_out` (steps × vocab floats, the relay's to judge); the stage's own gate still runs.
+struct E2eExchange {
+  std::vector<int32_t> tokens;
+  float* logits_out = nullptr;
+  size_t capacity = 0;  // floats
+};
+StageResult run_end_to_end(Engine& engine, Kernel& candidate, Kernel& stock, const WorkerSettings& s,
+                           const E2eExchange* forced = nullptr);
 
 // Read bandwidth of host memory (bytes/s): a multi-threaded streaming sum over 256 MiB, best of 3.
 double measure_host_read_bandwidth(int threads);

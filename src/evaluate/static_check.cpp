@@ -72,7 +72,7 @@ const std::set<std::string>& allowed_includes(Target t) {
       "stddef.h", "stdint.h", "string.h", "omp.h", "immintrin.h", "x86intrin.h", "arm_neon.h"};
   static const std::set<std::string> cuda = [] {
     std::set<std::string> s = cpu;
-    for (const char* h : {"cuda_runtime.h", "cuda_bf16.h", "cuda_fp16.h", "cuda_fp8.h", "cuda_pipeline.h", "mma.h",
+    for (const char* h : {"gqa/decode_abi.cuh", "cuda_runtime.h", "cuda_bf16.h", "cuda_fp16.h", "cuda_fp8.h", "cuda_pipeline.h", "mma.h",
                           "cooperative_groups.h", "cooperative_groups/reduce.h", "cooperative_groups/memcpy_async.h",
                           "cuda/pipeline", "cuda/barrier", "cuda/ptx", "cuda_awbarrier.h", "cuda/std/cstdint",
                           "cuda/std/limits", "cuda/std/type_traits", "cuda/std/utility"})
@@ -252,7 +252,7 @@ StaticCheck static_check(const std::string& source, Target target, const std::op
     std::smatch m;
     if (std::regex_search(spliced_lines[i], m, include_re)) {
       if (!allow.count(m[2].str()))
-        problem(fmt::format("line {}: #include {}{}{} is not allowed (only gqa/abi.h and standard math/CUDA headers)",
+        problem(fmt::format("line {}: #include {}{}{} is not allowed (only gqa/abi.h, gqa/decode_abi.cuh and standard math/CUDA headers)",
                             i + 1, m[1].str(), m[2].str(), m[1].str() == "<" ? ">" : "\""));
     } else if (i < code_lines.size() && std::regex_search(code_lines[i], directive_re)) {
       problem(fmt::format("line {}: this include directive is not allowed", i + 1));

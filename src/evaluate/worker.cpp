@@ -1,6 +1,8 @@
-// Worker process: a relay that never loads the candidate and alone knows the nonce, and a child that
-// loads the program, enters the sandbox and runs correctness → microbenchmark → end to end, appending each
-// stage's result to memory shared with the relay as soon as it finishes.
+// Worker process: a relay that never loads the candidate, alone knows the nonce and (CPU target) judges,
+// and a child that loads the program, enters the sandbox and calls it. On the CPU target the relay makes
+// every input, checks every output and writes the correctness and benchmark records itself; the child
+// only calls kernels when asked (channel.h) and runs the end-to-end stage. On the CUDA target the child
+// still runs and judges every stage, appending each stage's result to memory shared with the relay.
 #include "evaluate/worker.h"
 
 #include <poll.h>
@@ -10,12 +12,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <omp.h>
+
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 
 #include "common/error.h"
 #include "engine/cpu/attention_bf16.h"
+#include "evaluate/channel.h"
+#include "evaluate/cuda_device_stages.h"
 #include "evaluate/cuda_stages.h"
 #include "evaluate/sandbox.h"
 #include "programs/loader.h"
@@ -32,6 +41,14 @@ struct SharedResults {
   char data[kBytes - 64];
 };
 
+// Room for the largest buffers of one correctness case or one benchmark shape (~0.3 GiB today), reserved
+// (MAP_NORESERVE): only the pages used are ever backed.
+constexpr size_t kArenaBytes = size_t{1} << 30;
+
+nlohmann::json stage_record(const char* name, const StageResult& r) {
+  return {{"stage", name}, {"passed", r.passed}, {"failure", r.failure}, {"metrics", r.metrics}, {"artifacts", r.artifacts}};
+}
+
 class ChildChannel {
  public:
   explicit ChildChannel(SharedResults* area) : area_(area) {}
@@ -42,9 +59,7 @@ class ChildChannel {
     std::memcpy(area_->data + at, line.data(), line.size());
     area_->committed.store(at + line.size(), std::memory_order_release);
   }
-  void stage(const char* name, const StageResult& r) const {
-    send({{"stage", name}, {"passed", r.passed}, {"failure", r.failure}, {"metrics", r.metrics}, {"artifacts", r.artifacts}});
-  }
+  void stage(const char* name, const StageResult& r) const { send(stage_record(name, r)); }
 
  private:
   SharedResults* area_;
@@ -62,51 +77,297 @@ StageResult guarded(F&& f) {
   }
 }
 
-[[noreturn]] void run_child(const WorkerRequest& req, SharedResults* area) {
+// Makes the arena's pages as the relay asks: everything used so far read-write again, then each range.
+void apply_protections(const Control& c) {
+  if (c.reset_bytes && mprotect(reinterpret_cast<void*>(c.reset_begin), c.reset_bytes, PROT_READ | PROT_WRITE) != 0)
+    throw Error(fmt::format("worker: mprotect of the arena failed: {}", std::strerror(errno)));
+  const int n = std::min(c.num_protections, Control::kMaxProtections);
+  for (int i = 0; i < n; ++i)
+    if (mprotect(reinterpret_cast<void*>(c.prot[i].begin), c.prot[i].bytes, c.prot[i].prot) != 0)
+      throw Error(fmt::format("worker: mprotect of an arena buffer failed: {}", std::strerror(errno)));
+}
+
+void set_failure(Control& c, const std::string& text) {
+  const size_t n = std::min(text.size(), sizeof c.failure - 1);
+  std::memcpy(c.failure, text.data(), n);
+  c.failure[n] = '\0';
+}
+
+double timed(Kernel& k, const gqa_attention_args& a, int& rc) {
+  const auto t0 = std::chrono::steady_clock::now();
+  rc = k(a);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The CPU target's candidate process: calls kernels when the relay asks, and answers. It decides nothing.
+[[noreturn]] void serve_relay(const WorkerRequest& req, Control* ctl, const ChildChannel& ch, LoadedProgram& program) {
+  std::unique_ptr<Engine> engine;
+  if (req.end_to_end) engine = open_end_to_end_engine(req.settings);
+  enter_sandbox(req.settings.threads);
+  const ProcessState baseline = ProcessState::current();  // with OpenMP's default at `threads`
+  Kernel cand{"program", program.entry(), &baseline};
+  Kernel stock{"stock", &cpu::stock_attention, &baseline};
+  ch.send({{"stage", "loaded"}});
+  for (uint32_t seen = 0;;) {
+    uint32_t n;
+    while ((n = ctl->request.load(std::memory_order_acquire)) == seen) futex_wait(ctl->request, seen, -1);
+    seen = n;
+    switch (ctl->op) {
+      case Op::Nop:
+        break;
+      case Op::Protect:
+        apply_protections(*ctl);
+        break;
+      case Op::Call: {
+        const gqa_attention_args a = ctl->args;
+        const int rc = cand(a);
+        ctl->rc = rc;
+        set_failure(*ctl, rc == GQA_OK ? "" : cand.describe(rc));
+        break;
+      }
+      case Op::Repetition: {
+        const gqa_attention_args a = ctl->args, b = ctl->args2;
+        int rc = GQA_OK, rc_stock = GQA_OK;
+        double tc = 0, ts = 0;
+        if (ctl->stock_first) {
+          ts = timed(stock, b, rc_stock);
+          // Nothing of the stock kernel's result for these inputs is left for the candidate to copy.
+          std::memset(b.out, 0xFF, static_cast<size_t>(b.total_q) * b.num_q_heads * b.head_dim * 2);
+          std::memset(b.workspace, 0xFF, b.workspace_bytes);
+          tc = timed(cand, a, rc);
+        } else {
+          tc = timed(cand, a, rc);
+          ts = timed(stock, b, rc_stock);
+        }
+        ctl->rc = rc, ctl->rc_stock = rc_stock, ctl->cand_seconds = tc, ctl->stock_seconds = ts;
+        set_failure(*ctl, rc != GQA_OK ? cand.describe(rc) : rc_stock != GQA_OK ? stock.describe(rc_stock) : "");
+        break;
+      }
+      case Op::EndToEnd: {
+        E2eExchange x;
+        x.tokens.assign(ctl->tokens, ctl->tokens + std::clamp(ctl->num_tokens, 0, Control::kMaxTokens));
+        x.logits_out = reinterpret_cast<float*>(ctl->logits_at);
+        x.capacity = ctl->logits_floats;
+        ch.stage("end_to_end", guarded([&] { return run_end_to_end(*engine, cand, stock, req.settings, &x); }));
+        break;
+      }
+      case Op::Done:
+        ch.send({{"stage", "done"}, {"program_calls", cand.calls}});
+        _exit(0);  // no destructors: nothing of the program's runs after its last call
+    }
+    ctl->answered.store(seen, std::memory_order_release);
+    futex_wake(ctl->answered);
+  }
+}
+
+[[noreturn]] void run_child(const WorkerRequest& req, SharedResults* area, Control* ctl) {
   ChildChannel ch(area);
   try {
+    if (!req.lto_path.empty()) {  // a device entry: its stages on the GPU, judged in this process like the CUDA ones
+      const std::string lto = read_file(req.lto_path, "worker");
+      ch.send({{"stage", "loaded"}});
+      StageResult c = guarded([&] { return run_device_correctness(lto, req.settings); });
+      const bool passed = c.passed;
+      ch.stage("correctness", c);
+      if (passed && req.end_to_end) ch.stage("end_to_end", guarded([&] {
+        return run_device_end_to_end(lto, req.settings, DeviceE2eSettings{});
+      }));
+      ch.send({{"stage", "done"}});
+      _exit(0);
+    }
     auto program = LoadedProgram::open(req.so_path);
     if (req.settings.target == Target::Cuda) {
       // No seccomp filter on the CUDA target yet: the driver's needs (ioctl, device files, its threads)
-      // are not characterised (docs/evaluator.md).
+      // are not characterised (docs/evaluator.md). Its stages still judge in this process.
       ch.send({{"stage", "loaded"}});
       const uint64_t calls = run_cuda_stages(program->entry(), req, [&](const char* name, const StageResult& r) { ch.stage(name, r); });
       ch.send({{"stage", "done"}, {"program_calls", calls}});
       _exit(0);
     }
-    std::unique_ptr<Engine> engine;
-    if (req.end_to_end) engine = open_end_to_end_engine(req.settings);
-    enter_sandbox(req.settings.threads);
-    const ProcessState baseline = ProcessState::current();  // with OpenMP's default at `threads`
-    Kernel cand{"program", program->entry(), &baseline};
-    Kernel stock{"stock", &cpu::stock_attention, &baseline};
-    ch.send({{"stage", "loaded"}});
-    StageResult c = guarded([&] { return run_correctness(cand, req.settings); });
-    ch.stage("correctness", c);
-    if (c.passed && req.bench) {
-      StageResult b = guarded([&] { return run_microbench(cand, stock, req.settings); });
-      ch.stage("benchmark", b);
-      c.passed = b.passed;
-    }
-    if (c.passed && req.end_to_end) {
-      StageResult e = guarded([&] { return run_end_to_end(*engine, cand, stock, req.settings); });
-      ch.stage("end_to_end", e);
-    }
-    ch.send({{"stage", "done"}, {"program_calls", cand.calls}});
-    _exit(0);  // no destructors: nothing of the program's runs after its last call
+    serve_relay(req, ctl, ch, *program);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     _exit(1);
   }
 }
 
+template <class T>
+T* shared_map(const char* what) {
+  void* m = mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) fail("evaluate", "worker: cannot map the {}: {}", what, std::strerror(errno));
+  return static_cast<T*>(m);
+}
+
+// The relay's output: records tagged with the nonce on stdout, the child's forwarded from the record
+// area. On the CPU target the child may only send the record the relay is waiting for ("loaded", then
+// "end_to_end" while that stage runs, then "done"); anything else it wrote is replaced by a record the
+// evaluator refuses, so a record forged in the shared area breaks the protocol instead of counting.
+class RelayOutput {
+ public:
+  RelayOutput(std::string nonce, const SharedResults* area) : nonce_(std::move(nonce)), area_(area) {}
+  void write_line(std::string_view record) {
+    const std::string line = fmt::format("{} {} {}\n", kResultPrefix, nonce_, record);
+    for (size_t off = 0; off < line.size();) {
+      const ssize_t n = write(1, line.data() + off, line.size() - off);
+      if (n <= 0 && errno != EINTR) return;
+      if (n > 0) off += static_cast<size_t>(n);
+    }
+  }
+  void emit(const nlohmann::json& j) {
+    forward();
+    write_line(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
+  // `expect`: the one stage the child may send now; nullptr: any (the CUDA target, judged in the child).
+  // With `capture`, that record is kept (`captured`) instead of forwarded, for the relay to judge.
+  void expect(const char* stage, bool capture = false) {
+    expect_ = stage;
+    capture_ = capture;
+  }
+  nlohmann::json captured;  // null until then
+  bool filtered = false;
+  void forward() {
+    const uint64_t end = std::min<uint64_t>(area_->committed.load(std::memory_order_acquire), sizeof(area_->data));
+    while (sent_ < end) {
+      const char* start = area_->data + sent_;
+      const char* nl = static_cast<const char*>(std::memchr(start, '\n', end - sent_));
+      if (!nl) break;
+      const std::string_view record(start, nl - start);
+      sent_ = static_cast<uint64_t>(nl - area_->data) + 1;
+      if (!filtered) {
+        write_line(record);
+        continue;
+      }
+      std::string stage;
+      nlohmann::json j;
+      try {
+        j = nlohmann::json::parse(record);
+        stage = j.at("stage").get<std::string>();
+      } catch (const std::exception&) {
+      }
+      if (expect_ && stage == expect_) {
+        expect_ = nullptr;
+        // Rebuilt, not copied: nothing else the child put in it (a "speedup_geomean" among the metrics, say)
+        // reaches the evaluator.
+        nlohmann::json clean = {{"stage", stage}};
+        if (stage == "done" && j.value("program_calls", nlohmann::json()).is_number_unsigned())
+          clean["program_calls"] = j["program_calls"];
+        if (capture_) captured = std::move(j);
+        else write_line(clean.dump());
+      } else {
+        write_line(nlohmann::json{{"stage", "refused_from_candidate"}, {"record", std::string(record.substr(0, 200))}}.dump(
+            -1, ' ', false, nlohmann::json::error_handler_t::replace));
+      }
+    }
+  }
+  bool waiting() const { return expect_ != nullptr; }
+
+ private:
+  std::string nonce_;
+  const SharedResults* area_;
+  uint64_t sent_ = 0;
+  const char* expect_ = nullptr;
+  bool capture_ = false;
+};
+
+// The end-to-end record of the child, judged again with the relay's gate: the candidate's teacher-forced
+// logits (from the arena) against the stock kernel's as the relay computed them.
+nlohmann::json judge_end_to_end(const nlohmann::json& child, const E2eReference& ref, const float* logits, size_t floats) {
+  // Only the stage's own fields and e2e_* metrics of the child's record are kept.
+  nlohmann::json j = {{"stage", "end_to_end"}, {"passed", child.value("passed", false) == true},
+                      {"metrics", nlohmann::json::object()}, {"artifacts", nlohmann::json::object()}};
+  if (child.contains("failure") && child["failure"].is_string()) j["failure"] = child["failure"];
+  if (child.contains("metrics") && child["metrics"].is_object())
+    for (const auto& [k, v] : child["metrics"].items())
+      if (k.rfind("e2e_", 0) == 0) j["metrics"][k] = v;
+  if (child.contains("artifacts") && child["artifacts"].contains("e2e_tokens")) j["artifacts"]["e2e_tokens"] = child["artifacts"]["e2e_tokens"];
+  std::vector<std::vector<float>> cand;
+  size_t at = 0;
+  for (const auto& step : ref.logits) {
+    if (at + step.size() > floats) break;
+    cand.emplace_back(logits + at, logits + at + step.size());
+    at += step.size();
+  }
+  nlohmann::json& m = j["metrics"];
+  m["e2e_child_logit_error"] = m.value("e2e_logit_error", nlohmann::json(nullptr));
+  m["e2e_gate"] = "relay";
+  if (cand.size() != ref.logits.size()) {
+    j["passed"] = false;
+    j["failure"] = "the end-to-end stage left fewer teacher-forced logits than steps";
+    return j;
+  }
+  const auto [worst, step] = worst_logit_error(ref.logits, cand);
+  m["e2e_logit_error"] = worst;
+  m["e2e_logit_error_step"] = step;
+  if (j.value("passed", false) && !(worst <= kE2eLogitTolerance)) {
+    j["passed"] = false;
+    j["failure"] = fmt::format("teacher-forced logits differ from the stock kernel's: relative error {:.3g} at step {} "
+                               "(bound {:.3g}): the program is wrong inside the engine",
+                               worst, step, kE2eLogitTolerance);
+  }
+  return j;
+}
+
+// The CPU target's stages, judged here in the relay: correctness and benchmark, then the end-to-end stage
+// and "done" asked of the child.
+template <class Alive>
+void judge_cpu(const WorkerRequest& req, Control& ctl, SharedArena& arena, RelayOutput& out, Alive& alive) {
+  ChildLink child(&ctl, [&] { return alive(); });
+  StageResult c = guarded([&] { return run_correctness(child, arena, req.settings); });
+  if (child.gone()) return;  // the evaluator reports the stage the child did not finish, and how it ended
+  out.emit(stage_record("correctness", c));
+  if (c.passed && req.bench) {
+    StageResult b = guarded([&] { return run_microbench(child, arena, req.settings); });
+    if (child.gone()) return;
+    out.emit(stage_record("benchmark", b));
+    c.passed = b.passed;
+  }
+  if (c.passed && req.end_to_end) {
+    // The gate's reference here, then the child's runs: it teacher-forces the candidate with these tokens
+    // and leaves its logits in the arena.
+    E2eReference ref;
+    try {
+      ref = end_to_end_reference(req.settings);
+    } catch (const std::exception& e) {
+      StageResult f;
+      f.failure = fmt::format("the stage stopped with an error: {}", e.what());
+      out.emit(stage_record("end_to_end", f));
+      out.expect("done");
+      child.post(Op::Done);
+      return;
+    }
+    omp_pause_resource_all(omp_pause_soft);  // no thread of the relay spinning while the child is timed
+    arena.reset();
+    const size_t floats = ref.logits.size() * (ref.logits.empty() ? 0 : ref.logits[0].size());
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    float* logits = reinterpret_cast<float*>(arena.take((floats * sizeof(float) + page - 1) / page * page));
+    std::fill(logits, logits + floats, std::nanf(""));
+    if (!post_protections(child, arena, {})) return;
+    out.expect("end_to_end", true);
+    if (!child.post(Op::EndToEnd, [&](Control& k) {
+          k.num_tokens = static_cast<int32_t>(std::min<size_t>(ref.tokens.size(), Control::kMaxTokens));
+          std::copy(ref.tokens.begin(), ref.tokens.begin() + k.num_tokens, k.tokens);
+          k.logits_at = reinterpret_cast<uintptr_t>(logits);
+          k.logits_floats = floats;
+        }))
+      return;
+    out.forward();
+    if (out.captured.is_null()) out.emit({{"stage", "end_to_end"}, {"passed", false}, {"failure", "no end-to-end record"}});
+    else out.emit(judge_end_to_end(out.captured, ref, logits, floats));
+  }
+  out.expect("done");
+  child.post(Op::Done);
+}
+
 }  // namespace
 
 int run_worker(const WorkerRequest& req) {
-  void* m = mmap(nullptr, sizeof(SharedResults), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (m == MAP_FAILED) fail("evaluate", "worker: cannot map the result area: {}", std::strerror(errno));
-  auto* area = new (m) SharedResults;
+  auto* area = new (shared_map<SharedResults>("result area")) SharedResults;
   area->committed.store(0);
+  auto* ctl = new (shared_map<Control>("control block")) Control;
+  ctl->request.store(0);
+  ctl->answered.store(0);
+  std::unique_ptr<SharedArena> arena;
+  if (req.settings.target == Target::Cpu) arena = std::make_unique<SharedArena>(kArenaBytes);
   std::fflush(stdout);
   const pid_t relay = getpid();
   const pid_t child = fork();
@@ -116,44 +377,36 @@ int run_worker(const WorkerRequest& req) {
     if (getppid() != relay) _exit(1);
     close(0);     // the nonce arrives there, for the relay only
     dup2(2, 1);   // whatever the program prints lands in stderr (an artifact)
-    run_child(req, area);
+    run_child(req, area, ctl);
   }
-  // The relay: reads the nonce (after the fork, so it was never in the child's memory), forwards each
-  // complete record tagged with it, and ends with how the child ended.
+  // The relay: reads the nonce (after the fork, so it was never in the child's memory), forwards the
+  // child's records tagged with it, judges the CPU target's stages, and ends with how the child ended.
   char nonce[128] = {};
   size_t got = 0;
   for (ssize_t n; got + 1 < sizeof nonce && (n = read(0, nonce + got, sizeof nonce - 1 - got)) != 0;)
     if (n > 0) got += static_cast<size_t>(n);
     else if (errno != EINTR) break;
   while (got && (nonce[got - 1] == '\n' || nonce[got - 1] == ' ')) nonce[--got] = '\0';
-  uint64_t sent = 0;
-  auto forward = [&] {
-    const uint64_t end = std::min<uint64_t>(area->committed.load(std::memory_order_acquire), sizeof(area->data));
-    while (sent < end) {
-      const char* start = area->data + sent;
-      const char* nl = static_cast<const char*>(std::memchr(start, '\n', end - sent));
-      if (!nl) break;
-      const std::string line = fmt::format("{} {} {}\n", kResultPrefix, nonce, std::string_view(start, nl - start));
-      for (size_t off = 0; off < line.size();) {
-        const ssize_t n = write(1, line.data() + off, line.size() - off);
-        if (n <= 0 && errno != EINTR) return;
-        if (n > 0) off += static_cast<size_t>(n);
-      }
-      sent = static_cast<uint64_t>(nl - area->data) + 1;
-    }
-  };
+  RelayOutput out(nonce, area);
   int status = 0;
-  for (;;) {
-    const pid_t done = waitpid(child, &status, WNOHANG);
-    forward();
-    if (done == child) break;
-    poll(nullptr, 0, 5);
+  bool ended = false;
+  auto alive = [&] {
+    out.forward();
+    if (!ended && waitpid(child, &status, WNOHANG) == child) ended = true;
+    if (ended) out.forward();
+    return !ended;
+  };
+  if (req.settings.target == Target::Cpu) {
+    out.filtered = true;
+    out.expect("loaded");
+    while (out.waiting() && alive()) poll(nullptr, 0, 2);
+    if (!ended) judge_cpu(req, *ctl, *arena, out, alive);
   }
+  while (alive()) poll(nullptr, 0, 5);
   nlohmann::json end = {{"stage", "worker_end"}};
   if (WIFEXITED(status)) end["exit_code"] = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) end["signal"] = WTERMSIG(status);
-  const std::string line = fmt::format("{} {} {}\n", kResultPrefix, nonce, end.dump());
-  if (write(1, line.data(), line.size()) < 0) return 1;
+  out.emit(end);
   return 0;
 }
 

@@ -8,7 +8,8 @@
 namespace gqa::eval {
 
 struct WorkerRequest {
-  std::string so_path;
+  std::string so_path;   // the host entry's shared object (empty for a program with only a device entry)
+  std::string lto_path;  // CUDA: the device entry's LTO IR; then the device stages run (cuda_device_stages.h)
   bool bench = true, end_to_end = true;
   WorkerSettings settings;
 };

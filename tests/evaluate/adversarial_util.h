@@ -14,11 +14,12 @@ namespace gqa::test {
 
 inline std::string example(const char* name) { return read_file(std::string(GQA_EXAMPLES_DIR) + "/" + name, "test"); }
 
-// The tunable program with `attention` renamed to attention_real and `cheat` (which defines a new
-// `attention`, usually calling attention_real) added at the end of the EVOLVE-BLOCK; `includes` go right
-// after the EVOLVE-BLOCK-START line.
-inline std::string with_cheat(const std::string& cheat, const std::string& includes = "") {
-  std::string s = example("tunable_program.cpp");
+// The tunable program (`base`: the CPU one unless told) with `attention` renamed to attention_real and
+// `cheat` (which defines a new `attention`, usually calling attention_real) added at the end of the
+// EVOLVE-BLOCK; `includes` go right after the EVOLVE-BLOCK-START line.
+inline std::string with_cheat(const std::string& cheat, const std::string& includes = "",
+                              const char* base = "tunable_program.cpp") {
+  std::string s = example(base);
   const std::string head = "static int attention(const gqa_attention_args* a) {";
   s.replace(s.find(head), head.size(), "static int attention_real(const gqa_attention_args* a) {");
   s.insert(s.find("// EVOLVE-BLOCK-END"), cheat + "\n");

@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "evaluate/evaluator.h"
+#include "evaluate/imports.h"
 #include "programs/compiler.h"
 
 namespace gqa {
@@ -64,6 +65,7 @@ class AdversarialCuda : public ::testing::Test {
         CompileOptions co;
         co.target = Target::Cuda;
         co.cache_dir = cache_dir();
+        co.extra_flags = eval::cuda_program_flags();  // as the evaluator compiles: the same cache entries
         compile_program(src, name, co);
       }));
     }
@@ -116,7 +118,10 @@ TEST_F(AdversarialCuda, ReadsOnlyHalfTheKvCache) { expect_rejected(cheat("half_k
 TEST_F(AdversarialCuda, ShortcutOnBenchmarkShapes) { expect_rejected(cheat("benchmark_shortcut"), "correctness"); }
 TEST_F(AdversarialCuda, WritesPastTheOutput) { expect_rejected(cheat("writes_past_output"), "correctness"); }
 TEST_F(AdversarialCuda, WritesIntoInputs) { expect_rejected(cheat("writes_into_inputs"), "correctness"); }
-TEST_F(AdversarialCuda, NotCapturableInAGraph) { expect_rejected(cheat("not_capturable"), "correctness"); }
+TEST_F(AdversarialCuda, NotCapturableInAGraph) {
+  expect_rejected(cheat("not_capturable"), "static");  // imports cudaStreamQuery
+  expect_rejected(cheat("not_capturable", true), "correctness");  // the capture holds on its own
+}
 TEST_F(AdversarialCuda, LaunchesOnTheDefaultStream) { expect_rejected(cheat("ignores_stream"), "correctness"); }
 
 TEST_F(AdversarialCuda, IllegalAddressIsStickyButCostsOnlyThisCandidate) {
@@ -143,7 +148,11 @@ TEST_F(AdversarialCuda, CallsExit) {
   expect_rejected(cheat("calls_exit", true), "correctness");
 }
 
-TEST_F(AdversarialCuda, RightOnlyUntilTheBenchmark) { expect_rejected(cheat("right_until_benchmark", false, true), "benchmark"); }
+// Right for its first 50 host calls, then nothing: the correctness stage alone makes more (H100: its last 7 cases
+// of the first trial came back NaN).
+TEST_F(AdversarialCuda, RightOnlyForItsFirstCalls) {
+  expect_rejected(cheat("right_until_benchmark", false, true), "correctness");
+}
 // Stops computing part-way through the timed replays (a device-side counter): every timed output is
 // compared with the stock kernel's.
 TEST_F(AdversarialCuda, StopsComputingPartWayThroughTheBenchmark) { expect_rejected(cheat("late_stop", false, true), "benchmark"); }
@@ -154,6 +163,25 @@ TEST_F(AdversarialCuda, WrongOnlyInsideTheEngine) {
   o.end_to_end = true;
   std::printf("[engine_only]\n");
   expect_rejected(eval::evaluate(o), "end_to_end");
+}
+
+// A device entry (gqa/decode_abi.cuh) that never returns: the worker is killed at the time limit, the program
+// scores 0, and the next evaluation on the same GPU works (the stock persistent-step program, correct).
+TEST_F(AdversarialCuda, DeviceEntryThatHangsIsKilledAndTheNextEvaluationWorks) {
+  std::string s(stock_decode_program_text());
+  const std::string head = "__device__ __forceinline__ int attend(gqa_decode_split* s) {";
+  s.replace(s.find(head), head.size(), head + "\n  for (volatile int spin = 1; spin;) {\n  }");
+  const std::string path = cache_dir() + "/adversarial/device_spins.cu";
+  write_file_atomic(path, s, "test");
+  auto o = options(path);
+  o.timeout_seconds = 40;
+  std::printf("[device_spins]\n");
+  expect_rejected(eval::evaluate(o), "correctness");
+  const std::string stock = cache_dir() + "/adversarial/device_stock.cu";
+  write_file_atomic(stock, std::string(stock_decode_program_text()), "test");
+  const auto r = eval::evaluate(options(stock));
+  EXPECT_TRUE(r["metrics"]["correct"].get<bool>()) << r.dump(2);
+  EXPECT_EQ(r["metrics"]["entry"].get<std::string>(), "device");
 }
 
 TEST_F(AdversarialCuda, EditsOutsideTheEvolveBlock) {
