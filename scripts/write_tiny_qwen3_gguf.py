@@ -12,9 +12,8 @@ import struct
 import sys
 from array import array
 
-ALIGN = 32
-# GGUF value types
-U32, I32, F32, BOOL, STRING, ARRAY = 4, 5, 6, 7, 8, 9
+from gguf_format import ALIGN, BOOL, F32, I32, STRING, U32, MetaBuffer
+
 GGML_F32 = 0
 # llama.cpp token types
 NORMAL, CONTROL = 1, 3
@@ -50,50 +49,6 @@ def vocabulary():
     tokens += specials
     types += [CONTROL] * len(specials)
     return tokens, types, [f"{a} {b}" for a, b in merges], {s: tokens.index(s) for s in specials}
-
-
-class Writer:
-    def __init__(self):
-        self.buf = bytearray()
-
-    def u32(self, v):
-        self.buf += struct.pack("<I", v)
-
-    def u64(self, v):
-        self.buf += struct.pack("<Q", v)
-
-    def string(self, s):
-        b = s.encode("utf-8")
-        self.u64(len(b))
-        self.buf += b
-
-    def value(self, kind, v):
-        if kind == U32:
-            self.u32(v)
-        elif kind == I32:
-            self.buf += struct.pack("<i", v)
-        elif kind == F32:
-            self.buf += struct.pack("<f", v)
-        elif kind == BOOL:
-            self.buf += struct.pack("<B", 1 if v else 0)
-        elif kind == STRING:
-            self.string(v)
-        else:
-            raise ValueError(kind)
-
-    def kv(self, key, kind, v, elem=None):
-        self.string(key)
-        self.u32(kind)
-        if kind == ARRAY:
-            self.u32(elem)
-            self.u64(len(v))
-            for e in v:
-                self.value(elem, e)
-        else:
-            self.value(kind, v)
-
-    def pad(self):
-        self.buf += b"\0" * (-len(self.buf) % ALIGN)
 
 
 def tensors(seed):
@@ -158,7 +113,7 @@ def main():
               ("tokenizer.ggml.merges", STRING, merges)]
     ts = tensors(args.seed)
 
-    w = Writer()
+    w = MetaBuffer()
     w.buf += b"GGUF"
     w.u32(3)
     w.u64(len(ts))
@@ -166,7 +121,7 @@ def main():
     for key, kind, v in meta:
         w.kv(key, kind, v)
     for key, elem, v in arrays:
-        w.kv(key, ARRAY, v, elem)
+        w.kv_array(key, elem, v)
     offset = 0
     for name, dims, data in ts:
         w.string(name)
