@@ -114,13 +114,9 @@ std::vector<std::string> init_array_functions(const std::string& so_path, unsign
 }  // namespace
 
 std::vector<std::string> cuda_program_flags() {
-  // The runtime library of the toolkit whose nvcc compiles (the compiler's choice: $GQA_NVCC, else
-  // /usr/local/cuda/bin/nvcc, else nvcc on PATH), as an rpath, so that no loader configuration is needed.
-  std::string nvcc = "/usr/local/cuda/bin/nvcc";
-  if (const char* v = std::getenv("GQA_NVCC"); v && *v) nvcc = v;
-  else if (!std::filesystem::exists(nvcc))
-    for (std::istringstream path(std::getenv("PATH") ? std::getenv("PATH") : ""); std::getline(path, nvcc, ':');)
-      if (std::filesystem::exists(nvcc += "/nvcc")) break;
+  // The runtime library of the toolkit whose nvcc compiles (nvcc_path()), as an rpath, so that no loader
+  // configuration is needed.
+  const std::string nvcc = nvcc_path();
   std::error_code ec;
   const std::filesystem::path bin = std::filesystem::canonical(nvcc, ec).parent_path();
   std::vector<std::string> flags = {"-cudart", "shared"};

@@ -30,11 +30,7 @@ std::string env_or(const char* name, const std::string& fallback) {
 
 std::string cxx_compiler() { return env_or("GQA_CXX", "c++"); }
 
-std::string nvcc_compiler() {
-  if (const char* v = std::getenv("GQA_NVCC"); v && *v) return v;
-  if (fs::exists("/usr/local/cuda/bin/nvcc")) return "/usr/local/cuda/bin/nvcc";
-  return "nvcc";
-}
+std::string nvcc_compiler() { return nvcc_path(); }
 
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
@@ -78,6 +74,16 @@ std::string join(const std::vector<std::string>& v) {
 }
 
 }  // namespace
+
+std::string nvcc_path() {
+  if (const char* v = std::getenv("GQA_NVCC"); v && *v) return v;
+  if (fs::exists("/usr/local/cuda/bin/nvcc")) return "/usr/local/cuda/bin/nvcc";
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(path ? path : "");
+  for (std::string dir; std::getline(dirs, dir, ':');)
+    if (!dir.empty() && fs::exists(dir + "/nvcc")) return dir + "/nvcc";
+  return "nvcc";
+}
 
 std::string_view target_name(Target t) { return t == Target::Cpu ? "cpu" : "cuda"; }
 

@@ -62,6 +62,10 @@ ProgramEntries program_entries(const std::string& source);
 // be written or no compiler exists for the target.
 CompileResult compile_program(const std::string& source, const std::string& name, const CompileOptions& options);
 
+// The nvcc that compiles CUDA programs: $GQA_NVCC, else /usr/local/cuda/bin/nvcc, else the first on $PATH
+// ("nvcc" when there is none).
+std::string nvcc_path();
+
 // The compiler's identity as it goes into cache keys (`--version` output), cached per process.
 std::string compiler_version(Target t);
 // sm_XY of GPU 0 from nvidia-smi ("sm_90a" on Hopper, whose arch-specific features need the 'a');
