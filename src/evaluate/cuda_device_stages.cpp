@@ -95,40 +95,19 @@ StageResult run_device_end_to_end(const std::string& lto, const WorkerSettings& 
   g.ignore_stop_tokens = true;
   use(false);
   const GenerateResult ref_run = generate(*engine, prompt, g);
-  auto forced = [&]() {
-    engine->reset(static_cast<int64_t>(prompt.size() + ref_run.tokens.size() + 1));
-    std::vector<std::vector<float>> out;
-    const float* l = engine->forward(prompt);
-    out.emplace_back(l, l + V);
-    for (size_t i = 0; i + 1 < ref_run.tokens.size(); ++i) {
-      l = engine->forward(std::span<const int32_t>(&ref_run.tokens[i], 1));
-      out.emplace_back(l, l + V);
-    }
-    return out;
-  };
+  // (no host entry: teacher_forced_logits leaves prefill to the engine's own attention)
   std::vector<std::vector<float>> want, got;
   uint64_t calls = 0;
   try {
-    want = forced();
+    want = teacher_forced_logits(*engine, nullptr, prompt, ref_run.tokens);
     use(true);
-    got = forced();
+    got = teacher_forced_logits(*engine, nullptr, prompt, ref_run.tokens);
     calls = engine->attention_program_calls();
   } catch (const Error& ex) {
     r.failure = fmt::format("in the engine (teacher forcing): {}", ex.what());
     return r;
   }
-  double worst = 0;
-  size_t worst_step = 0;
-  for (size_t step = 0; step < want.size(); ++step) {
-    double e2 = 0, r2 = 0;
-    for (int64_t i = 0; i < V; ++i) {
-      const double d = static_cast<double>(got[step][i]) - want[step][i];
-      e2 += d * d, r2 += static_cast<double>(want[step][i]) * want[step][i];
-    }
-    const double err = std::sqrt(e2 / std::max(r2, 1e-30));
-    if (!(err <= worst)) worst = std::isfinite(err) ? err : INFINITY, worst_step = step;
-    if (!std::isfinite(err)) break;
-  }
+  const auto [worst, worst_step] = worst_logit_error(want, got);
   const uint64_t expected = static_cast<uint64_t>(engine->config().num_hidden_layers) * (ref_run.tokens.size() - 1);
   r.metrics["e2e_logit_error"] = worst;
   r.metrics["e2e_logit_error_step"] = worst_step;
