@@ -35,8 +35,8 @@
 #                              microbench on --program, default examples/qwen3_gqa/tunable_program.cu) -> suite.tgz;
 #                              all logs -> bench.log
 #   all [test and bench flags] test, then bench, then the summary table
-#   ab OTHER.tgz... [--contexts 128,2048,8192]
-#                              A/B of other builds (their .gpu-bin.tgz, renamed): the persistent layout of each
+#   ab OTHER.tgz... [--contexts 128,2048,8192] [--layout persistent]
+#                              A/B of other builds (their .gpu-bin.tgz, renamed): the layout of each
 #                              alternated with this build's, twice (cuda_bench --quick) -> ab.log, table at the end
 #   variants 'NAME:--cuda-option KEY=VALUE ...'... [--contexts 128,2048,8192] [--layout persistent]
 #                              the same alternation for option variants of this build -> variants.log
@@ -63,6 +63,13 @@
 #                              examples/qwen3_gqa/persistent_program.cu) linked into the persistent step against the
 #                              built-in step, alternated --rounds times per context (cuda_bench --decode-program):
 #                              compile and link times, median ratio per context -> program.log, program.json
+#   llamacpp [PRESET...] [--contexts 128,8192]
+#                              our engine against llama.cpp on the same weights, per size (default qwen3-0.6b
+#                              qwen3-1.7b qwen3-4b qwen3-8b): the random model (make-model), its F16 GGUF
+#                              (scripts/convert_to_gguf.py), cuda_bench --quick of our default step and llama-bench
+#                              (-fa 1 -ngl 99, tg 256 at depth = context, 3 repetitions) from .llama-cuda.tgz
+#                              (scripts/llama_cuda_build.sh; needs assets/qwen3-tokenizer) -> llamacpp.log,
+#                              llamacpp.json, a table at the end
 #   probes [NAME...] [--define KEY=VALUE]...
 #                              build (nvcc -O2, sm_90a) and run the probes dev/cuda/NAME.cu (default: all)
 #                              -> probes.log
@@ -111,7 +118,7 @@ case $SUB in
   test) FLAGS="$F_RUN $F_TEST" ;;
   bench) FLAGS="$F_RUN $F_BENCH" ;;
   all) FLAGS="$F_RUN $F_TEST $F_BENCH" ;;
-  ab) FLAGS="$F_RUN --contexts" ;;
+  ab) FLAGS="$F_RUN --contexts --layout" ;;
   variants) FLAGS="$F_RUN --contexts --layout" ;;
   trace) FLAGS="$F_RUN --contexts --layers --cuda-option" ;;
   evolve) FLAGS="$F_RUN --minutes --iterations --program --config --mpi" ;;
@@ -120,7 +127,8 @@ case $SUB in
   probes) FLAGS="--define" ;;
   sizes) FLAGS="--rebuild --contexts" ;;
   program) FLAGS="$F_RUN --contexts --program --rounds" ;;
-  *) die "unknown subcommand '$SUB' (known: build test bench all ab variants trace evolve ncu sass probes sizes program; --help)" ;;
+  llamacpp) FLAGS="--rebuild --contexts" ;;
+  *) die "unknown subcommand '$SUB' (known: build test bench all ab variants trace evolve ncu sass probes sizes program llamacpp; --help)" ;;
 esac
 
 MODEL=/tmp/gqa-model REBUILD=0 JOBS=$(nproc) PTX=OFF FILTER='*' SANITIZER=0 QUICK=0 CONTEXTS="" LAYOUTS=""
@@ -133,7 +141,7 @@ while [[ $# -gt 0 ]]; do
   arg=$1 shift_by=1 val=""
   if [[ $arg == -h || $arg == --help ]]; then usage; exit 0; fi
   if [[ $arg != -* ]]; then
-    [[ $SUB == ab || $SUB == variants || $SUB == probes || $SUB == sizes ]] ||
+    [[ $SUB == ab || $SUB == variants || $SUB == probes || $SUB == sizes || $SUB == llamacpp ]] ||
       die "unexpected argument '$arg' for '$SUB' (see --help)"
     POSITIONAL+=("$arg"); shift; continue
   fi
@@ -684,7 +692,7 @@ cmd_ab() {
   rm -f "$log"
   ensure_model
   need_bin cuda_bench
-  ALT_LABELS=(this) ALT_BINS=("$BIN") ALT_OPTS=("") ALT_CTX=${CONTEXTS:-128,2048,8192} ALT_LAYOUT=persistent
+  ALT_LABELS=(this) ALT_BINS=("$BIN") ALT_OPTS=("") ALT_CTX=${CONTEXTS:-128,2048,8192} ALT_LAYOUT=$LAYOUT
   for i in "${!POSITIONAL[@]}"; do
     t=$(abspath "${POSITIONAL[$i]}") d=$TMPD/ab/$i
     [[ -f $t ]] || die "ab: no file '${POSITIONAL[$i]}'"
@@ -839,6 +847,15 @@ cmd_probes() {
 }
 
 # ---------------------------------------------------------------------------------------------- sizes
+# size_model PRESET DIR LOG: the random model of PRESET in DIR (seed 0, no tokenizer files) unless there; 1 on failure.
+size_model() {
+  local rc
+  [[ -f $2/model.safetensors ]] && return 0
+  timeout -k 15 300 "$BIN/gqa-evolve" make-model --preset "$1" --seed 0 --out "$2" --tokenizer-dir "" 2>&1 | tee -a "$3"
+  rc=${PIPESTATUS[0]}; [[ $rc -eq 0 ]] && return 0
+  failed "make-model $1" "$rc"; rm -rf "$2"; return 1
+}
+
 cmd_sizes() {
   local log=$OUT/sizes.log preset dir rc
   local presets=("${POSITIONAL[@]}")
@@ -848,11 +865,7 @@ cmd_sizes() {
   for preset in "${presets[@]}"; do
     dir=/tmp/gqa-size-$preset
     section "$log" "$preset"
-    if [[ ! -f $dir/model.safetensors ]]; then
-      timeout -k 15 300 "$BIN/gqa-evolve" make-model --preset "$preset" --seed 0 --out "$dir" --tokenizer-dir "" 2>&1 |
-        tee -a "$log"
-      rc=${PIPESTATUS[0]}; [[ $rc -eq 0 ]] || { failed "make-model $preset" "$rc"; rm -rf "$dir"; continue; }
-    fi
+    size_model "$preset" "$dir" "$log" || continue
     timeout -k 15 300 "$BIN/cuda_bench" --model "$dir" --contexts "${CONTEXTS:-128,8192}" --layouts persistent --quick \
       --json "$TMPD/size-$preset.json" 2>&1 | tee -a "$log"
     rc=${PIPESTATUS[0]}; [[ $rc -eq 0 ]] || failed "cuda_bench $preset" "$rc"
@@ -888,6 +901,66 @@ cmd_program() {
   rc=${PIPESTATUS[0]}; [[ $rc -eq 0 ]] || failed "cuda_bench --decode-program" "$rc"
 }
 
+# ---------------------------------------------------------------------------------------------- llamacpp
+# Our default decode step against llama.cpp's llama-bench on the same random weights (F16 GGUF), per size.
+cmd_llamacpp() {
+  local log=$OUT/llamacpp.log preset dir gguf rc lb=$TMPD/llama-cuda
+  local presets=("${POSITIONAL[@]}")
+  [[ ${#presets[@]} -gt 0 ]] || presets=(qwen3-0.6b qwen3-1.7b qwen3-4b qwen3-8b)
+  rm -f "$log"
+  need_bin cuda_bench
+  [[ -f $REPO/.llama-cuda.tgz ]] || die "llamacpp: .llama-cuda.tgz is missing: scripts/llama_cuda_build.sh makes it"
+  [[ -f $REPO/assets/qwen3-tokenizer/tokenizer.json ]] ||
+    die "llamacpp: assets/qwen3-tokenizer is missing (scripts/setup.sh fetches it; carry it to a GPU machine)"
+  tar xzf "$REPO/.llama-cuda.tgz" -C "$TMPD" || die "llamacpp: cannot unpack .llama-cuda.tgz"
+  echo "llamacpp: $(cat "$lb/BUILD_INFO")" | tee -a "$OUT/env.log"
+  local ctx=${CONTEXTS:-128,8192}
+  for preset in "${presets[@]}"; do
+    dir=/tmp/gqa-size-$preset gguf=/tmp/gqa-size-$preset.gguf
+    section "$log" "$preset"
+    size_model "$preset" "$dir" "$log" || continue
+    timeout -k 15 300 "$BIN/cuda_bench" --model "$dir" --contexts "$ctx" --layouts persistent --quick \
+      --json "$TMPD/ours-$preset.json" 2>&1 | tee -a "$log"
+    rc=${PIPESTATUS[0]}; [[ $rc -eq 0 ]] || failed "cuda_bench $preset" "$rc"
+    timeout -k 15 300 python3 "$REPO/scripts/convert_to_gguf.py" "$dir" "$gguf" --type f16 \
+      --tokenizer-dir "$REPO/assets/qwen3-tokenizer" 2>&1 | tee -a "$log"
+    rc=${PIPESTATUS[0]}
+    rm -rf "$dir"
+    [[ $rc -eq 0 ]] || { failed "convert_to_gguf $preset" "$rc"; rm -f "$gguf"; continue; }
+    LD_LIBRARY_PATH=$lb timeout -k 15 300 "$lb/llama-bench" -m "$gguf" -ngl 99 -fa 1 -p 0 -n 256 -d "$ctx" -r 3 \
+      -o json > "$TMPD/llama-$preset.json" 2>> "$log"
+    rc=$?; [[ $rc -eq 0 ]] || failed "llama-bench $preset" "$rc"
+    rm -f "$gguf"
+  done
+  python3 - "$TMPD" "$OUT/llamacpp.json" "${presets[@]}" <<'PY' | tee -a "$log"
+import json, sys
+d, out, presets = sys.argv[1], sys.argv[2], sys.argv[3:]
+rows = []
+for p in presets:
+    try:
+        ours = {r["context"]: r for r in json.load(open(f"{d}/ours-{p}.json"))["runs"]}
+        llama = {r["n_depth"]: r for r in json.load(open(f"{d}/llama-{p}.json"))}
+    except Exception as e:
+        print(f"{p:<12} | no result ({e})")
+        continue
+    for ctx in sorted(ours):
+        o, l = ours[ctx], llama.get(ctx)
+        rows.append({"model": p, "context": ctx, "ours_tokens_per_second": o["decode_tokens_per_second"],
+                     "ours_layout": o["layout"], "ours_percent_of_roofline": o["percent_of_roofline"],
+                     "llama_tokens_per_second": l["avg_ts"] if l else None,
+                     "llama_stddev": l["stddev_ts"] if l else None, "gpu": l["gpu_info"] if l else None})
+json.dump(rows, open(out, "w"), indent=1)
+print("\n== decode tok/s, batch 1, 256 tokens after `context` tokens: ours (default step) vs llama.cpp (F16, -fa 1)")
+print("| model | ctx | ours tok/s (layout, % of roofline) | llama.cpp tok/s (mean ± sd of 3) | ours / llama.cpp |")
+print("|---|---|---|---|---|")
+for r in rows:
+    l = r["llama_tokens_per_second"]
+    print(f"| {r['model']} | {r['context']} | {r['ours_tokens_per_second']:,.0f} ({r['ours_layout']}, "
+          f"{r['ours_percent_of_roofline']:.1f}%) | " + (f"{l:,.0f} ± {r['llama_stddev']:.0f} | "
+          f"{r['ours_tokens_per_second'] / l:.2f}x |" if l else "no result | |"))
+PY
+}
+
 # ---------------------------------------------------------------------------------------------- main
 env_header
 case $SUB in
@@ -907,6 +980,7 @@ case $SUB in
       sass) cmd_sass ;;
       sizes) cmd_sizes ;;
       program) cmd_program ;;
+      llamacpp) cmd_llamacpp ;;
     esac ;;
 esac
 if [[ ${#FAILS[@]} -gt 0 ]]; then

@@ -14,7 +14,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-NODE_LLAMA_CPP=node-llama-cpp@3.22.1  # pinned: its bundle fixes the llama.cpp revision under test
 CACHE="$HOME/.cache/gqa-evolve"
 BUILD=build
 PORT=8080
@@ -33,15 +32,8 @@ GQA="$BUILD/gqa-evolve"
 
 SERVER="$CACHE/llama.cpp/build/bin/llama-server"
 if [[ ! -x "$SERVER" ]]; then
-  echo "== building llama-server from $NODE_LLAMA_CPP's llama.cpp bundle into $CACHE (once)"
-  mkdir -p "$CACHE"
-  pack=$(mktemp -d)
-  (cd "$pack" && npm pack --silent "$NODE_LLAMA_CPP" >/dev/null && tar xzf node-llama-cpp-*.tgz package/llama)
-  bundle=$(find "$pack/package/llama" -name '*.bundle' | head -1)
-  [[ -n "$bundle" ]] || { echo "llama_server_check.sh: no git bundle in $NODE_LLAMA_CPP's llama/ folder" >&2; exit 1; }
-  rm -rf "$CACHE/llama.cpp"
-  git clone -q "$bundle" "$CACHE/llama.cpp"
-  rm -rf "$pack"
+  echo "== building llama-server (CPU) into $CACHE/llama.cpp/build (once)"
+  scripts/llama_source.sh "$CACHE/llama.cpp"
   # CPU only, no network at build time (no prebuilt web UI download, no HTTPS).
   cmake -S "$CACHE/llama.cpp" -B "$CACHE/llama.cpp/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=OFF \
     -DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_USE_PREBUILT_UI=OFF \

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config g++ clang libclang-rt-14-dev
   nlohmann-json3-dev libpcre2-dev libutf8proc-dev libyaml-cpp-dev libcli11-dev libfmt-dev
   libsqlite3-dev libcurl4-openssl-dev libgtest-dev libgmock-dev libbenchmark-dev gnuplot-nox
-  libopenmpi-dev openmpi-bin libseccomp-dev chromium zlib1g-dev)  # seccomp: the evaluator worker's filter; MPI: optional for the build, needed by the MPI tests; chromium, zlib: the report.html test (headless, screenshot)
+  libopenmpi-dev openmpi-bin libseccomp-dev chromium zlib1g-dev python3-numpy)  # numpy: the GGUF converter's fast path and its test; seccomp: the evaluator worker's filter; MPI: optional for the build, needed by the MPI tests; chromium, zlib: the report.html test (headless, screenshot)
 # Node.js may come from elsewhere than Debian (the base image has NodeSource's build): only install
 # Debian's when no npm is on PATH.
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
