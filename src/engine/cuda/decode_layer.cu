@@ -17,7 +17,7 @@ constexpr int kBatch = 4;                      // 16-byte loads per row per lane
 constexpr int kChunksPerBatch = 32 * kBatch;   // 8-element chunks a warp covers per batch
 constexpr int kMaxHeadsPerBlock = 64;          // q/k heads one block's qkv rows may touch
 // Dynamic shared memory the kernel may use: the input vector, the block's rows and the norm weights of the
-// largest dense Qwen3 (32B: ~148 KiB). A launch asks only for what its shape needs.
+// largest dense Qwen3 (32B: ~155 KiB). A launch asks only for what its shape needs.
 constexpr size_t kMaxSmem = 160 * 1024;
 
 // Grid-wide barrier over co-resident blocks (the launcher checks occupancy; the engine launches one block
@@ -36,12 +36,15 @@ __device__ __forceinline__ void grid_barrier(unsigned* arrived) {
   __syncthreads();
 }
 
-// This block's share of one matrix W[n][k]: a contiguous range of row pairs. When it has fewer pairs than
-// warps, k is split into `ks` parts so that every warp has a job; partial sums meet in shared memory and
-// are added in a fixed order (deterministic results).
+// This block's share of one matrix W[n][k]: a contiguous range of row pairs, cut into units of one batch (a pair's
+// kChunksPerBatch chunks of k). The block's units are split into kWarps contiguous, equal ranges, so that every
+// warp streams the same number of bytes whatever the number of pairs (v19 of docs/engine-cuda-log.md: one pair
+// per job left warps idle in phases of `hidden` rows at Qwen3-4B). A warp's range may begin or end inside a pair;
+// each warp writes its partial sums of a pair to psum[pair][warp] and finish() adds the warps that touched the
+// pair in warp order (deterministic results).
 struct Rows {
   const bf16* w;
-  int n, k, chunks, pbeg, pairs, ks;
+  int n, k, chunks, pbeg, pairs, nb, units;
 };
 
 __device__ __forceinline__ Rows block_rows(const bf16* w, int n, int k) {
@@ -50,90 +53,85 @@ __device__ __forceinline__ Rows block_rows(const bf16* w, int n, int k) {
   const long long P = (n + 1) / 2, G = gridDim.x;
   r.pbeg = static_cast<int>(blockIdx.x * P / G);
   r.pairs = static_cast<int>((blockIdx.x + 1) * P / G) - r.pbeg;
-  const int ks = r.pairs > 0 ? (kWarps + r.pairs - 1) / r.pairs : 1;
-  r.ks = max(1, min(ks, r.chunks / 32));
+  r.nb = (r.chunks + kChunksPerBatch - 1) / kChunksPerBatch;
+  r.units = r.pairs * r.nb;
   return r;
 }
+
+// First unit of warp w's range (w = kWarps: the end).
+__device__ __forceinline__ int warp_unit(const Rows& r, int w) { return w * r.units / kWarps; }
 
 struct Item {
   uint4 a[kBatch], b[kBatch];
 };
 
-__device__ __forceinline__ int chunk_begin(const Rows& r, int part) { return part * r.chunks / r.ks; }
-__device__ __forceinline__ int job_batches(const Rows& r, int job) {
-  const int part = job % r.ks;
-  return (chunk_begin(r, part + 1) - chunk_begin(r, part) + kChunksPerBatch - 1) / kChunksPerBatch;
-}
-
-__device__ __forceinline__ void load_item(const Rows& r, int job, int batch, int lane, Item& it) {
-  const int pair = r.pbeg + job / r.ks, part = job % r.ks;
+__device__ __forceinline__ void load_item(const Rows& r, int unit, int lane, Item& it) {
+  const int pair = r.pbeg + unit / r.nb, cb = (unit % r.nb) * kChunksPerBatch;
   const int row0 = 2 * pair, row1 = min(row0 + 1, r.n - 1);
-  const int cb = chunk_begin(r, part) + batch * kChunksPerBatch, ce = chunk_begin(r, part + 1);
   const bf16* w0 = r.w + static_cast<size_t>(row0) * r.k;
   const bf16* w1 = r.w + static_cast<size_t>(row1) * r.k;
 #pragma unroll
   for (int u = 0; u < kBatch; ++u) {
     const int c = cb + u * 32 + lane;
-    if (c < ce) {
+    if (c < r.chunks) {
       it.a[u] = load_stream16(w0 + c * 8);
       it.b[u] = load_stream16(w1 + c * 8);
     }
   }
 }
 
-__device__ __forceinline__ void consume_item(const Rows& r, int job, int batch, int lane, const Item& it,
-                                             const float* xs, float& acc0, float& acc1) {
-  const int part = job % r.ks;
-  const int cb = chunk_begin(r, part) + batch * kChunksPerBatch, ce = chunk_begin(r, part + 1);
+__device__ __forceinline__ void consume_item(const Rows& r, int unit, int lane, const Item& it, const float* xs,
+                                             float& acc0, float& acc1) {
+  const int cb = (unit % r.nb) * kChunksPerBatch;
 #pragma unroll
   for (int u = 0; u < kBatch; ++u) {
     const int c = cb + u * 32 + lane;
-    if (c < ce) {
+    if (c < r.chunks) {
       acc0 += dot8(it.a[u], xs + c * 8);
       acc1 += dot8(it.b[u], xs + c * 8);
     }
   }
 }
 
-// One phase: y(row) = W[row] · xs for this block's rows. The first batch of weights is loaded before
-// before() runs (the grid barrier and the input fill), so it streams while the barrier waits; afterwards
-// each warp walks its (row pair, k part) jobs with the next batch always in flight. finish(row, sum) runs
-// once per row, after the block's partial sums are in.
+// One phase: y(row) = W[row] · xs for this block's rows. The first two units of weights are loaded before
+// before() runs (the grid barrier and the input fill), so they stream while the barrier waits; afterwards each
+// warp walks its units with the next one always in flight. finish(row, sum) runs once per row, after the
+// block's partial sums are in. psum holds 2 kWarps floats per pair.
 template <class Before, class Finish>
 __device__ __forceinline__ void run_rows(const Rows& r, const float* xs, float* psum,
                                          Before&& before, Finish&& finish) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int jobs = r.pairs * r.ks;
-  auto advance = [&](int j, int b, int& nj, int& nb) {
-    nj = j, nb = b + 1;
-    if (nb >= job_batches(r, j)) nj += kWarps, nb = 0;
-  };
-  // Two batches in flight from before the barrier on (v5; v4 had one).
-  int job = warp, batch = 0, njob, nbatch;
+  const int ubeg = warp_unit(r, warp), uend = warp_unit(r, warp + 1);
+  // Two units in flight from before the barrier on (v5; v4 had one).
   Item cur, nxt;
-  advance(job, batch, njob, nbatch);
-  if (job < jobs) load_item(r, job, 0, lane, cur);
-  if (njob < jobs) load_item(r, njob, nbatch, lane, nxt);
+  if (ubeg < uend) load_item(r, ubeg, lane, cur);
+  if (ubeg + 1 < uend) load_item(r, ubeg + 1, lane, nxt);
   before();
   float acc0 = 0.f, acc1 = 0.f;
-  while (job < jobs) {
-    consume_item(r, job, batch, lane, cur, xs, acc0, acc1);
-    if (nbatch == 0) {  // job done
+  for (int unit = ubeg; unit < uend; ++unit) {
+    consume_item(r, unit, lane, cur, xs, acc0, acc1);
+    if (unit + 1 == uend || (unit + 1) % r.nb == 0) {  // the end of this warp's part of a pair
       acc0 = warp_sum(acc0);
       acc1 = warp_sum(acc1);
-      if (lane == 0) psum[2 * job] = acc0, psum[2 * job + 1] = acc1;
+      if (lane == 0) {
+        float* p = psum + 2 * ((unit / r.nb) * kWarps + warp);
+        p[0] = acc0, p[1] = acc1;
+      }
       acc0 = acc1 = 0.f;
     }
-    job = njob, batch = nbatch, cur = nxt;
-    advance(job, batch, njob, nbatch);
-    if (njob < jobs) load_item(r, njob, nbatch, lane, nxt);
+    cur = nxt;
+    if (unit + 2 < uend) load_item(r, unit + 2, lane, nxt);
   }
   __syncthreads();
   for (int i = threadIdx.x; i < 2 * r.pairs; i += kThreads) {
     const int pair = i / 2, which = i % 2, row = 2 * (r.pbeg + pair) + which;
     if (row >= r.n) continue;
+    const int lo = pair * r.nb, hi = lo + r.nb;  // the pair's units
     float s = 0.f;
-    for (int p = 0; p < r.ks; ++p) s += psum[2 * (pair * r.ks + p) + which];
+    for (int w = 0; w < kWarps; ++w) {  // the warps whose (non-empty) range overlaps the pair's units
+      const int b = max(warp_unit(r, w), lo), e = min(warp_unit(r, w + 1), hi);
+      if (b < e) s += psum[2 * (pair * kWarps + w) + which];
+    }
     finish(row, s);
   }
 }
@@ -192,11 +190,11 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(const __grid_
   float* xs = reinterpret_cast<float*>(smem4);
   const bool prev = a.wo != nullptr, next = a.wqkv != nullptr;
   const int H = a.hidden, I = a.inter, qd = a.n_heads * D, kvd = a.n_kv * D;
-  // After psum (2 (max_pairs + kWarps) floats): the block's rows of x between o_proj and down
-  // (2 max_pairs), then the small weights.
+  // After psum (2 kWarps max_pairs floats): the block's rows of x between o_proj and down (2 max_pairs),
+  // then the small weights.
   const int max_pairs = packed_sizes >> 16, xs_floats = packed_sizes & 0xffff;
   float* psum = xs + xs_floats;
-  float* xrows = psum + 2 * (max_pairs + kWarps);
+  float* xrows = psum + 2 * kWarps * max_pairs;
   SmallWeights sw;
   sw.mlp_norm = xrows + 2 * max_pairs, sw.attn_norm = sw.mlp_norm + H, sw.q_norm = sw.attn_norm + H;
   sw.k_norm = sw.q_norm + D, sw.inv_freq = sw.k_norm + D;
@@ -354,7 +352,7 @@ void decode_layer(const Exec& ex, const DecodeLayerArgs& a) {
   if (next && (2 * max_pairs) / D + 2 > kMaxHeadsPerBlock) fail_unsupported("decode_layer: too many heads per block");
   int xs_floats = std::max({a.hidden, a.inter, qd});
   xs_floats = (xs_floats + 3) / 4 * 4;
-  const size_t smem = (static_cast<size_t>(xs_floats) + 2 * (max_pairs + kWarps) + 2 * max_pairs + 2 * a.hidden +
+  const size_t smem = (static_cast<size_t>(xs_floats) + 2 * kWarps * max_pairs + 2 * max_pairs + 2 * a.hidden +
                        2 * D + D / 2) * sizeof(float);
   if (smem > kMaxSmem || xs_floats >= (1 << 16) || max_pairs >= (1 << 15))
     fail_unsupported("decode_layer: input vector too large for shared memory");

@@ -42,14 +42,21 @@ std::string persistent_decode_unsupported(int hidden, int inter, int n_heads, in
   const int group = n_heads / n_kv;
   if (group != 1 && group != 2 && group != 4 && group != 8)
     return to_string(group) + " query heads per KV head (it takes 1, 2, 4 or 8)";
-  const std::pair<const char*, int> inputs[] = {{"hidden_size", hidden}, {"intermediate_size", inter},
-                                                {"q_dim (heads x head_dim)", n_heads * head_dim}};
-  for (const auto& [name, k] : inputs) {
+  // hidden_size feeds RMSNorm, whose input a block holds in registers whole; the others are read in parts.
+  struct Input {
+    const char* name;
+    int k, limit;
+    const char* what;
+  };
+  const Input inputs[] = {
+      {"hidden_size", hidden, kMaxInput, "the longest normalised input its blocks hold in registers"},
+      {"intermediate_size", inter, kMaxLongInput, "the longest input its blocks hold in shared memory"},
+      {"q_dim (heads x head_dim)", n_heads * head_dim, kMaxLongInput,
+       "the longest input its blocks hold in shared memory"}};
+  for (const auto& [name, k, limit, what] : inputs) {
     if (k <= 0 || k % 16 != 0)
       return std::string(name) + " " + to_string(k) + " is not a positive multiple of 16 (whole mma k-steps)";
-    if (k > kMaxInput)
-      return std::string(name) + " " + to_string(k) + " exceeds " + to_string(kMaxInput) +
-             ", the longest input vector its blocks hold in shared memory";
+    if (k > limit) return std::string(name) + " " + to_string(k) + " exceeds " + to_string(limit) + ", " + what;
   }
   return "";
 }

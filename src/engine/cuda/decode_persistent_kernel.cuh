@@ -285,10 +285,7 @@ __device__ __forceinline__ void consume(Ctx& c) {
     if (const Tiles r = block_tiles(m.o); r.count() > 0) {
       fill_residual(c, m.o, r, c.xd, l > 0 ? tag_of(c, l - 1, kDn) : 0,
                     l == 0 ? a.embed + static_cast<size_t>(c.token) * H : nullptr);
-      Vec<N> att;
-      ll_read(c.att, qd, tag_of(c, l, kAtt), c.p.poll_ns, att);
-      mark(c, kMarkReady);
-      store_vec(c, qd, att);
+      read_input<N>(c, c.att, qd, tag_of(c, l, kAtt));
       mark(c, kMarkFilled);
       const unsigned tag = tag_of(c, l, kO);
       gemv_tiles(c, m.o, r, [&](int row, int slot, float s) { ll_store(c.xo + row, c.res[slot] + s, tag); });
@@ -314,10 +311,7 @@ __device__ __forceinline__ void consume(Ctx& c) {
     begin_phase(c, l * kPhases + kDn);
     if (const Tiles r = block_tiles(m.dn); r.count() > 0) {
       fill_residual(c, m.dn, r, c.xo, tag_of(c, l, kO), nullptr);
-      Vec<N> h;
-      ll_read(c.h, I, tag_of(c, l, kGu), c.p.poll_ns, h);
-      mark(c, kMarkReady);
-      store_vec(c, I, h);
+      read_input<N>(c, c.h, I, tag_of(c, l, kGu));
       mark(c, kMarkFilled);
       const unsigned tag = tag_of(c, l, kDn);
       gemv_tiles(c, m.dn, r, [&](int row, int slot, float s) { ll_store(c.xd + row, c.res[slot] + s, tag); });

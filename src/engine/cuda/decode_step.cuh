@@ -16,11 +16,14 @@ namespace {
 // 7 (255 registers) measured slower on the H200 (v13, v14 of docs/engine-cuda-log.md).
 constexpr int kConsumerWarps = 8;
 constexpr int kConsumers = 32 * kConsumerWarps, kThreads = kConsumers + 32;
-// Longest input vector (hidden, intermediate or q_dim) of the two builds of the step: the narrow one's vectors
-// fill 3 float4 per compute thread (Qwen3-0.6B), the wide one's 6 (Qwen3-1.7B). Registers grow with the width,
-// so each model gets the narrowest build that holds it.
+// Longest input vector held in registers at once (hidden, the RMSNorm inputs) of the two builds of the step: the
+// narrow one's vectors fill 3 float4 per compute thread (Qwen3-0.6B), the wide one's 6 (Qwen3-1.7B). Registers
+// grow with the width, so each model gets the narrowest build that holds its longest input. Longer plain inputs
+// (intermediate, q_dim) are read in parts (read_input), up to kMaxLongInput: their three bf16 terms in shared
+// memory (72 KiB at 12,288) leave room for two 64 KiB ring stages within Hopper's 227 KiB per block.
 constexpr int kNarrowVec = 3, kWideVec = 6;
 constexpr int kMaxInput = kWideVec * 4 * kConsumers;
+constexpr int kMaxLongInput = 2 * kMaxInput;
 // A ring stage (PersistentDecodeArgs::tile_kib KiB and room for the padding) holds one KV tile (kv_tile_kib) or
 // one weight tile: rows of k bf16 each followed by 16 bytes of padding (row_pitch), so that the 8 rows an
 // ldmatrix reads fall into different banks.
@@ -370,12 +373,13 @@ __device__ __forceinline__ float4 to_float4(uint2 u) {
 // H200) and logits drifting up to 9e-4 from the unfused step's on the tiny random models.
 constexpr int kTerms = 3, kTermPad = 8;
 __device__ __forceinline__ uint32_t bf16x2_bits(__nv_bfloat162 v) { return *reinterpret_cast<const uint32_t*>(&v); }
+// Elements [off, off + 4 kVec kConsumers) of an n-element input (store_vec: all of it, then the barrier).
 template <int kVec>
-__device__ __forceinline__ void store_vec(const Ctx& c, int n, const Vec<kVec>& x) {
+__device__ __forceinline__ void store_vec_at(const Ctx& c, int n, int off, const Vec<kVec>& x) {
   bf16* out = reinterpret_cast<bf16*>(c.xs);
 #pragma unroll
   for (int j = 0; j < kVec; ++j) {
-    const int i = vec_index(j);
+    const int i = off + vec_index(j);
     if (i >= n) continue;
     float4 r = x.v[j];  // what the terms so far leave
 #pragma unroll
@@ -384,6 +388,24 @@ __device__ __forceinline__ void store_vec(const Ctx& c, int n, const Vec<kVec>& 
       *reinterpret_cast<uint2*>(out + term * (n + kTermPad) + i) = uint2{bf16x2_bits(a), bf16x2_bits(b)};
       r = make_float4(r.x - __low2float(a), r.y - __high2float(a), r.z - __low2float(b), r.w - __high2float(b));
     }
+  }
+}
+template <int kVec>
+__device__ __forceinline__ void store_vec(const Ctx& c, int n, const Vec<kVec>& x) {
+  store_vec_at(c, n, 0, x);
+  consumer_sync();
+}
+// A plain (not normalised) GEMV input of n elements that other blocks write in this step with `tag`, into c.xs:
+// read and stored 4 kVec kConsumers elements at a time, so n may exceed what the registers hold (Qwen3-4B's
+// and 8B's intermediate sizes). mark(kMarkReady) once the last part has arrived.
+template <int kVec>
+__device__ __forceinline__ void read_input(Ctx& c, const Word* src, int n, unsigned tag) {
+  constexpr int kPart = 4 * kVec * kConsumers;
+  for (int off = 0; off < n; off += kPart) {
+    Vec<kVec> v;
+    ll_read(src + off, n - off, tag, c.p.poll_ns, v);
+    if (off + kPart >= n) mark(c, kMarkReady);
+    store_vec_at(c, n, off, v);
   }
   consumer_sync();
 }
