@@ -14,7 +14,7 @@ namespace gqa::cli {
 
 Runner add_evaluate(CLI::App& app) {
   struct Opts {
-    std::string program, parent, target, cache_dir, cuda_arch, artifacts_dir;
+    std::string program, parent, target, cache_dir, cuda_arch, artifacts_dir, shapes_of;
     bool json = false, no_bench = false, no_e2e = false;
     double timeout = 300, bench_seconds = 1.0;
     int threads = 0;
@@ -36,6 +36,9 @@ Runner add_evaluate(CLI::App& app) {
   app.add_option("--cache-dir", o->cache_dir, "compile cache and end-to-end model (default: $GQA_CACHE_DIR or ~/.cache/gqa-evolve)");
   app.add_option("--cuda-arch", o->cuda_arch, "cuda target: sm_XY to compile for (default: the GPU's)");
   app.add_option("--artifacts-dir", o->artifacts_dir, "also write each artifact to a file in this folder");
+  app.add_option("--shapes-of", o->shapes_of,
+                 "check and time at this model's attention geometry: a preset (qwen3-4b, ...) or a model directory "
+                 "(default: Qwen3-0.6B's 16:8 heads of 128)");
   return [o]() {
     eval::EvaluateOptions eo;
     eo.program_path = o->program;
@@ -49,6 +52,7 @@ Runner add_evaluate(CLI::App& app) {
     eo.bench = !o->no_bench;
     eo.end_to_end = !o->no_e2e;
     eo.bench_seconds = o->bench_seconds;
+    if (!o->shapes_of.empty()) eo.heads = eval::head_geometry_of(o->shapes_of);
     nlohmann::json r = eval::evaluate(eo);
     if (!o->artifacts_dir.empty()) {
       std::filesystem::create_directories(o->artifacts_dir);
@@ -95,11 +99,14 @@ Runner add_eval_worker(CLI::App& app) {
   app.add_option("--min-reps", req->settings.min_reps);
   app.add_option("--bench-seconds", req->settings.bench_seconds);
   app.add_option("--model", req->settings.model_dir);
+  auto heads = std::make_shared<std::string>(eval::format_head_geometry({}));
+  app.add_option("--heads", *heads);
   app.add_flag("--no-bench", *no_bench);
   app.add_flag("--no-e2e", *no_e2e);
   app.group("");  // hidden: only the evaluator runs it
-  return [req, target, no_bench, no_e2e]() {
+  return [req, target, no_bench, no_e2e, heads]() {
     if (req->so_path.empty() == req->lto_path.empty()) fail("eval-worker", "give one of --so and --lto");
+    req->settings.heads = eval::parse_head_geometry(*heads);
     req->settings.target = parse_target(*target);
     req->bench = !*no_bench;
     req->end_to_end = !*no_e2e;

@@ -11,7 +11,7 @@ namespace gqa::cli {
 
 Runner add_microbench(CLI::App& app) {
   struct Opts {
-    std::string program, target, cuda_arch, cache_dir;
+    std::string program, target, cuda_arch, cache_dir, shapes_of;
     double bench_seconds = 1.0, timeout = 600;
     int threads = 0, min_reps = 21;
     bool json = false;
@@ -26,6 +26,9 @@ Runner add_microbench(CLI::App& app) {
   app.add_option("--cuda-arch", o->cuda_arch, "cuda target: sm_XY to compile for (default: the GPU's)");
   app.add_option("--cache-dir", o->cache_dir, "compile cache (default: $GQA_CACHE_DIR or ~/.cache/gqa-evolve)");
   app.add_flag("--json", o->json, "print the evaluator's {metrics, artifacts} as JSON");
+  app.add_option("--shapes-of", o->shapes_of,
+                 "time at this model's attention geometry: a preset (qwen3-4b, ...) or a model directory "
+                 "(default: Qwen3-0.6B's 16:8 heads of 128)");
   return [o]() {
     eval::EvaluateOptions eo;
     eo.program_path = o->program;
@@ -38,6 +41,7 @@ Runner add_microbench(CLI::App& app) {
     eo.end_to_end = false;
     eo.bench_seconds = o->bench_seconds;
     eo.min_reps = o->min_reps;
+    if (!o->shapes_of.empty()) eo.heads = eval::head_geometry_of(o->shapes_of);
     const nlohmann::json r = eval::evaluate(eo);
     if (o->json) {
       std::printf("%s\n", r.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());

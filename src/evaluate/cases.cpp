@@ -4,9 +4,14 @@
 #include "evaluate/cases.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <numeric>
 
 #include <fmt/format.h>
+
+#include "common/error.h"
+#include "model/config.h"
+#include "model/make_model.h"
 
 namespace gqa::eval {
 
@@ -27,13 +32,47 @@ double Case::flops() const {
   return f;
 }
 
+HeadGeometry head_geometry_of(const std::string& model) {
+  ModelConfig cfg;
+  if (std::filesystem::is_directory(model)) {
+    cfg = ModelConfig::load((std::filesystem::path(model) / "config.json").string());
+  } else {
+    const auto names = preset_names();
+    if (std::find(names.begin(), names.end(), model) == names.end())
+      fail("shapes-of", "'{}' is neither a model directory nor a preset (known presets: {})", model, fmt::join(names, ", "));
+    cfg = preset_config(model);
+  }
+  return HeadGeometry{static_cast<int>(cfg.num_attention_heads), static_cast<int>(cfg.num_key_value_heads),
+                      static_cast<int>(cfg.head_dim)};
+}
+
+std::string format_head_geometry(const HeadGeometry& g) {
+  return fmt::format("{}:{}:{}", g.q_heads, g.kv_heads, g.head_dim);
+}
+
+HeadGeometry parse_head_geometry(const std::string& text) {
+  HeadGeometry g;
+  char c1 = 0, c2 = 0;
+  int n = 0;
+  if (std::sscanf(text.c_str(), "%d%c%d%c%d%n", &g.q_heads, &c1, &g.kv_heads, &c2, &g.head_dim, &n) != 5 ||
+      c1 != ':' || c2 != ':' || n != static_cast<int>(text.size()) || g.q_heads < 1 || g.kv_heads < 1 ||
+      g.head_dim < 1 || g.q_heads % g.kv_heads != 0)
+    fail("heads", "'{}' is not Q:KV:D with Q a multiple of KV (query heads : KV heads : head_dim)", text);
+  return g;
+}
+
 namespace {
 
+// The shape lists below are written with the default geometry; with_geometry() sets the one asked for.
 Case decode(std::string name, std::vector<int> kv, double w = 0) {
   return Case{std::move(name), std::vector<int>(kv.size(), 1), std::move(kv), 16, 8, 128, w};
 }
 Case prefill(std::string name, std::vector<int> q, std::vector<int> kv, double w = 0) {
   return Case{std::move(name), std::move(q), std::move(kv), 16, 8, 128, w};
+}
+std::vector<Case> with_geometry(std::vector<Case> cases, const HeadGeometry& g) {
+  for (Case& c : cases) c.num_q_heads = g.q_heads, c.num_kv_heads = g.kv_heads, c.head_dim = g.head_dim;
+  return cases;
 }
 
 // Ragged batch-8 decode around 2K context (the serving shape).
@@ -41,18 +80,18 @@ const std::vector<int> kBatch8Kv = {1800, 2048, 2301, 1555, 2100, 1999, 2222, 17
 
 }  // namespace
 
-std::vector<Case> benchmark_cases(Target t) {
+std::vector<Case> benchmark_cases(Target t, const HeadGeometry& g) {
   if (t == Target::Cpu)
-    return {decode("decode_b1_kv512", {512}, 0.20),        decode("decode_b1_kv2048", {2048}, 0.25),
+    return with_geometry({decode("decode_b1_kv512", {512}, 0.20),        decode("decode_b1_kv2048", {2048}, 0.25),
             decode("decode_b1_kv8192", {8192}, 0.15),      decode("decode_b8_kv~2k", kBatch8Kv, 0.15),
-            prefill("prefill_q256", {256}, {256}, 0.10),   prefill("chunk_q256_on_1024", {256}, {1280}, 0.15)};
-  return {decode("decode_b1_kv512", {512}, 0.15),         decode("decode_b1_kv2048", {2048}, 0.20),
+            prefill("prefill_q256", {256}, {256}, 0.10),   prefill("chunk_q256_on_1024", {256}, {1280}, 0.15)}, g);
+  return with_geometry({decode("decode_b1_kv512", {512}, 0.15),         decode("decode_b1_kv2048", {2048}, 0.20),
           decode("decode_b1_kv8192", {8192}, 0.15),       decode("decode_b1_kv32768", {32768}, 0.10),
           decode("decode_b8_kv~2k", kBatch8Kv, 0.15),     prefill("prefill_q2048", {2048}, {2048}, 0.10),
-          prefill("chunk_q512_on_4096", {512}, {4608}, 0.15)};
+          prefill("chunk_q512_on_4096", {512}, {4608}, 0.15)}, g);
 }
 
-std::vector<Case> correctness_cases(Target t) {
+std::vector<Case> correctness_cases(Target t, const HeadGeometry& g) {
   std::vector<Case> c = {
       decode("decode_kv1", {1}),
       decode("decode_kv17", {17}),
@@ -74,10 +113,10 @@ std::vector<Case> correctness_cases(Target t) {
     x.weight = 0;
     c.push_back(x);
   }
-  return c;
+  return with_geometry(std::move(c), g);
 }
 
-std::vector<Case> evaluation_cases(Target t, uint64_t seed) {
+std::vector<Case> evaluation_cases(Target t, uint64_t seed, const HeadGeometry& g) {
   std::vector<Case> c = correctness_cases(t);
   uint64_t state = seed ^ 0xCA5E5EEDull;
   auto draw = [&](int lo, int hi) {  // splitmix64, uniform in [lo, hi]
@@ -117,7 +156,7 @@ std::vector<Case> evaluation_cases(Target t, uint64_t seed) {
   bound_chunk.q_bound = 512;
   bound_chunk.kv_bound = 2048;
   c.push_back(bound_chunk);
-  return c;
+  return with_geometry(std::move(c), g);
 }
 
 }  // namespace gqa::eval

@@ -33,7 +33,7 @@ StageResult run_correctness(ChildLink& child, SharedArena& arena, const WorkerSe
   int index = 0, failed = 0;
   double worst_error = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  for (const Case& c : evaluation_cases(set.target, set.seed)) {
+  for (const Case& c : evaluation_cases(set.target, set.seed, set.heads)) {
     const KvLayout layout = index++ % 2 == 0 ? KvLayout::PosMajor : KvLayout::HeadMajor;
     arena.reset();
     Problem p(c, layout, set.threads, &arena);

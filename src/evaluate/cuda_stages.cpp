@@ -105,7 +105,7 @@ StageResult correctness(Kernel& cand, const WorkerSettings& set, cudaStream_t st
     r.artifacts["correctness_report"] = report;
     return r;
   };
-  for (const Case& c : evaluation_cases(set.target, set.seed)) {
+  for (const Case& c : evaluation_cases(set.target, set.seed, set.heads)) {
     const KvLayout layout = index++ % 2 == 0 ? KvLayout::PosMajor : KvLayout::HeadMajor;
     Problem p(c, layout, set.threads);
     p.fill(rng);
@@ -197,7 +197,7 @@ StageResult microbench(Kernel& cand, const WorkerSettings& set, cudaStream_t st)
   double log_sum = 0, log_sum_abi = 0, weight_sum = 0;
   std::string table = fmt::format("{:<22} {:>11} {:>11} {:>12} {:>8} {:>9} {:>9} {:>6}\n", "shape", "stock (us)",
                                   "stock+cvt", "program (us)", "speedup", "%read-BW", "stock %BW", "reps");
-  for (const Case& c : benchmark_cases(set.target)) {
+  for (const Case& c : benchmark_cases(set.target, set.heads)) {
     // Buffer sets rotated so that one rotation holds >= 128 MiB of K/V (2..8 sets); the engine's head-major
     // layout, which the stock kernels need.
     std::vector<BenchSet> sets;

@@ -54,6 +54,7 @@ nlohmann::json evaluate(const EvaluateOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   nlohmann::json metrics = nlohmann::json::object(), artifacts = nlohmann::json::object();
   metrics["target"] = target_name(o.target);
+  metrics["shape_heads"] = format_head_geometry(o.heads);  // query heads : KV heads : head_dim of the shapes
   metrics["correct"] = false;
   metrics["combined_score"] = 0.0;
   auto finish = [&](const std::string& failed_stage, const std::string& failure) {
@@ -125,7 +126,8 @@ nlohmann::json evaluate(const EvaluateOptions& o) {
   po.argv = {o.worker_executable.empty() ? self_executable() : o.worker_executable,
              "eval-worker", device ? "--lto" : "--so", cr.so_path, "--target", std::string(target_name(o.target)),
              "--seed", std::to_string(seed), "--threads", std::to_string(threads),
-             "--min-reps", std::to_string(o.min_reps), "--bench-seconds", fmt::format("{}", o.bench_seconds)};
+             "--min-reps", std::to_string(o.min_reps), "--bench-seconds", fmt::format("{}", o.bench_seconds),
+             "--heads", format_head_geometry(o.heads)};
   if (!o.bench) po.argv.push_back("--no-bench");
   if (!model_dir.empty()) po.argv.insert(po.argv.end(), {"--model", model_dir});
   if (!o.end_to_end) po.argv.push_back("--no-e2e");

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "evaluate/cases.h"
 #include "programs/compiler.h"
 
 namespace gqa::eval {
@@ -25,6 +26,7 @@ struct EvaluateOptions {
   double bench_seconds = 1.0;            // per benchmark shape, once min_reps are done
   bool skip_static = false;              // tests only: lets the runtime defences meet what static checks refuse
   std::string worker_executable;         // empty: this executable (gqa-evolve eval-worker)
+  HeadGeometry heads;                    // host entry: the shapes' attention geometry (--shapes-of MODEL)
   std::string visible_devices;           // CUDA target: CUDA_VISIBLE_DEVICES of the worker (empty: inherited),
                                          // so parallel evaluations (gqa-evolve evolve --workers) get a GPU each
 };

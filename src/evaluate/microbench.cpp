@@ -104,7 +104,7 @@ StageResult run_microbench(ChildLink& child, SharedArena& arena, const WorkerSet
   double log_sum = 0, weight_sum = 0;
   std::string table = fmt::format("{:<22} {:>12} {:>12} {:>8} {:>9} {:>6}\n", "shape", "stock (us)", "program (us)",
                                   "speedup", "%read-BW", "reps");
-  for (const Case& c : benchmark_cases(set.target)) {
+  for (const Case& c : benchmark_cases(set.target, set.heads)) {
     // Enough buffer sets that one rotation does not fit in a large last-level cache (>= 64 MiB), 2..8.
     arena.reset();
     std::vector<std::unique_ptr<Problem>> sets;

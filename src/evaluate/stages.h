@@ -59,6 +59,7 @@ struct StageResult {
 };
 
 struct WorkerSettings {
+  HeadGeometry heads;       // the attention geometry of the correctness and benchmark shapes
   Target target = Target::Cpu;
   int threads = 1;          // CPU target: num_threads passed to programs
   uint64_t seed = 0;        // inputs; fresh per evaluation

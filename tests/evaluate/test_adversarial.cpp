@@ -211,6 +211,33 @@ TEST(Honest, InitialProgramIsCorrect) {
   EXPECT_TRUE(r["metrics"]["correct"].get<bool>()) << r["metrics"].dump(2) << r["artifacts"].value("correctness_report", "");
 }
 
+// A program right only for Qwen3-0.6B's group of 2 (query head h reads KV head h / 2): correct at the default
+// shapes, wrong at another model's (--shapes-of qwen3-4b: 32 query heads on 8 KV heads), where an honest program
+// stays correct and the shapes carry that geometry.
+TEST(Adversarial, RightOnlyForTheDefaultGroupSize) {
+  eval::EvaluateOptions o = options(write_program("group_of_two", with_cheat(R"(static int attention(const gqa_attention_args* a) {
+  gqa_attention_args b = *a;
+  b.num_kv_heads = a->num_q_heads / 2;  // claims a group of 2 whatever the model's
+  return attention_real(&b);
+})")));
+  EXPECT_TRUE(run(o)["metrics"]["correct"].get<bool>());
+  o.heads = eval::head_geometry_of("qwen3-4b");
+  nlohmann::json r = run(o);
+  expect_rejected(r, "correctness");
+  EXPECT_EQ(r["metrics"]["shape_heads"], "32:8:128");
+}
+
+// The groups of 5 (14B) and 8 (32B); 4B's 4 is the test above.
+TEST(Honest, TunableProgramIsCorrectAtOtherQwen3Geometries) {
+  for (const char* model : {"qwen3-14b", "qwen3-32b"}) {
+    auto o = options(std::string(GQA_EXAMPLES_DIR) + "/tunable_program.cpp");
+    o.heads = eval::head_geometry_of(model);
+    nlohmann::json r = run(o);
+    EXPECT_TRUE(r["metrics"]["correct"].get<bool>()) << model << r["artifacts"].value("correctness_report", "");
+    EXPECT_EQ(r["metrics"]["shape_heads"], eval::format_head_geometry(o.heads)) << model;
+  }
+}
+
 TEST(Honest, TunableProgramPassesEveryStage) {
   auto o = options(std::string(GQA_EXAMPLES_DIR) + "/tunable_program.cpp");
   o.parent_path = o.program_path;

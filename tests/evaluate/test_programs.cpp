@@ -8,8 +8,10 @@
 #include "common/error.h"
 #include "common/process.h"
 #include "engine/cpu/attention_bf16.h"
+#include "evaluate/cases.h"
 #include "evaluate/problem.h"
 #include "evaluate/static_check.h"
+#include "model/make_model.h"
 #include "programs/loader.h"
 #include "programs/sha256.h"
 
@@ -82,6 +84,53 @@ TEST(StockKernel, MatchesReferenceOnEveryCorrectnessCase) {
     EXPECT_TRUE(cmp.ok) << c.name << ": " << cmp.worst;
     EXPECT_LT(cmp.max_row_error, 0.005) << c.name;  // bf16 output rounding level
     EXPECT_TRUE(p.canaries_intact());
+  }
+}
+
+// --shapes-of: a preset or a model directory gives its geometry; Q:KV:D round-trips; bad input is one error
+// that names it.
+TEST(HeadGeometry, FromPresetsDirectoriesAndText) {
+  EXPECT_EQ(eval::head_geometry_of("qwen3-0.6b"), eval::HeadGeometry{});
+  EXPECT_EQ(eval::head_geometry_of("qwen3-14b"), (eval::HeadGeometry{40, 8, 128}));
+  EXPECT_EQ(eval::head_geometry_of("qwen3-32b"), (eval::HeadGeometry{64, 8, 128}));
+  const std::string dir = testing::TempDir() + "/geometry-tiny-gqa4";
+  make_random_model(preset_config("tiny-gqa4"), 1, dir, "");
+  const eval::HeadGeometry t = eval::head_geometry_of(dir);
+  EXPECT_EQ(t.q_heads / t.kv_heads, 4);
+  EXPECT_EQ(t.head_dim, 64);
+  std::filesystem::remove_all(dir);
+  EXPECT_EQ(eval::parse_head_geometry("32:8:128"), (eval::HeadGeometry{32, 8, 128}));
+  EXPECT_EQ(eval::format_head_geometry({40, 8, 128}), "40:8:128");
+  for (const char* bad : {"32:8", "32:7:128", "a:b:c", "32:8:128x", "0:8:128"}) {
+    try {
+      eval::parse_head_geometry(bad);
+      ADD_FAILURE() << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string("'") + bad + "'"), std::string::npos) << e.what();
+    }
+  }
+  try {
+    eval::head_geometry_of("qwen3-5b");
+    ADD_FAILURE() << "qwen3-5b";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'qwen3-5b' is neither a model directory nor a preset"), std::string::npos);
+  }
+}
+
+// The stock kernel against the float64 reference at the geometries of 4B (32:8) and 14B (40:8).
+TEST(StockKernel, MatchesReferenceAtOtherGeometries) {
+  eval::Rng rng{7};
+  for (const eval::HeadGeometry g : {eval::HeadGeometry{32, 8, 128}, eval::HeadGeometry{40, 8, 128}}) {
+    for (const eval::Case& c : eval::correctness_cases(Target::Cpu, g)) {
+      if (c.max_kv_len() > 2048) continue;
+      ASSERT_EQ(c.num_q_heads, g.q_heads);
+      eval::Problem p(c, eval::KvLayout::HeadMajor, 2);
+      p.fill(rng);
+      p.poison();
+      ASSERT_EQ(cpu::stock_attention(&p.args()), GQA_OK) << c.name;
+      p.set_inputs_read_only(false);
+      EXPECT_TRUE(p.compare().ok) << c.name << " at " << eval::format_head_geometry(g);
+    }
   }
 }
 
