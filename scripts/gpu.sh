@@ -43,12 +43,15 @@
 #   trace [--contexts 128,8192] [--layers 14] [--cuda-option KEY=VALUE]...
 #                              the persistent decode step's trace (generate --trace), summarised by
 #                              scripts/persistent_trace.py -> trace.log, trace-ctxN.csv.gz
-#   evolve [--minutes 8] [--iterations 30] [--program P] [--config C] [--mpi K]
+#   evolve [--minutes 8] [--iterations 30] [--program P] [--config C] [--mpi K] [--keep-run] [--resume-from RUN.tgz]
 #                              offline evolution of P (default: examples/qwen3_gqa/tunable_program.cu with poor
 #                              knobs) with config C (default examples/qwen3_gqa/config_cuda.yaml), one worker on the
 #                              GPU, or --mpi K: mpirun with K evaluator ranks; killed after --minutes (the report
 #                              is still written); start and best re-evaluated -> evolve-stdout.txt, report.md,
-#                              evolve.log, best_program.*
+#                              evolve.log, best_program.*. A run longer than one call: --keep-run packs the run
+#                              folder as evolve-run.tgz (no re-evaluation), and the next call's --resume-from
+#                              evolve-run.tgz (copied into the repository as .evolve-run.tgz and carried)
+#                              continues it (--iterations counts the whole run)
 #   ncu [--cuda-option KEY=VALUE]...
 #                              Nsight Compute on one persistent decode step at ctx 128 (scheduler, instructions,
 #                              stall reasons) -> ncu.log
@@ -121,7 +124,7 @@ case $SUB in
   ab) FLAGS="$F_RUN --contexts --layout" ;;
   variants) FLAGS="$F_RUN --contexts --layout" ;;
   trace) FLAGS="$F_RUN --contexts --layers --cuda-option" ;;
-  evolve) FLAGS="$F_RUN --minutes --iterations --program --config --mpi" ;;
+  evolve) FLAGS="$F_RUN --minutes --iterations --program --config --mpi --resume-from --keep-run" ;;
   ncu) FLAGS="$F_RUN --cuda-option" ;;
   sass) FLAGS="$F_RUN --kernel" ;;
   probes) FLAGS="--define" ;;
@@ -133,7 +136,7 @@ esac
 
 MODEL=/tmp/gqa-model REBUILD=0 JOBS=$(nproc) PTX=OFF FILTER='*' SANITIZER=0 QUICK=0 CONTEXTS="" LAYOUTS=""
 HF=0 ATTENTION=0 EVALUATE=0 SUITE=0 SUITE_STEPS=full,compare,microbench PROGRAM="" LAYOUT=persistent LAYERS=14
-MINUTES=8 ITERATIONS=30 CONFIG=$REPO/examples/qwen3_gqa/config_cuda.yaml MPI_RANKS=0 ROUNDS=3
+MINUTES=8 ITERATIONS=30 CONFIG=$REPO/examples/qwen3_gqa/config_cuda.yaml MPI_RANKS=0 ROUNDS=3 RESUME_FROM="" KEEP_RUN=0
 KERNEL=persistent_decode_kernelILi128ELi2E
 CUDA_OPTS=() DEFINES=() POSITIONAL=()
 int_re='^[0-9]+$' list_re='^[0-9]+(,[0-9]+)*$'
@@ -148,7 +151,7 @@ while [[ $# -gt 0 ]]; do
   if [[ $arg == --*=* ]]; then val=${arg#*=} arg=${arg%%=*} has_val=1; else has_val=0; fi
   [[ " $FLAGS " == *" $arg "* ]] || die "unknown flag '$arg' for '$SUB' (known: $FLAGS)"
   case $arg in  # flags without a value
-    --rebuild|--ptx|--sanitizer|--quick|--hf|--attention|--evaluate|--suite)
+    --rebuild|--ptx|--sanitizer|--quick|--hf|--attention|--evaluate|--suite|--keep-run)
       [[ $has_val == 0 ]] || die "$arg takes no value" ;;
     *) if [[ $has_val == 0 ]]; then
          [[ $# -ge 2 ]] || die "$arg needs a value"
@@ -185,6 +188,8 @@ while [[ $# -gt 0 ]]; do
     --minutes) [[ $val =~ $int_re && $val -gt 0 ]] || die "--minutes: not a positive number: '$val'"; MINUTES=$val ;;
     --iterations) [[ $val =~ $int_re ]] || die "--iterations: not a number: '$val'"; ITERATIONS=$val ;;
     --mpi) [[ $val =~ $int_re && $val -gt 0 ]] || die "--mpi: not a positive number: '$val'"; MPI_RANKS=$val ;;
+    --resume-from) RESUME_FROM=$(abspath "$val"); [[ -f $RESUME_FROM ]] || die "--resume-from: no file '$val'" ;;
+    --keep-run) KEEP_RUN=1 ;;
     --kernel) KERNEL=$val ;;
     --define) [[ $val =~ ^[A-Za-z_][A-Za-z0-9_]*(=.*)?$ ]] || die "--define: expected NAME[=VALUE], got '$val'"
               DEFINES+=("-D$val") ;;
@@ -740,7 +745,11 @@ cmd_evolve() {
   local run=/tmp/gqa-evolve-run log=$OUT/evolve-stdout.txt ext rc start end deadline p
   rm -f "$log" "$OUT"/{report.md,evolve.log,best_program.*,best_program_info.json}
   rm -rf "$run" && mkdir -p "$run"
-  if [[ -n $PROGRAM ]]; then
+  if [[ -n $RESUME_FROM ]]; then  # a run packed by an earlier call (--keep-run): its start program and run folder
+    tar xzf "$RESUME_FROM" -C "$run" || die "evolve --resume-from: cannot unpack $RESUME_FROM"
+    ext=$(find "$run" -maxdepth 1 -name 'start_program.*' | head -1); ext=${ext##*.}
+    [[ -n $ext && -d $run/run ]] || die "evolve --resume-from: $RESUME_FROM holds no start_program.* and run/"
+  elif [[ -n $PROGRAM ]]; then
     ext=${PROGRAM##*.}
     cp "$PROGRAM" "$run/start_program.$ext"
   else  # poor starting knobs, so that there is something to find
@@ -751,6 +760,7 @@ cmd_evolve() {
         examples/qwen3_gqa/tunable_program.cu > "$run/start_program.cu"
   fi
   local evargs=("$run/start_program.$ext" --config "$CONFIG" --output "$run/run") cmd
+  [[ -n $RESUME_FROM ]] && evargs+=(--resume)
   if [[ $MPI_RANKS -gt 0 ]]; then
     have mpirun || die "evolve --mpi: no mpirun (no OpenMPI here and none in $BIN/openmpi)"
     cmd=(mpirun -n $((MPI_RANKS + 1)) --allow-run-as-root --oversubscribe --bind-to none "$BIN/gqa-evolve" evolve
@@ -766,12 +776,17 @@ cmd_evolve() {
   echo "exit $rc after $(python3 -c "print(f'{$end - $start:.1f}')") s" | tee -a "$log"
   if [[ $rc -ne 0 ]]; then  # killed at the limit (or failed): the report of what was committed
     [[ $rc -eq 137 ]] || failed "evolve" "$rc"
-    timeout -k 15 120 "$BIN/gqa-evolve" evolve "${evargs[@]}" --resume --iterations 0 >> "$log" 2>&1 ||
+    timeout -k 15 120 "$BIN/gqa-evolve" evolve "${evargs[@]:0:5}" --resume --iterations 0 >> "$log" 2>&1 ||
       failed "evolve --resume --iterations 0 (report)" $?
   fi
   tail -4 "$log"
   cp "$run/run/report.md" "$run/run/evolve.log" "$run/run/best/best_program.$ext" \
      "$run/run/best/best_program_info.json" "$OUT/" 2>/dev/null
+  if [[ $KEEP_RUN == 1 ]]; then  # for the next call's --resume-from; the re-evaluation waits for the last call
+    tar czf "$OUT/evolve-run.tgz" -C "$run" "start_program.$ext" run || failed "pack evolve-run.tgz" $?
+    echo "run folder packed: $OUT/evolve-run.tgz ($(du -h "$OUT/evolve-run.tgz" | cut -f1))" | tee -a "$log"
+    return
+  fi
   # Scores during a run are single noisy measurements: the start and the best program once more, one after the
   # other, within 100 s. A device entry's score is its end-to-end stage; a host entry's its microbenchmark.
   deadline=$(($(date +%s) + 100))

@@ -141,7 +141,10 @@ Runner add_generate(CLI::App& app) {
                        {"decode_path", s.decode_path},
                        {"stop_reason", s.stop_reason}};
       j["text"] = tok ? nlohmann::json(tok->decode(r.tokens)) : nlohmann::json(nullptr);
-      if (opened.cuda) j["decode_layout"] = decode_layout_name(cuda_decode_layout(*engine));
+      if (opened.cuda) {
+        j["decode_layout"] = decode_layout_name(cuda_decode_layout(*engine));
+        j["decode_plan"] = cuda_decode_plan(*engine);
+      }
       if (program) {
         j["attention_program"] = {{"path", o->attention},
                                   {"calls", engine->attention_program_calls()},
@@ -167,6 +170,7 @@ Runner add_generate(CLI::App& app) {
                 engine->device_name().c_str(), static_cast<long long>(s.prompt_tokens), s.prefill_tokens_per_second(),
                 static_cast<long long>(s.generated_tokens), s.decode_tokens_per_second(), s.stop_reason.c_str(),
                 peak / 1073741824.0, gpu_mem.c_str());
+    if (opened.cuda) std::printf("decode plan: %s\n", cuda_decode_plan(*engine).c_str());
     if (program)
       std::printf("[attention program] %s: %llu calls (%s%s; compile %s%s)\n", o->attention.c_str(),
                   static_cast<unsigned long long>(engine->attention_program_calls()),

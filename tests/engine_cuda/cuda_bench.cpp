@@ -318,6 +318,7 @@ nlohmann::json bench_context(const std::string& model, const CudaEngineOptions& 
   return {{"variant", variant},
           {"layout", layout},
           {"requested_layout", decode_layout_name(eo.decode)},
+          {"plan", cuda_decode_plan(*e)},
           {"context", ctx},
           {"tokens", tokens},
           {"decode_path", s.decode_path},

@@ -437,6 +437,10 @@ TEST(CudaEngine, EveryQwen3SizeMatchesTheCpuEngine) {
       EXPECT_EQ(cuda_decode_layout(*gpu), dec == Decode::Persistent && !persistent ? Decode::Fused : dec) << preset;
       const std::string what = std::string(preset) + " (" + name(cuda_decode_layout(*gpu)) + ")";
       gpu->reset(48);
+      const std::string plan = cuda_decode_plan(*gpu);
+      EXPECT_EQ(plan.rfind(dec == Decode::Persistent && persistent ? "persistent, wide build"
+                           : dec == Decode::Unfused                ? "unfused"
+                                                                   : "fused", 0), 0u) << what << ": " << plan;
       const float* g = gpu->forward(std::span<const int32_t>(ids.data(), 24), true);
       double worst = 0;
       for (int t = 0; t < 24; ++t)

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/dtype.h"
+#include "common/error.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/ops.h"
 #include "engine/sampler.h"
@@ -379,6 +380,34 @@ TEST(CudaOps, DeviceSamplerPicksTheHostSamplersTokens) {
         EXPECT_EQ(download<unsigned long long>(rng, 1)[0], host.rng_state());
       }
     }
+  }
+}
+
+// The persistent step's plan from the model's shapes and the GPU (host arithmetic; runs without a GPU): on an
+// H100/H200 (132 SMs, 227 KiB of shared memory per block) Qwen3-0.6B gets the narrow build and three 64 KiB
+// stages, Qwen3-8B the wide build, two stages (its 12,288-element input takes 73 KiB) and 2-row down tiles;
+// 14B's intermediate size and tiles too large for two stages are refused.
+TEST(PersistentPlan, FromTheModelShapesAndTheGpu) {
+  auto args = [](int hidden, int inter, int heads, int tile_kib = 64) {
+    cuda::PersistentDecodeArgs a;
+    a.layers = 2, a.hidden = hidden, a.inter = inter, a.n_heads = heads, a.n_kv = 8, a.head_dim = 128;
+    a.vocab = 151936, a.tile_kib = tile_kib;
+    return a;
+  };
+  constexpr int kSms = 132, kOptin = 232448;
+  const std::string small = cuda::persistent_decode_plan(args(1024, 3072, 16), kSms, kOptin);
+  for (const char* want : {"narrow build", "132 blocks", "3 ring stages of 64 KiB", "qkv 32, o 8, gate/up 16 pairs, down 8"})
+    EXPECT_NE(small.find(want), std::string::npos) << want << " in: " << small;
+  const std::string large = cuda::persistent_decode_plan(args(4096, 12288, 32), kSms, kOptin);
+  std::printf("Qwen3-0.6B: %s\nQwen3-8B: %s\n", small.c_str(), large.c_str());
+  for (const char* want : {"wide build", "2 ring stages of 64 KiB", "down 2,", "input buffer 73 KiB"})
+    EXPECT_NE(large.find(want), std::string::npos) << want << " in: " << large;
+  EXPECT_THROW(cuda::persistent_decode_plan(args(5120, 17408, 40), kSms, kOptin), Error);
+  try {
+    cuda::persistent_decode_plan(args(4096, 12288, 32, 96), kSms, kOptin);
+    ADD_FAILURE() << "96 KiB stages beside 8B's input";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("two ring stages"), std::string::npos) << e.what();
   }
 }
 

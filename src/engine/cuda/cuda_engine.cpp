@@ -64,6 +64,15 @@ class CudaEngine final : public Engine {
       return persistent_ok_ && (!program_ || decode_program_) ? Decode::Persistent : Decode::Fused;
     return opts_.decode;
   }
+  // The plan of that layout, in words.
+  std::string step_plan() const {
+    switch (step_layout()) {
+      case Decode::Persistent: return persistent_plan_;
+      case Decode::Fused:
+        return fmt::format("fused, {} blocks: per layer one decode_layer launch and one attention launch", ex_.sms);
+      default: return "unfused: per layer six kernels";
+    }
+  }
 
  private:
   void check_supported(const std::string& dir) const;
@@ -91,6 +100,7 @@ class CudaEngine final : public Engine {
   cuda::DeviceModel model_;
   bool shape_persistent_ok_ = false;  // the model's shape is one the persistent step supports
   bool persistent_ok_ = false;        // ... and this GPU holds its launch with these options (after reset())
+  std::string persistent_plan_;       // ... with this plan (persistent_decode_configure)
 
   // Per reset(): cache, activations, logits, decode state (buf_ points into them).
   int64_t pos_ = 0;
@@ -244,7 +254,8 @@ Engine::DecodeProgramLink CudaEngine::set_decode_attention_program(const std::st
   decode_program_ = std::move(loaded);
   if (buf_.capacity > 0) {  // the launch checked now, as reset() would
     persistent_ok_ = shape_persistent_ok_;
-    cuda::persistent_decode_configure(ex_, cuda::persistent_step_args(step_context()), &decode_program_->kernel());
+    persistent_plan_ =
+        cuda::persistent_decode_configure(ex_, cuda::persistent_step_args(step_context()), &decode_program_->kernel());
   }
   return {link.seconds, link.cached};
 }
@@ -312,8 +323,8 @@ void CudaEngine::allocate_buffers(int64_t capacity) {
   persistent_ok_ = shape_persistent_ok_;
   if (persistent_ok_) {
     try {
-      cuda::persistent_decode_configure(ex_, cuda::persistent_step_args(step_context()),
-                                        decode_program_ ? &decode_program_->kernel() : nullptr);
+      persistent_plan_ = cuda::persistent_decode_configure(ex_, cuda::persistent_step_args(step_context()),
+                                                           decode_program_ ? &decode_program_->kernel() : nullptr);
     } catch (const Error& e) {
       persistent_ok_ = false;
       if (opts_.decode == Decode::Persistent)
@@ -490,6 +501,12 @@ CudaEngineOptions::Decode cuda_decode_layout(const Engine& engine) {
   const auto* cuda = dynamic_cast<const CudaEngine*>(&engine);
   if (!cuda) fail("cuda", "cuda_decode_layout: not a CUDA engine ({})", engine.device_name());
   return cuda->step_layout();
+}
+
+std::string cuda_decode_plan(const Engine& engine) {
+  const auto* cuda = dynamic_cast<const CudaEngine*>(&engine);
+  if (!cuda) fail("cuda", "cuda_decode_plan: not a CUDA engine ({})", engine.device_name());
+  return cuda->step_plan();
 }
 
 }  // namespace gqa

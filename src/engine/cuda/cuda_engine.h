@@ -68,5 +68,8 @@ std::unique_ptr<Engine> open_cuda_engine(const std::string& model_dir, const Cud
 // model's shape or a tile size this GPU cannot hold, and attention programs run in the fused one). Throws
 // for an engine that open_cuda_engine did not make.
 CudaEngineOptions::Decode cuda_decode_layout(const Engine& engine);
+// The plan of that layout in words: for the persistent step its build, ring stages, rows per weight tile of each
+// matrix and attention splits, as chosen from the model's shapes and the GPU (persistent_decode_plan).
+std::string cuda_decode_plan(const Engine& engine);
 
 }  // namespace gqa

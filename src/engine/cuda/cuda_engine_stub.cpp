@@ -13,5 +13,6 @@ std::unique_ptr<Engine> open_cuda_engine(const std::string&, const CudaEngineOpt
 }
 
 CudaEngineOptions::Decode cuda_decode_layout(const Engine&) { fail("cuda", "this build has no CUDA engine"); }
+std::string cuda_decode_plan(const Engine&) { fail("cuda", "this build has no CUDA engine"); }
 
 }  // namespace gqa

@@ -1,6 +1,8 @@
 // The persistent decode step (decode_persistent_kernel.cuh): the built-in kernel, whose attention is the stock
 // program examples/qwen3_gqa/persistent_program.cu compiled in, and the host side that plans and launches it or
 // a kernel with an attention program linked in (decode_program.cpp).
+#include <cstdio>
+
 #include "qwen3_gqa/persistent_program.cu"
 #include "engine/cuda/decode_persistent_kernel.cuh"
 
@@ -79,10 +81,14 @@ struct Prepared {
   const void* kernel;
 };
 
-// The launch's plan and shared memory; sets the kernel's shared-memory limit the first time (outside graph
-// capture when the engine calls persistent_decode_configure from reset()). linked: a kernel with an attention
-// program linked in (null: the built-in one).
-Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a, PersistentKernel* linked) {
+// The launch's plan for a GPU with `sms` SMs and `optin` bytes of shared memory per block: rows per weight tile
+// from the model's shapes, ring stages from what shared memory leaves. Host arithmetic only (no CUDA calls).
+struct PlanChoice {
+  Plan plan;
+  size_t smem;
+  bool wide;
+};
+PlanChoice choose_plan(const PersistentDecodeArgs& a, int sms, int optin) {
   const int D = a.head_dim;
   if (!persistent_decode_supported(a.hidden, a.inter, a.n_heads, a.n_kv, D))
     fail_unsupported("persistent_decode: model shape outside what the persistent decode step supports");
@@ -91,7 +97,7 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a, PersistentKernel
   if (a.tile_kib < 32 || a.tile_kib > 192) fail_unsupported("persistent_decode: tile_kib must be 32..192");
   if (a.kv_tile_kib < 8 || a.kv_tile_kib > a.tile_kib || a.kv_tile_kib * 1024 % (4 * D) != 0)
     fail_unsupported("persistent_decode: kv_tile_kib must be 8..tile_kib and hold a whole number of keys");
-  const int G = ex.sms, qd = a.n_heads * D, kvd = a.n_kv * D;
+  const int G = sms, qd = a.n_heads * D, kvd = a.n_kv * D;
   Plan p{};
   p.stage_bytes = a.tile_kib * 1024 + kStagePadBytes;
   p.poll_ns = static_cast<unsigned>(a.poll_ns);
@@ -116,9 +122,6 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a, PersistentKernel
   const int vec_floats = (wide ? kWideVec : kNarrowVec) * 4 * kConsumers;
   const size_t xs_need = std::max<size_t>(2 * kTerms * (longest + kTermPad),
                                           4 * static_cast<size_t>(kConsumerWarps) * group * (D + 2));
-  int device = 0, optin = 0;
-  GQA_CUDA_CHECK(cudaGetDevice(&device));
-  GQA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   const size_t xs_bytes = (xs_need + 1023) / 1024 * 1024;
   // The merging split stages merge_chunk splits' partials (G (D + 2) floats each) after the warps' scratch.
   const int per = group * (D + 2), room = static_cast<int>(xs_bytes / 4) - kConsumerWarps * per;
@@ -130,8 +133,33 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a, PersistentKernel
   if (static_cast<size_t>(optin) < res_bytes + xs_bytes + static_bytes + 2 * static_cast<size_t>(sb))
     fail_unsupported("persistent_decode: not enough shared memory per block for two ring stages (tile_kib too large)");
   p.stages = static_cast<int>(std::min<size_t>(kMaxStages, (optin - res_bytes - xs_bytes - static_bytes) / sb));
-  const size_t smem = static_cast<size_t>(p.stages) * sb + res_bytes + xs_bytes;
   p.xs_bytes = static_cast<int>(xs_bytes);
+  return PlanChoice{p, static_cast<size_t>(p.stages) * sb + res_bytes + xs_bytes, wide};
+}
+
+std::string describe(const Plan& p, bool wide, int sms) {
+  char text[512];
+  std::snprintf(text, sizeof text,
+                "persistent, %s build, %d blocks; %d ring stages of %d KiB; rows per weight tile: qkv %d, o %d, "
+                "gate/up %d pairs, down %d, lm_head %d; attention: up to %d splits per KV head, %d keys per tile, "
+                "merge chunk %d; input buffer %d KiB",
+                wide ? "wide" : "narrow", sms, p.stages, (p.stage_bytes - kStagePadBytes) / 1024, p.rows_qkv, p.rows_o,
+                p.rows_gu, p.rows_dn, p.rows_lm, p.max_splits, p.keys_per_tile, p.merge_chunk, p.xs_bytes / 1024);
+  return text;
+}
+
+// The launch's plan and shared memory; sets the kernel's shared-memory limit the first time (outside graph
+// capture when the engine calls persistent_decode_configure from reset()). linked: a kernel with an attention
+// program linked in (null: the built-in one).
+Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a, PersistentKernel* linked, std::string* text = nullptr) {
+  const int D = a.head_dim, group = a.n_heads / std::max(a.n_kv, 1);
+  int device = 0, optin = 0;
+  GQA_CUDA_CHECK(cudaGetDevice(&device));
+  GQA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  const PlanChoice choice = choose_plan(a, ex.sms, optin);
+  const bool wide = choice.wide;
+  const size_t smem = choice.smem;
+  if (text) *text = describe(choice.plan, wide, ex.sms);
   PersistentKernel& cfg =
       linked ? *linked : g_builtin[D == 64 ? 0 : 1][group == 1 ? 0 : group == 2 ? 1 : group == 4 ? 2 : 3][wide ? 1 : 0];
   if (!linked) cfg.fn = reinterpret_cast<const void*>(kernel_for(D, group, wide));
@@ -146,13 +174,20 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a, PersistentKernel
   }
   // The waits between blocks need every block resident at once: one block per SM.
   if (cfg.occupancy < 1) fail_unsupported("persistent_decode: the kernel cannot be resident on an SM (occupancy 0)");
-  return Prepared{p, smem, kernel};
+  return Prepared{choice.plan, smem, kernel};
 }
 
 }  // namespace
 
-void persistent_decode_configure(const Exec& ex, const PersistentDecodeArgs& a, PersistentKernel* linked) {
-  prepare(ex, a, linked);
+std::string persistent_decode_configure(const Exec& ex, const PersistentDecodeArgs& a, PersistentKernel* linked) {
+  std::string text;
+  prepare(ex, a, linked, &text);
+  return text;
+}
+
+std::string persistent_decode_plan(const PersistentDecodeArgs& a, int sms, int optin_smem_bytes) {
+  const PlanChoice choice = choose_plan(a, sms, optin_smem_bytes);
+  return describe(choice.plan, choice.wide, sms);
 }
 
 void persistent_decode(const Exec& ex, const PersistentDecodeArgs& a, PersistentKernel* linked) {

@@ -164,7 +164,12 @@ struct PersistentKernel {
 // linked: null for the built-in kernel.
 void persistent_decode(const Exec& ex, const PersistentDecodeArgs& a, PersistentKernel* linked = nullptr);
 // Everything persistent_decode does but the launch (checks, kernel attributes): call it outside graph capture.
-void persistent_decode_configure(const Exec& ex, const PersistentDecodeArgs& a, PersistentKernel* linked = nullptr);
+// Returns the plan it chose, in words (persistent_decode_plan).
+std::string persistent_decode_configure(const Exec& ex, const PersistentDecodeArgs& a, PersistentKernel* linked = nullptr);
+// The plan the step takes for a model on a GPU of `sms` SMs and `optin_smem_bytes` of shared memory per block, in
+// words: its build, ring stages and their size, rows per weight tile of each matrix, attention splits and tiles.
+// Host arithmetic only (no CUDA call); throws like the launch for what it cannot hold.
+std::string persistent_decode_plan(const PersistentDecodeArgs& a, int sms, int optin_smem_bytes);
 // Whether the model's longest input vector needs the wide build, and the linkable kernel of an instantiation
 // (decode_persistent_linkable.cu), "gqa_persistent_step_d128_g2_n3".
 bool persistent_decode_wide(int hidden, int inter, int n_heads, int head_dim);
