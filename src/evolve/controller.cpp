@@ -34,6 +34,7 @@ EvaluateFn make_evaluator(const EvolveConfig& config, Target target, const std::
     o.end_to_end = ec.end_to_end;
     o.min_reps = ec.min_reps;
     o.bench_seconds = ec.bench_seconds;
+    o.heads = ec.heads;
     if (target == Target::Cuda && !device.empty()) o.visible_devices = device;
     else if (gpus > 0 && target == Target::Cuda && current_worker() >= 0) o.visible_devices = std::to_string(current_worker() % gpus);
     nlohmann::json r = eval::evaluate(o);

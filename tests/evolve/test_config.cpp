@@ -53,6 +53,9 @@ TEST(EvolveConfig, ValuesAreRead) {
   EXPECT_EQ(c.database.feature_dimensions[1], "metric:speedup_geomean");
   EXPECT_FALSE(c.evaluator.bench);
   EXPECT_EQ(c.evaluator.seed, 9u);
+  EXPECT_EQ(c.evaluator.heads, gqa::eval::HeadGeometry{});  // shapes_of absent: Qwen3-0.6B's heads
+  EXPECT_EQ(parse_config("evaluator:\n  shapes_of: qwen3-32b\n", "c.yaml").evaluator.heads,
+            (gqa::eval::HeadGeometry{64, 8, 128}));
 }
 
 // Each models entry takes the section's request settings for the keys it leaves out.
@@ -118,6 +121,9 @@ TEST(EvolveConfig, ErrorsNameFileAndKey) {
   EXPECT_EQ(error_of("database:\n  exploration_ratio: 0.6\n  exploitation_ratio: 0.6\n"),
             "[config] cfg.yaml: database.exploitation_ratio plus exploration_ratio must be <= 1, got 0.6 + 0.6");
   EXPECT_EQ(error_of("database: 3\n"), "[config] cfg.yaml: database must be a mapping");
+  EXPECT_EQ(error_of("evaluator:\n  shapes_of: qwen3-5b\n").rfind("[config] cfg.yaml: evaluator.shapes_of must be a model "
+                                                                 "directory or a preset (qwen3-0.6b, ", 0), 0u)
+      << error_of("evaluator:\n  shapes_of: qwen3-5b\n");
   EXPECT_NE(error_of("a: [\n").find("not valid YAML"), std::string::npos);
 }
 
