@@ -10,6 +10,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <sstream>
 
 #include "common/error.h"
 #include "evaluate/evaluator.h"
@@ -33,7 +34,7 @@ const std::vector<std::string> kCheats = {
     "writes_nothing", "writes_zeros", "partial_output", "cached_results", "no_causal_mask", "half_kv",
     "spins_forever", "host_segfault", "device_illegal_address", "writes_past_output", "writes_into_inputs",
     "calls_exit", "benchmark_shortcut", "right_until_benchmark", "not_capturable", "ignores_stream", "engine_only",
-    "late_stop"};
+    "late_stop", "residue37", "trusts_bound", "no_max"};
 
 std::string with_cheat(const std::string& name) {
   std::string s = example("tunable_program.cu");
@@ -156,6 +157,29 @@ TEST_F(AdversarialCuda, RightOnlyForItsFirstCalls) {
 // Stops computing part-way through the timed replays (a device-side counter): every timed output is
 // compared with the stock kernel's.
 TEST_F(AdversarialCuda, StopsComputingPartWayThroughTheBenchmark) { expect_rejected(cheat("late_stop", false, true), "benchmark"); }
+
+// The classes of inputs the fixed shapes never had (lengths live on the device, so the cheats rewrite them there).
+// Whether the correctness report has a failed line of the case `name`.
+bool case_failed(const nlohmann::json& r, const std::string& name) {
+  std::istringstream report(r["artifacts"].value("correctness_report", ""));
+  for (std::string line; std::getline(report, line);)
+    if (line.rfind(name, 0) == 0 && line.find(" FAIL: ") != std::string::npos) return true;
+  return false;
+}
+// Wrong only for decode lengths of 37 modulo 64: every evaluation has a decode batch covering every residue.
+TEST_F(AdversarialCuda, WrongAtOneResidueOfTheTileSize) {
+  const nlohmann::json r = cheat("residue37");
+  expect_rejected(r, "correctness");
+  EXPECT_TRUE(case_failed(r, "decode_b128_every_residue")) << r["artifacts"].value("correctness_report", "");
+}
+// Takes max_kv_len as the length of a single sequence: the cases that pass it as the cache capacity.
+TEST_F(AdversarialCuda, TrustsTheLengthBoundAsTheLength) {
+  const nlohmann::json r = cheat("trusts_bound");
+  expect_rejected(r, "correctness");
+  EXPECT_TRUE(case_failed(r, "decode_kv_bound_4096")) << r["artifacts"].value("correctness_report", "");
+}
+// exp of the raw scores: the large-logit rows overflow.
+TEST_F(AdversarialCuda, SoftmaxWithoutTheMaxSubtracted) { expect_rejected(cheat("no_max"), "correctness"); }
 
 TEST_F(AdversarialCuda, WrongOnlyInsideTheEngine) {
   // Needs the GPU run that calibrates kE2eLogitToleranceCuda (docs/evaluator.md, "Not done yet").
