@@ -20,7 +20,7 @@ import transformers
 from transformers import AutoConfig, Qwen3ForCausalLM
 
 # (preset, seed): the tests rebuild the same models with make_random_model.
-MODELS = [("tiny", 1), ("tiny-gqa4", 2)]
+MODELS = [("tiny", 1), ("tiny-gqa4", 2), ("tiny-32x8", 3)]
 PROMPTS = {
     # "Hello world" style short prompt and a longer one crossing no special structure; ids < 151643.
     "short": [9707, 1879, 11, 419, 374, 264, 1273, 315, 279, 42648, 1614, 13],

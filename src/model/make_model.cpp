@@ -176,7 +176,7 @@ std::string pretty(const json& j) {
 }  // namespace
 
 std::vector<std::string> preset_names() {
-  return {"qwen3-0.6b", "qwen3-1.7b", "qwen3-4b", "qwen3-8b", "qwen3-14b", "qwen3-32b", "tiny", "tiny-gqa4"};
+  return {"qwen3-0.6b", "qwen3-1.7b", "qwen3-4b", "qwen3-8b", "qwen3-14b", "qwen3-32b", "tiny", "tiny-gqa4", "tiny-32x8"};
 }
 
 ModelConfig preset_config(const std::string& preset) {
@@ -217,6 +217,14 @@ ModelConfig preset_config(const std::string& preset) {
     c.max_position_embeddings = 4096;
     c.rope_theta = 10000.0;
     c.tie_word_embeddings = false;
+    return c;
+  }
+  if (preset == "tiny-32x8") {  // Qwen3-4B's and 8B's attention (32 query heads on 8 KV heads of 128) on narrow layers
+    c.hidden_size = 256;
+    c.intermediate_size = 512;
+    c.num_hidden_layers = 2;
+    c.num_attention_heads = 32;
+    c.max_position_embeddings = 4096;
     return c;
   }
   fail("make-model", "unknown preset '{}' (known: {})", preset, fmt::join(preset_names(), ", "));

@@ -11,7 +11,8 @@ namespace gqa {
 
 // Presets: "qwen3-0.6b", "qwen3-1.7b", "qwen3-4b", "qwen3-8b", "qwen3-14b", "qwen3-32b" (the real configs of
 // the dense Qwen3 sizes; the weights take 1.2 to 65.5 GB), "tiny" (Qwen3-0.6B's head layout: 16 q heads, 8 kv heads,
-// head_dim 128, tied; few layers and a narrow MLP), "tiny-gqa4" (4:1 GQA, head_dim 64, untied lm_head,
+// head_dim 128, tied; few layers and a narrow MLP), "tiny-32x8" (Qwen3-4B's and 8B's heads: 32 query heads, 8 KV
+// heads, head_dim 128, tied; q_dim 4096 over hidden 256), "tiny-gqa4" (4:1 GQA, head_dim 64, untied lm_head,
 // rope theta 10000). Throws "[make-model] unknown preset 'x' (known: ...)".
 ModelConfig preset_config(const std::string& preset);
 std::vector<std::string> preset_names();

@@ -59,10 +59,10 @@ Moments moments(const std::vector<float>& v) {
 
 TEST(Presets, NamesAndUnknown) {
   EXPECT_EQ(preset_names(), (std::vector<std::string>{"qwen3-0.6b", "qwen3-1.7b", "qwen3-4b", "qwen3-8b", "qwen3-14b",
-                                                      "qwen3-32b", "tiny", "tiny-gqa4"}));
+                                                      "qwen3-32b", "tiny", "tiny-gqa4", "tiny-32x8"}));
   EXPECT_ERROR_CONTAINS(preset_config("qwen3-7b"),
                         "[make-model] unknown preset 'qwen3-7b' (known: qwen3-0.6b, qwen3-1.7b, qwen3-4b, qwen3-8b, "
-                        "qwen3-14b, qwen3-32b, tiny, tiny-gqa4)");
+                        "qwen3-14b, qwen3-32b, tiny, tiny-gqa4, tiny-32x8)");
 }
 
 // The larger dense sizes: their published config.json values, and the parameter counts their model cards give
@@ -126,6 +126,14 @@ TEST(Presets, TinyPresets) {
   EXPECT_EQ(t.max_position_embeddings, 4096);
   EXPECT_DOUBLE_EQ(t.rope_theta, 1e6);
   EXPECT_TRUE(t.tie_word_embeddings);
+
+  ModelConfig w = preset_config("tiny-32x8");
+  EXPECT_EQ(w.num_attention_heads, 32);
+  EXPECT_EQ(w.num_key_value_heads, 8);
+  EXPECT_EQ(w.head_dim, 128);
+  EXPECT_EQ(w.q_dim(), 4096);
+  EXPECT_EQ(w.hidden_size, 256);
+  EXPECT_TRUE(w.tie_word_embeddings);
 
   ModelConfig g = preset_config("tiny-gqa4");
   EXPECT_EQ(g.num_attention_heads, 8);
