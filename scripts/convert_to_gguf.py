@@ -437,22 +437,9 @@ def main():
                 (f"{arch}.attention.layer_norm_rms_epsilon", F32, cfg.eps)] + tok_meta
 
         h = MetaBuffer()
-        h.buf += b"GGUF" + struct.pack("<IQQ", 3, len(plan), len(meta) + len(tok_arrays))
-        for key, kind, v in meta:
-            h.kv(key, kind, v)
-        for key, elem, values in tok_arrays:
-            h.kv_array(key, elem, values)
-        offset = 0
-        for gg, t, ty in plan:
-            count = 1
-            for d in t.shape:
-                count *= d
-            h.string(gg)
-            dims = list(reversed(t.shape))  # GGUF lists the innermost (contiguous) dimension first
-            h.buf += struct.pack(f"<I{len(dims)}QIQ", len(dims), *dims, GGML[ty], offset)
-            offset += count * ELEM[ty]
-            offset += -offset % ALIGN
-        h.pad()
+        # GGUF lists the innermost (contiguous) dimension first.
+        h.header(meta, tok_arrays, [(gg, list(reversed(t.shape)), GGML[ty], math.prod(t.shape) * ELEM[ty])
+                                    for gg, t, ty in plan])
 
         files = {}
         try:

@@ -1,5 +1,5 @@
 """GGUF v3 encoding shared by the project's GGUF writers (convert_to_gguf.py, write_tiny_qwen3_gguf.py): the value
-types and a buffer that encodes the header's key/value metadata, as ggml's docs/gguf.md describes the format.
+types and a buffer that encodes the header (key/value metadata, tensor infos), as ggml's docs/gguf.md describes it.
 Standard library only."""
 import struct
 from array import array
@@ -58,3 +58,19 @@ class MetaBuffer:
 
     def pad(self):
         self.buf += b"\0" * (-len(self.buf) % ALIGN)
+
+    def header(self, meta, arrays, tensors):
+        """The whole header: magic, version, the key/value metadata (meta: (key, type, value); arrays: (key,
+        element type, values)) and the tensor infos (tensors: (name, dims innermost first, ggml type, data
+        bytes)), each tensor's data placed at the next multiple of ALIGN; padded to ALIGN at the end."""
+        self.buf += b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(meta) + len(arrays))
+        for key, kind, v in meta:
+            self.kv(key, kind, v)
+        for key, elem, values in arrays:
+            self.kv_array(key, elem, values)
+        offset = 0
+        for name, dims, ggml_type, nbytes in tensors:
+            self.string(name)
+            self.buf += struct.pack(f"<I{len(dims)}QIQ", len(dims), *dims, ggml_type, offset)
+            offset += nbytes + (-nbytes % ALIGN)
+        self.pad()

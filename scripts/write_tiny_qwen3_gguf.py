@@ -8,7 +8,6 @@
 # "qwen3" architecture (src/llama-arch.cpp, src/models/qwen3.cpp of the llama.cpp tree).
 import argparse
 import random
-import struct
 import sys
 from array import array
 
@@ -114,25 +113,7 @@ def main():
     ts = tensors(args.seed)
 
     w = MetaBuffer()
-    w.buf += b"GGUF"
-    w.u32(3)
-    w.u64(len(ts))
-    w.u64(len(meta) + len(arrays))
-    for key, kind, v in meta:
-        w.kv(key, kind, v)
-    for key, elem, v in arrays:
-        w.kv_array(key, elem, v)
-    offset = 0
-    for name, dims, data in ts:
-        w.string(name)
-        w.u32(len(dims))
-        for d in dims:
-            w.u64(d)
-        w.u32(GGML_F32)
-        w.u64(offset)
-        offset += len(data) * 4
-        offset += -offset % ALIGN
-    w.pad()
+    w.header(meta, arrays, [(name, dims, GGML_F32, len(data) * 4) for name, dims, data in ts])
     for _, _, data in ts:
         w.buf += data.tobytes()
         w.pad()
