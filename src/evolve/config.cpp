@@ -311,14 +311,14 @@ EvolveConfig parse_config(const std::string& yaml_text, const std::string& name)
   e.get("cache_dir", ev.cache_dir);
   e.get("cuda_arch", ev.cuda_arch);
   e.get("seed", ev.seed);
-  e.get("shapes_of", ev.shapes_of);
-  if (!ev.shapes_of.empty()) {
+  std::string shapes_of;
+  e.get("shapes_of", shapes_of);
+  if (!shapes_of.empty()) {
     const auto presets = preset_names();
-    if (!std::filesystem::is_directory(ev.shapes_of) &&
-        std::find(presets.begin(), presets.end(), ev.shapes_of) == presets.end())
+    if (!std::filesystem::is_directory(shapes_of) && std::find(presets.begin(), presets.end(), shapes_of) == presets.end())
       e.bad("shapes_of", fmt::format("must be a model directory or a preset ({}), got '{}'", fmt::join(presets, ", "),
-                                     ev.shapes_of));
-    ev.heads = eval::head_geometry_of(ev.shapes_of);  // a model directory's config.json errors name that file
+                                     shapes_of));
+    ev.heads = eval::head_geometry_of(shapes_of);  // a model directory's config.json errors name that file
   }
   e.done();
 

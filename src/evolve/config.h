@@ -88,9 +88,9 @@ struct EvaluatorConfig {
   std::string cache_dir;
   std::string cuda_arch;
   uint64_t seed = 0;
-  // The attention geometry the programs are scored at: a make-model preset or a model directory ("": Qwen3-0.6B's).
-  std::string shapes_of;
-  eval::HeadGeometry heads;  // what shapes_of names (checked when the config is read)
+  // The attention geometry the programs are scored at: what `shapes_of` names (a make-model preset or a model
+  // directory; absent: Qwen3-0.6B's), resolved when the config is read.
+  eval::HeadGeometry heads;
 };
 
 struct EvolveConfig {
