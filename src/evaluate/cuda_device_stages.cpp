@@ -88,11 +88,8 @@ StageResult run_device_end_to_end(const std::string& lto, const WorkerSettings& 
 
   // 1. The gate: the built-in step's greedy tokens fed back with each attention (teacher forcing), each step's
   // logits compared.
-  const std::vector<int32_t> prompt = prompt_of(s.e2e_prompt_tokens, V, 0);
-  GenerateOptions g;
-  g.max_tokens = s.e2e_new_tokens;
-  g.sampling.temperature = 0;
-  g.ignore_stop_tokens = true;
+  const std::vector<int32_t> prompt = e2e_prompt(*engine, s);
+  const GenerateOptions g = e2e_options(s);
   use(false);
   const GenerateResult ref_run = generate(*engine, prompt, g);
   // (no host entry: teacher_forced_logits leaves prefill to the engine's own attention)

@@ -16,13 +16,8 @@ namespace gqa::eval {
 StageResult run_end_to_end_cuda(gqa_attention_fn candidate, const WorkerSettings& set) {
   StageResult r;
   auto engine = open_cuda_engine(set.model_dir);
-  std::vector<int32_t> prompt;
-  for (int i = 0; i < set.e2e_prompt_tokens; ++i)
-    prompt.push_back(static_cast<int32_t>((i * 7919 + 13) % engine->config().vocab_size));
-  GenerateOptions opts;
-  opts.max_tokens = set.e2e_new_tokens;
-  opts.sampling.temperature = 0;
-  opts.ignore_stop_tokens = true;
+  const std::vector<int32_t> prompt = e2e_prompt(*engine, set);
+  const GenerateOptions opts = e2e_options(set);
   bool hooked = false;  // set_attention_program only when needed: an engine without the hook throws
   auto run = [&](gqa_attention_fn fn) {
     if (fn || hooked) engine->set_attention_program(fn);
@@ -60,32 +55,21 @@ StageResult run_end_to_end_cuda(gqa_attention_fn candidate, const WorkerSettings
     r.failure = fmt::format("in the engine (teacher forcing): {}", e.what());
     return r;
   }
-  struct Agreement {
-    size_t n = 0, prefix = 0, same = 0;
-  };
-  auto agree = [&](const GenerateResult& x) {
-    Agreement a;
-    a.n = std::min(s1.tokens.size(), x.tokens.size());
-    while (a.prefix < a.n && s1.tokens[a.prefix] == x.tokens[a.prefix]) ++a.prefix;
-    for (size_t i = 0; i < a.n; ++i) a.same += s1.tokens[i] == x.tokens[i];
-    return a;
-  };
-  const Agreement ag = agree(c), ac = agree(ctl);
-  const size_t n = ag.n, prefix = ag.prefix, same = ag.same;
+  const TokenAgreement ag = token_agreement(s1.tokens, c.tokens), ac = token_agreement(s1.tokens, ctl.tokens);
   const double stock_tps = 0.5 * (s1.stats.decode_tokens_per_second() + s2.stats.decode_tokens_per_second());
   const double cand_tps = c.stats.decode_tokens_per_second();
   // One call per layer per prefill chunk and per decode step.
   const int64_t L = engine->config().num_hidden_layers;
   const uint64_t min_expected = static_cast<uint64_t>(L) * static_cast<uint64_t>(set.e2e_new_tokens);
-  r.metrics = {{"e2e_tokens", n},
-               {"e2e_token_agreement", n ? static_cast<double>(same) / n : 0.0},
-               {"e2e_prefix_agreement", prefix},
+  r.metrics = {{"e2e_tokens", ag.n},
+               {"e2e_token_agreement", ag.share()},
+               {"e2e_prefix_agreement", ag.prefix},
                {"e2e_program_calls", calls},
                {"e2e_expected_calls_at_least", min_expected},
                {"e2e_decode_tps", cand_tps},
                {"e2e_stock_decode_tps", stock_tps},
                {"e2e_decode_tps_ratio", stock_tps > 0 ? cand_tps / stock_tps : 0.0},
-               {"e2e_control_token_agreement", ac.n ? static_cast<double>(ac.same) / ac.n : 0.0},
+               {"e2e_control_token_agreement", ac.share()},
                {"e2e_control_prefix_agreement", ac.prefix},
                {"e2e_control_decode_tps_ratio", stock_tps > 0 ? ctl.stats.decode_tokens_per_second() / stock_tps : 0.0},
                {"e2e_logit_error", tf_error},

@@ -66,8 +66,6 @@ std::unique_ptr<Engine> open_end_to_end_engine(const WorkerSettings& set) {
   return CpuEngine::open(set.model_dir);
 }
 
-namespace {
-
 std::vector<int32_t> e2e_prompt(const Engine& engine, const WorkerSettings& set) {
   std::vector<int32_t> prompt;
   for (int i = 0; i < set.e2e_prompt_tokens; ++i)
@@ -83,7 +81,13 @@ GenerateOptions e2e_options(const WorkerSettings& set) {
   return opts;
 }
 
-}  // namespace
+TokenAgreement token_agreement(const std::vector<int32_t>& ref, const std::vector<int32_t>& x) {
+  TokenAgreement a;
+  a.n = std::min(ref.size(), x.size());
+  while (a.prefix < a.n && ref[a.prefix] == x[a.prefix]) ++a.prefix;
+  for (size_t i = 0; i < a.n; ++i) a.same += ref[i] == x[i];
+  return a;
+}
 
 E2eReference end_to_end_reference(const WorkerSettings& set) {
   std::unique_ptr<Engine> engine = open_end_to_end_engine(set);
@@ -129,16 +133,13 @@ StageResult run_end_to_end(Engine& e2e_engine, Kernel& cand_kernel, Kernel& stoc
   }
   const auto [worst, worst_step] = worst_logit_error(ref_logits, cand_logits);
   const double tf_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_tf).count();
-  size_t prefix = 0, same = 0;
-  const size_t n = std::min(s1.tokens.size(), c.tokens.size());
-  while (prefix < n && s1.tokens[prefix] == c.tokens[prefix]) ++prefix;
-  for (size_t i = 0; i < n; ++i) same += s1.tokens[i] == c.tokens[i];
+  const TokenAgreement ag = token_agreement(s1.tokens, c.tokens);
   const double stock_tps = 0.5 * (s1.stats.decode_tokens_per_second() + s2.stats.decode_tokens_per_second());
   const double cand_tps = c.stats.decode_tokens_per_second();
   const uint64_t expected = stock_calls;  // same prompt and length: same number of attention calls
-  r.metrics = {{"e2e_tokens", n},
-               {"e2e_token_agreement", n ? static_cast<double>(same) / n : 0.0},
-               {"e2e_prefix_agreement", prefix},
+  r.metrics = {{"e2e_tokens", ag.n},
+               {"e2e_token_agreement", ag.share()},
+               {"e2e_prefix_agreement", ag.prefix},
                {"e2e_program_calls", calls},
                {"e2e_expected_calls", expected},
                {"e2e_decode_tps", cand_tps},

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "engine/generate.h"
 #include "evaluate/problem.h"
 #include "evaluate/sandbox.h"
 #include "gqa/abi.h"
@@ -93,6 +94,15 @@ std::vector<std::vector<float>> teacher_forced_logits(Engine& engine, gqa_attent
 // The worst relative L2 error of `x` against `ref` over the steps (infinite when not finite), and its step.
 std::pair<double, size_t> worst_logit_error(const std::vector<std::vector<float>>& ref,
                                             const std::vector<std::vector<float>>& x);
+// The host entry's end-to-end generation: a fixed token-id prompt of s.e2e_prompt_tokens, greedy, s.e2e_new_tokens.
+std::vector<int32_t> e2e_prompt(const Engine& engine, const WorkerSettings& s);
+GenerateOptions e2e_options(const WorkerSettings& s);
+// How far `x` repeats `ref`: tokens compared (the shorter length), the identical prefix, equal positions.
+struct TokenAgreement {
+  size_t n = 0, prefix = 0, same = 0;
+  double share() const { return n ? static_cast<double>(same) / static_cast<double>(n) : 0.0; }
+};
+TokenAgreement token_agreement(const std::vector<int32_t>& ref, const std::vector<int32_t>& x);
 
 // The engine is opened before the sandbox is entered (it reads the model's files).
 std::unique_ptr<Engine> open_end_to_end_engine(const WorkerSettings& s);
