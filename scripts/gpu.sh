@@ -35,9 +35,9 @@
 #                              microbench on --program, default examples/qwen3_gqa/tunable_program.cu) -> suite.tgz;
 #                              all logs -> bench.log
 #   all [test and bench flags] test, then bench, then the summary table
-#   ab OTHER.tgz... [--contexts 128,2048,8192] [--layout persistent]
-#                              A/B of other builds (their .gpu-bin.tgz, renamed): the layout of each
-#                              alternated with this build's, twice (cuda_bench --quick) -> ab.log, table at the end
+#   ab OTHER.tgz... [--contexts 128,2048,8192] [--layout persistent] [--cuda-option KEY=VALUE]...
+#                              A/B of other builds (their .gpu-bin.tgz, renamed): the layout of each (with the same
+#                              options) alternated with this build's, twice (cuda_bench --quick) -> ab.log, table at the end
 #   variants 'NAME:--cuda-option KEY=VALUE ...'... [--contexts 128,2048,8192] [--layout persistent]
 #                              the same alternation for option variants of this build -> variants.log
 #   trace [--contexts 128,8192] [--layers 14] [--cuda-option KEY=VALUE]...
@@ -77,7 +77,8 @@
 #                              build (nvcc -O2, sm_90a) and run the probes dev/cuda/NAME.cu (default: all)
 #                              -> probes.log
 # Every subcommand but build and probes also takes --model DIR (default /tmp/gqa-model; made with
-# `gqa-evolve make-model --preset qwen3-0.6b --seed 0` when missing) and --rebuild (build first).
+# `gqa-evolve make-model --preset qwen3-0.6b --seed 0` when missing) or --preset NAME (the random model of that
+# make-model preset, seed 0, in /tmp/gqa-model-NAME, made when missing), and --rebuild (build first).
 # Binaries: .gpu-bin/; .gpu-bin.tgz is unpacked when .gpu-bin/ is missing or holds another build (BUILD_INFO);
 # with neither, build runs first when nvcc and cmake are here.
 # Environment: only OUT (output folder, default out/gpu); GQA_* variables are cleared. $OUT/env.log (the GPU, the
@@ -113,7 +114,7 @@ case $SUB in
 esac
 shift
 ARGS=("$@")
-F_RUN="--model --rebuild"
+F_RUN="--model --preset --rebuild"
 F_TEST="--filter --sanitizer"
 F_BENCH="--quick --contexts --layouts --cuda-option --hf --attention --evaluate --suite --suite-steps --program"
 case $SUB in
@@ -121,7 +122,7 @@ case $SUB in
   test) FLAGS="$F_RUN $F_TEST" ;;
   bench) FLAGS="$F_RUN $F_BENCH" ;;
   all) FLAGS="$F_RUN $F_TEST $F_BENCH" ;;
-  ab) FLAGS="$F_RUN --contexts --layout" ;;
+  ab) FLAGS="$F_RUN --contexts --layout --cuda-option" ;;
   variants) FLAGS="$F_RUN --contexts --layout" ;;
   trace) FLAGS="$F_RUN --contexts --layers --cuda-option" ;;
   evolve) FLAGS="$F_RUN --minutes --iterations --program --config --mpi --resume-from --keep-run" ;;
@@ -134,7 +135,7 @@ case $SUB in
   *) die "unknown subcommand '$SUB' (known: build test bench all ab variants trace evolve ncu sass probes sizes program llamacpp; --help)" ;;
 esac
 
-MODEL=/tmp/gqa-model REBUILD=0 JOBS=$(nproc) PTX=OFF FILTER='*' SANITIZER=0 QUICK=0 CONTEXTS="" LAYOUTS=""
+MODEL=/tmp/gqa-model PRESET=qwen3-0.6b REBUILD=0 JOBS=$(nproc) PTX=OFF FILTER='*' SANITIZER=0 QUICK=0 CONTEXTS="" LAYOUTS=""
 HF=0 ATTENTION=0 EVALUATE=0 SUITE=0 SUITE_STEPS=full,compare,microbench PROGRAM="" LAYOUT=persistent LAYERS=14
 MINUTES=8 ITERATIONS=30 CONFIG=$REPO/examples/qwen3_gqa/config_cuda.yaml MPI_RANKS=0 ROUNDS=3 RESUME_FROM="" KEEP_RUN=0
 KERNEL=persistent_decode_kernelILi128ELi2E
@@ -160,6 +161,8 @@ while [[ $# -gt 0 ]]; do
   esac
   case $arg in
     --model) MODEL=$(abspath "$val") ;;
+    --preset) [[ $val =~ ^[a-z0-9.x-]+$ ]] || die "--preset: not a preset name: '$val'"
+              PRESET=$val MODEL=/tmp/gqa-model-$val ;;
     --rebuild) REBUILD=1 ;;
     --jobs) [[ $val =~ $int_re ]] || die "--jobs: not a number: '$val'"; JOBS=$val ;;
     --ptx) PTX=ON ;;
@@ -317,8 +320,8 @@ need_bin() { [[ -x $BIN/$1 ]] || die "$BIN/$1 is missing: rebuild (scripts/gpu.s
 
 ensure_model() {
   [[ -f $MODEL/model.safetensors ]] && return 0
-  section "$OUT/env.log" "make-model qwen3-0.6b (random weights, seed 0) -> $MODEL"
-  step "$OUT/env.log" 300 "$BIN/gqa-evolve" make-model --preset qwen3-0.6b --seed 0 --out "$MODEL"
+  section "$OUT/env.log" "make-model $PRESET (random weights, seed 0) -> $MODEL"
+  step "$OUT/env.log" 300 "$BIN/gqa-evolve" make-model --preset "$PRESET" --seed 0 --out "$MODEL"
   [[ -f $MODEL/model.safetensors ]] || die "could not make the model in $MODEL"
 }
 
@@ -697,7 +700,7 @@ cmd_ab() {
   rm -f "$log"
   ensure_model
   need_bin cuda_bench
-  ALT_LABELS=(this) ALT_BINS=("$BIN") ALT_OPTS=("") ALT_CTX=${CONTEXTS:-128,2048,8192} ALT_LAYOUT=$LAYOUT
+  ALT_LABELS=(this) ALT_BINS=("$BIN") ALT_OPTS=("${CUDA_OPTS[*]}") ALT_CTX=${CONTEXTS:-128,2048,8192} ALT_LAYOUT=$LAYOUT
   for i in "${!POSITIONAL[@]}"; do
     t=$(abspath "${POSITIONAL[$i]}") d=$TMPD/ab/$i
     [[ -f $t ]] || die "ab: no file '${POSITIONAL[$i]}'"
@@ -705,7 +708,7 @@ cmd_ab() {
     [[ -x $d/$BIN/cuda_bench ]] || die "ab: '$t' holds no $BIN/cuda_bench"
     if ldd "$d/$BIN/cuda_bench" | grep "not found"; then die "ab: $t's cuda_bench misses shared libraries"; fi
     echo "ab: $(basename "$t"): $(cat "$d/$BIN/BUILD_INFO" 2>/dev/null || echo "no BUILD_INFO")" | tee -a "$OUT/env.log"
-    ALT_LABELS+=("$(basename "$t" .tgz)") ALT_BINS+=("$d/$BIN") ALT_OPTS+=("")
+    ALT_LABELS+=("$(basename "$t" .tgz)") ALT_BINS+=("$d/$BIN") ALT_OPTS+=("${CUDA_OPTS[*]}")
   done
   section "$log" "A/B: $ALT_LAYOUT layout, contexts $ALT_CTX, each build in turn, twice"
   alternate "$log"

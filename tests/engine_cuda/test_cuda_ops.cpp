@@ -385,8 +385,9 @@ TEST(CudaOps, DeviceSamplerPicksTheHostSamplersTokens) {
 
 // The persistent step's plan from the model's shapes and the GPU (host arithmetic; runs without a GPU): on an
 // H100/H200 (132 SMs, 227 KiB of shared memory per block) Qwen3-0.6B gets the narrow build and three 64 KiB
-// stages, Qwen3-8B the wide build, two stages (its 12,288-element input takes 73 KiB) and 2-row down tiles;
-// 14B's intermediate size and tiles too large for two stages are refused.
+// stages, Qwen3-8B the wide build, two stages (its 12,288-element input takes 73 KiB) and 2-row down tiles, which
+// (at most 4 rows) go to CUDA cores; 14B's intermediate size, tiles too large for two stages and more than 8 rows
+// on CUDA cores are refused.
 TEST(PersistentPlan, FromTheModelShapesAndTheGpu) {
   auto args = [](int hidden, int inter, int heads, int tile_kib = 64) {
     cuda::PersistentDecodeArgs a;
@@ -400,9 +401,13 @@ TEST(PersistentPlan, FromTheModelShapesAndTheGpu) {
     EXPECT_NE(small.find(want), std::string::npos) << want << " in: " << small;
   const std::string large = cuda::persistent_decode_plan(args(4096, 12288, 32), kSms, kOptin);
   std::printf("Qwen3-0.6B: %s\nQwen3-8B: %s\n", small.c_str(), large.c_str());
-  for (const char* want : {"wide build", "2 ring stages of 64 KiB", "down 2,", "input buffer 73 KiB"})
+  for (const char* want : {"wide build", "2 ring stages of 64 KiB", "down 2,", "input buffer 73 KiB",
+                           "tiles of up to 4 rows on CUDA cores"})
     EXPECT_NE(large.find(want), std::string::npos) << want << " in: " << large;
   EXPECT_THROW(cuda::persistent_decode_plan(args(5120, 17408, 40), kSms, kOptin), Error);
+  cuda::PersistentDecodeArgs fma = args(4096, 12288, 32);
+  fma.fma_rows = 9;
+  EXPECT_THROW(cuda::persistent_decode_plan(fma, kSms, kOptin), Error);
   try {
     cuda::persistent_decode_plan(args(4096, 12288, 32, 96), kSms, kOptin);
     ADD_FAILURE() << "96 KiB stages beside 8B's input";

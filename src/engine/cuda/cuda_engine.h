@@ -41,6 +41,10 @@ struct CudaEngineOptions {
   // How many attention splits' partials the persistent step's merging split polls at once, 0..64 (0: as many
   // as fit; 1: one per L2 round trip).
   int persistent_merge_chunk = 0;
+  // Weight tiles of the persistent step with at most this many rows (gate/up: both halves counted), 0..8, are
+  // multiplied on CUDA cores instead of tensor cores (few-row tiles waste the mma's 16 rows); rounding differs.
+  // 4: down's tiles at Qwen3-4B (3 rows) and 8B (2 rows), +3% and +16% decode (v20 of docs/engine-cuda-log.md).
+  int persistent_fma_rows = 4;
   // When set, the persistent step records per block and phase when it started, got its input, ... (see
   // docs/engine-cuda.md) and each decode_on_device writes the last step's times to this CSV file (with another
   // layout asked for, validate() refuses it; where the persistent step falls back, a note says no file was written).

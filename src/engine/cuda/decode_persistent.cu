@@ -126,6 +126,8 @@ PlanChoice choose_plan(const PersistentDecodeArgs& a, int sms, int optin) {
   // The merging split stages merge_chunk splits' partials (G (D + 2) floats each) after the warps' scratch.
   const int per = group * (D + 2), room = static_cast<int>(xs_bytes / 4) - kConsumerWarps * per;
   p.merge_chunk = group % 2 == 0 ? std::min(vec_floats / per, room / per) : 0;
+  if (a.fma_rows < 0 || a.fma_rows > kMaxFmaRows) fail_unsupported("persistent_decode: fma_rows must be 0..8");
+  p.fma_rows = a.fma_rows;
   if (a.merge_chunk < 0) fail_unsupported("persistent_decode: merge_chunk must be >= 0");
   if (a.merge_chunk > 0) p.merge_chunk = std::min(p.merge_chunk, a.merge_chunk);  // 1: one split per poll (v7)
   const size_t res_bytes = static_cast<size_t>(p.res_floats) * 4;
@@ -142,9 +144,9 @@ std::string describe(const Plan& p, bool wide, int sms) {
   std::snprintf(text, sizeof text,
                 "persistent, %s build, %d blocks; %d ring stages of %d KiB; rows per weight tile: qkv %d, o %d, "
                 "gate/up %d pairs, down %d, lm_head %d; attention: up to %d splits per KV head, %d keys per tile, "
-                "merge chunk %d; input buffer %d KiB",
+                "merge chunk %d; input buffer %d KiB; tiles of up to %d rows on CUDA cores",
                 wide ? "wide" : "narrow", sms, p.stages, (p.stage_bytes - kStagePadBytes) / 1024, p.rows_qkv, p.rows_o,
-                p.rows_gu, p.rows_dn, p.rows_lm, p.max_splits, p.keys_per_tile, p.merge_chunk, p.xs_bytes / 1024);
+                p.rows_gu, p.rows_dn, p.rows_lm, p.max_splits, p.keys_per_tile, p.merge_chunk, p.xs_bytes / 1024, p.fma_rows);
   return text;
 }
 

@@ -125,6 +125,7 @@ struct Plan {  // launch constants, computed on the host
   unsigned poll_ns;
   int merge_chunk;  // splits' partials the merging split polls at once (persistent step; < 2: one at a time)
   int xs_bytes;     // bytes at Ctx::xs: a GEMV input, or attention's scratch (the device entry's partial states)
+  int fma_rows;     // weight tiles of at most this many rows (pairs: both halves) take gemv_tile_fma, not the mma
 };
 
 
@@ -460,6 +461,70 @@ __device__ __forceinline__ void release_stage(Ctx& c) {
 // of W (by ldmatrix from the padded stage) and B = [x_hi x_mid x_lo ...] (16 k x 8): columns 0..2 of D are
 // W times each term, their sum the row's value. One mma replaces 256 scalar FMAs and the bf16 unpacking.
 
+// A tile of few rows on CUDA cores: the mma reads 16 rows per k-step whatever the tile holds, so a tile of 2 rows
+// (Qwen3-8B's down: 2 of 12,288 bf16 per 64 KiB stage) costs 8 times its bytes in shared-memory reads, which then
+// bound the phase (v20 of docs/engine-cuda-log.md). Here each compute thread takes 8-element chunks t, t + 256,
+// ... of k for every row: the row bytes are read once, the input once per tile (its three bf16 terms summed back
+// into the float), and the sums meet as the mma path's do (part[warp][row], added in warp order by the caller).
+constexpr int kMaxFmaRows = 8;
+static_assert(kMaxFmaRows <= 16 && kConsumerWarps == 8);  // one block of rows: part[warp][row] as the mma writes it
+// x[e] = the input's elements [8 ch, 8 ch + 8): its three bf16 terms summed back into the float.
+__device__ __forceinline__ void fma_input(const bf16* xt, int k, int ch, float (&x)[8]) {
+  float mid[8], lo[8];
+  unpack8(*reinterpret_cast<const uint4*>(xt + ch * 8), x);
+  unpack8(*reinterpret_cast<const uint4*>(xt + (k + kTermPad) + ch * 8), mid);
+  unpack8(*reinterpret_cast<const uint4*>(xt + 2 * (k + kTermPad) + ch * 8), lo);
+#pragma unroll
+  for (int e = 0; e < 8; ++e) x[e] = (x[e] + mid[e]) + lo[e];
+}
+template <int R>
+__device__ __forceinline__ void gemv_tile_fma(const bf16* xt, const bf16* tile, int pitch, int k, float* part) {
+  const int n = k / 8;
+  float acc[R] = {};
+  int ch = static_cast<int>(threadIdx.x);
+  // Two chunks per iteration, every load before the first FMA (8 warps per SM leave little to hide latency).
+#pragma unroll 1
+  for (; ch + kConsumers < n; ch += 2 * kConsumers) {
+    float x0[8], x1[8];
+    uint4 w0[R], w1[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      w0[r] = *reinterpret_cast<const uint4*>(tile + static_cast<size_t>(r) * pitch + ch * 8);
+      w1[r] = *reinterpret_cast<const uint4*>(tile + static_cast<size_t>(r) * pitch + (ch + kConsumers) * 8);
+    }
+    fma_input(xt, k, ch, x0);
+    fma_input(xt, k, ch + kConsumers, x1);
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[r] += dot8_regs(w0[r], x0) + dot8_regs(w1[r], x1);
+  }
+  if (ch < n) {
+    float x[8];
+    fma_input(xt, k, ch, x);
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+      acc[r] += dot8_regs(*reinterpret_cast<const uint4*>(tile + static_cast<size_t>(r) * pitch + ch * 8), x);
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const float v = warp_sum(acc[r]);
+    if (threadIdx.x % 32 == 0) part[threadIdx.x / 32 * 16 + r] = v;
+  }
+}
+// Not inlined: one copy per kernel instead of one per phase (each phase's GEMV would carry all eight). xt: the
+// input's terms (c.xs).
+__device__ __noinline__ void gemv_tile_fma(const bf16* xt, const bf16* tile, int pitch, int k, int rows, float* part) {
+  switch (rows) {
+    case 1: return gemv_tile_fma<1>(xt, tile, pitch, k, part);
+    case 2: return gemv_tile_fma<2>(xt, tile, pitch, k, part);
+    case 3: return gemv_tile_fma<3>(xt, tile, pitch, k, part);
+    case 4: return gemv_tile_fma<4>(xt, tile, pitch, k, part);
+    case 5: return gemv_tile_fma<5>(xt, tile, pitch, k, part);
+    case 6: return gemv_tile_fma<6>(xt, tile, pitch, k, part);
+    case 7: return gemv_tile_fma<7>(xt, tile, pitch, k, part);
+    default: return gemv_tile_fma<8>(xt, tile, pitch, k, part);
+  }
+}
+
 // The block's tiles of m against the input vector in c.xs (store_vec). A tile's rows (pairs: first halves,
 // then second halves) form blocks of 16; each block's k-steps are spread over kConsumerWarps / blocks warps (at
 // least one), whose partial sums meet in shared memory and are added in warp order (deterministic). Then
@@ -483,8 +548,10 @@ __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r,
                                         : max(1, kConsumerWarps / blocks);
     float* part = c.gpart + (c.it & 1) * kPartFloats;  // [block][warp of it][16]
     const int mat = c.lane >> 3;  // ldmatrix: lane supplies row (lane % 8) of matrix mat (a0..a3 order)
+    const bool fma = rows <= c.p.fma_rows;  // then blocks == 1 and wpb == kConsumerWarps: part[warp][row]
+    if (fma) gemv_tile_fma(reinterpret_cast<const bf16*>(c.xs), tile, pitch, m.k, rows, part);
 #pragma unroll 1
-    for (int rb = c.warp / wpb; rb < blocks; rb += kConsumerWarps / wpb) {
+    for (int rb = fma ? blocks : c.warp / wpb; rb < blocks; rb += kConsumerWarps / wpb) {
       const int wi = c.warp % wpb;
       const int row = min(rb * 16 + (c.lane & 7) + (mat & 1) * 8, rows - 1);  // rows past the tile: ignored
       const bf16* arow = tile + static_cast<size_t>(row) * pitch + (mat >> 1) * 8;

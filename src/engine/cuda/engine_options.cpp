@@ -22,13 +22,14 @@ struct Knob {
   int CudaEngineOptions::*field;
   int lo, hi;
 };
-constexpr std::array<Knob, 6> kKnobs{{
+constexpr std::array<Knob, 7> kKnobs{{
     {"split_keys", &CudaEngineOptions::split_keys, 1, 1 << 20},
     {"persistent_split_keys", &CudaEngineOptions::persistent_split_keys, 1, 1 << 20},
     {"persistent_tile_kib", &CudaEngineOptions::persistent_tile_kib, 32, 192},
     {"persistent_poll_ns", &CudaEngineOptions::persistent_poll_ns, 0, 10000},
     {"persistent_kv_tile_kib", &CudaEngineOptions::persistent_kv_tile_kib, 8, 192},
     {"persistent_merge_chunk", &CudaEngineOptions::persistent_merge_chunk, 0, 64},
+    {"persistent_fma_rows", &CudaEngineOptions::persistent_fma_rows, 0, 8},
 }};
 
 }  // namespace

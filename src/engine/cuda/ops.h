@@ -145,6 +145,9 @@ struct PersistentDecodeArgs {
   // The merging attention split polls at most this many splits' partials at once (0: as many as fit in shared
   // memory; 1: one per L2 round trip, as before v11). Tuning; same results.
   int merge_chunk = 0;
+  // Weight tiles of at most this many rows (pairs: both halves), 0..8, are multiplied with CUDA-core FMAs instead
+  // of the mma (tuning; rounding differs).
+  int fma_rows = 4;
 };
 bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, int head_dim);
 // Why a model shape is outside what the persistent step supports ("" when it is supported).

@@ -33,6 +33,7 @@ PersistentDecodeArgs persistent_step_args(const StepContext& c) {
       .trace = c.b.trace,
       .kv_tile_kib = c.opts.persistent_kv_tile_kib,
       .merge_chunk = c.opts.persistent_merge_chunk,
+      .fma_rows = c.opts.persistent_fma_rows,
   };
   if (c.decode_program && c.decode_program->plan().has) {  // the program's plan replaces the options
     const gqa_decode_plan_v2& p = c.decode_program->plan().plan;
