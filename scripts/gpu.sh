@@ -72,7 +72,8 @@
 #                              (scripts/convert_to_gguf.py), cuda_bench --quick of our default step and llama-bench
 #                              (-fa 1 -ngl 99, tg 256 at depth = context, 3 repetitions) from .llama-cuda.tgz
 #                              (scripts/llama_cuda_build.sh; needs assets/qwen3-tokenizer) -> llamacpp.log,
-#                              llamacpp.json, a table at the end
+#                              llamacpp.json, a table at the end; the model in /dev/shm when it has 32 GiB free
+#                              (qwen3-14b: its model and GGUF do not fit the disk together), else /tmp
 #   probes [NAME...] [--define KEY=VALUE]...
 #                              build (nvcc -O2, sm_90a) and run the probes dev/cuda/NAME.cu (default: all)
 #                              -> probes.log
@@ -932,9 +933,14 @@ cmd_llamacpp() {
     die "llamacpp: assets/qwen3-tokenizer is missing (scripts/setup.sh fetches it; carry it to a GPU machine)"
   tar xzf "$REPO/.llama-cuda.tgz" -C "$TMPD" || die "llamacpp: cannot unpack .llama-cuda.tgz"
   echo "llamacpp: $(cat "$lb/BUILD_INFO")" | tee -a "$OUT/env.log"
-  local ctx=${CONTEXTS:-128,8192}
+  local ctx=${CONTEXTS:-128,8192} root=/tmp avail
+  # A model and its GGUF live together until the conversion ends: 14B's two copies (59 GB) do not fit the GPU
+  # machine's 64 GB disk, so the model goes to /dev/shm (memory) when that has room for 14B's.
+  avail=$(df --output=avail -B1G /dev/shm 2>/dev/null | tail -1 | tr -d ' ')
+  [[ $avail =~ ^[0-9]+$ && $avail -ge 32 ]] && root=/dev/shm
+  echo "llamacpp: models in $root (/dev/shm: ${avail:-?} GiB free), GGUFs in /tmp" | tee -a "$OUT/env.log"
   for preset in "${presets[@]}"; do
-    dir=/tmp/gqa-size-$preset gguf=/tmp/gqa-size-$preset.gguf
+    dir=$root/gqa-size-$preset gguf=/tmp/gqa-size-$preset.gguf
     section "$log" "$preset"
     size_model "$preset" "$dir" "$log" || continue
     timeout -k 15 300 "$BIN/cuda_bench" --model "$dir" --contexts "$ctx" --layouts persistent --quick \
