@@ -189,6 +189,22 @@ TEST_F(AdversarialCuda, WrongOnlyInsideTheEngine) {
   expect_rejected(eval::evaluate(o), "end_to_end");
 }
 
+// The other side of the gate: honest host-entry programs pass it, and their teacher-forced logit error is printed,
+// the numbers that calibrate kE2eLogitToleranceCuda against engine_only's (docs/evaluator.md, "Not done yet").
+TEST_F(AdversarialCuda, HonestProgramsPassTheEndToEndGate) {
+  for (const char* name : {"initial_program.cu", "tunable_program.cu"}) {
+    auto o = options(source_dir() + "/examples/qwen3_gqa/" + name);
+    o.end_to_end = true;
+    const auto r = eval::evaluate(o);
+    const auto& m = r["metrics"];
+    ASSERT_TRUE(m["correct"].get<bool>()) << name << "\n" << r.dump(2);
+    ASSERT_TRUE(m.contains("e2e_logit_error")) << name << "\n" << r.dump(2);
+    std::printf("[%s] e2e_logit_error %.4g at step %d (bound %.3g), token agreement %.3f\n", name,
+                m["e2e_logit_error"].get<double>(), m["e2e_logit_error_step"].get<int>(),
+                m["e2e_logit_tolerance"].get<double>(), m["e2e_token_agreement"].get<double>());
+  }
+}
+
 // A device entry (gqa/decode_abi.cuh) that never returns: the worker is killed at the time limit, the program
 // scores 0, and the next evaluation on the same GPU works (the stock persistent-step program, correct).
 TEST_F(AdversarialCuda, DeviceEntryThatHangsIsKilledAndTheNextEvaluationWorks) {
