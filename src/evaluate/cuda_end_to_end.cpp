@@ -13,9 +13,9 @@
 
 namespace gqa::eval {
 
-StageResult run_end_to_end_cuda(gqa_attention_fn candidate, const WorkerSettings& set) {
+StageResult run_end_to_end_cuda(gqa_attention_fn candidate, const WorkerSettings& set, std::unique_ptr<Engine> engine) {
   StageResult r;
-  auto engine = open_cuda_engine(set.model_dir);
+  if (!engine) engine = open_cuda_engine(set.model_dir);
   const std::vector<int32_t> prompt = e2e_prompt(*engine, set);
   const GenerateOptions opts = e2e_options(set);
   bool hooked = false;  // set_attention_program only when needed: an engine without the hook throws

@@ -6,17 +6,24 @@
 // stock kernels interleaved in the same process.
 #include "evaluate/cuda_stages.h"
 
+#include <dlfcn.h>
+#include <link.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <vector>
 
 #include "common/error.h"
+#include "engine/cuda/cuda_engine.h"
 #include "engine/cuda/ops.h"
 #include "engine/cuda/stock_attention_abi.h"
 #include "evaluate/device_problem.h"
 #include "evaluate/l2_flush.h"
+#include "evaluate/sandbox.h"
 
 namespace gqa::eval {
 
@@ -311,15 +318,49 @@ StageResult microbench(Kernel& cand, const WorkerSettings& set, cudaStream_t st)
 
 }  // namespace
 
-StageResult run_end_to_end_cuda(gqa_attention_fn candidate, const WorkerSettings& set);  // cuda_end_to_end.cpp
+// engine: opened by the caller (before the sandbox), or null to open it here. cuda_end_to_end.cpp.
+StageResult run_end_to_end_cuda(gqa_attention_fn candidate, const WorkerSettings& set, std::unique_ptr<Engine> engine);
+
+namespace {
+// The CUDA runtime the program loaded with it (the evaluator compiles programs with -cudart shared; imports.cpp),
+// initialised by one call through it: whatever its start-up opens is opened before the seccomp filter. A
+// program without one has nothing to initialise.
+int find_cudart(dl_phdr_info* info, size_t, void* out) {
+  if (info->dlpi_name && std::strstr(info->dlpi_name, "/libcudart.so")) {
+    *static_cast<std::string*>(out) = info->dlpi_name;
+    return 1;
+  }
+  return 0;
+}
+void initialise_program_runtime() {
+  std::string path;
+  dl_iterate_phdr(find_cudart, &path);
+  if (path.empty()) return;
+  void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD);
+  if (!lib) return;
+  using FreeFn = int (*)(void*);
+  if (auto* free_fn = reinterpret_cast<FreeFn>(dlsym(lib, "cudaFree")); free_fn && free_fn(nullptr) != 0)
+    fail("evaluate", "worker: the program's CUDA runtime ({}) failed to initialise", path);
+  dlclose(lib);
+}
+}  // namespace
 
 uint64_t run_cuda_stages(gqa_attention_fn program, const WorkerRequest& req, const StageReport& report) {
+  // With the sandbox, every module loads when its runtime starts (not at a kernel's first launch, which would
+  // run under the filter).
+  if (req.settings.cuda_sandbox) setenv("CUDA_MODULE_LOADING", "EAGER", 1);
   ck(cudaSetDevice(0), "cudaSetDevice");
   cuda::configure_kernels();  // shared-memory opt-ins of the stock kernels: not allowed during capture
   cudaStream_t st = nullptr;
   // A blocking stream: a program that launches on the legacy default stream while it is being captured
   // then breaks the capture (cudaErrorStreamCaptureImplicit) instead of running outside the graph.
   ck(cudaStreamCreate(&st), "cudaStreamCreate");
+  std::unique_ptr<Engine> e2e_engine;
+  if (req.settings.cuda_sandbox) {  // what opens files first: the end-to-end engine (its model), the runtimes
+    if (req.end_to_end) e2e_engine = open_cuda_engine(req.settings.model_dir);
+    initialise_program_runtime();
+    enter_cuda_sandbox();
+  }
   Kernel cand{"program", program};
   auto guarded = [&](auto&& stage) {
     try {
@@ -339,7 +380,7 @@ uint64_t run_cuda_stages(gqa_attention_fn program, const WorkerRequest& req, con
     if (!b.passed) return cand.calls;
   }
   if (req.end_to_end) {
-    StageResult e = run_end_to_end_cuda(cand.fn, req.settings);
+    StageResult e = run_end_to_end_cuda(cand.fn, req.settings, std::move(e2e_engine));
     report("end_to_end", e);
   }
   return cand.calls;

@@ -32,7 +32,7 @@ std::string describe_signal(int sig) {
   ProcessResult r;
   r.signal = sig;
   std::string d = r.describe();
-  if (sig == SIGSYS) d += ": a system call outside the sandbox's allow-list (see worker_stderr)";
+  if (sig == SIGSYS) d += ": a system call the sandbox's seccomp filter refuses (see worker_stderr)";
   return d;
 }
 
@@ -131,6 +131,7 @@ nlohmann::json evaluate(const EvaluateOptions& o) {
   if (!o.bench) po.argv.push_back("--no-bench");
   if (!model_dir.empty()) po.argv.insert(po.argv.end(), {"--model", model_dir});
   if (!o.end_to_end) po.argv.push_back("--no-e2e");
+  if (o.cuda_sandbox) po.argv.push_back("--cuda-sandbox");
   po.timeout_seconds = left();
   if (po.timeout_seconds <= 0) return finish("load", fmt::format("no time left for the worker (limit {:.0f} s)", o.timeout_seconds));
   po.stdin_data = nonce + "\n";

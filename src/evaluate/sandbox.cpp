@@ -4,6 +4,7 @@
 
 #include <omp.h>
 #include <seccomp.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -26,7 +27,7 @@ void on_refused_syscall(int, siginfo_t* info, void*) {
   int d = 0;
   for (unsigned v = static_cast<unsigned>(info->si_syscall); d == 0 || v; v /= 10) digits[d++] = static_cast<char>('0' + v % 10);
   while (d) msg[n++] = digits[--d];
-  const char* tail = " refused (not on the evaluator's allow-list)\n";
+  const char* tail = " refused by the evaluator's seccomp filter\n";
   for (const char* p = tail; *p; ++p) msg[n++] = *p;
   ssize_t ignored = write(2, msg, n);
   (void)ignored;
@@ -39,6 +40,24 @@ void add(scmp_filter_ctx ctx, uint32_t action, int nr, std::initializer_list<scm
   if (rc != 0) fail("evaluate", "sandbox: cannot add the seccomp rule for system call {}: {}", nr, std::strerror(-rc));
 }
 
+// A filter context whose refused calls die of SIGSYS with enter_sandbox's message, released at scope exit.
+struct Filter {
+  scmp_filter_ctx ctx;
+  explicit Filter(uint32_t default_action) : ctx(seccomp_init(default_action)) {
+    if (!ctx) fail("evaluate", "sandbox: seccomp_init failed");
+    struct sigaction sa {};
+    sa.sa_sigaction = on_refused_syscall;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSYS, &sa, nullptr);
+    seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);  // every thread (OpenMP's pool, the CUDA driver's)
+  }
+  ~Filter() { seccomp_release(ctx); }
+  void load() {
+    const int rc = seccomp_load(ctx);
+    if (rc != 0) fail("evaluate", "sandbox: cannot install the seccomp filter: {}", std::strerror(-rc));
+  }
+};
+
 }  // namespace
 
 void enter_sandbox(int threads) {
@@ -50,18 +69,8 @@ void enter_sandbox(int threads) {
     volatile int x = omp_get_thread_num();
     (void)x;
   }
-  struct sigaction sa {};
-  sa.sa_sigaction = on_refused_syscall;
-  sa.sa_flags = SA_SIGINFO;
-  sigaction(SIGSYS, &sa, nullptr);
-
-  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
-  if (!ctx) fail("evaluate", "sandbox: seccomp_init failed");
-  struct Release {
-    scmp_filter_ctx c;
-    ~Release() { seccomp_release(c); }
-  } release{ctx};
-  seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);  // every thread, the OpenMP pool included
+  Filter f(SCMP_ACT_TRAP);
+  scmp_filter_ctx ctx = f.ctx;
   const uint32_t allow = SCMP_ACT_ALLOW;
   // Memory (never executable), waiting, time, signals to this process only, reading what is already open.
   for (int nr : {SCMP_SYS(read), SCMP_SYS(pread64), SCMP_SYS(readv), SCMP_SYS(lseek), SCMP_SYS(fstat),
@@ -83,8 +92,35 @@ void enter_sandbox(int threads) {
   // (clone, fork, exec, sockets, ioctl, pkey_*, prctl, setrlimit, sched_set*, kill, ...) traps.
   for (int nr : {SCMP_SYS(open), SCMP_SYS(openat), SCMP_SYS(openat2), SCMP_SYS(creat)})
     add(ctx, SCMP_ACT_ERRNO(EACCES), nr);
-  const int rc = seccomp_load(ctx);
-  if (rc != 0) fail("evaluate", "sandbox: cannot install the seccomp filter: {}", std::strerror(-rc));
+  f.load();
+}
+
+void enter_cuda_sandbox() {
+  Filter f(SCMP_ACT_ALLOW);
+  scmp_filter_ctx ctx = f.ctx;
+  const uint32_t trap = SCMP_ACT_TRAP;
+  for (int nr : {SCMP_SYS(open), SCMP_SYS(openat), SCMP_SYS(openat2), SCMP_SYS(creat)})
+    add(ctx, SCMP_ACT_ERRNO(EACCES), nr);
+  add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3));
+  add(ctx, trap, SCMP_SYS(clone), {SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0)});
+  for (int nr : {SCMP_SYS(fork), SCMP_SYS(vfork), SCMP_SYS(execve), SCMP_SYS(execveat), SCMP_SYS(socket),
+                 SCMP_SYS(socketpair), SCMP_SYS(connect), SCMP_SYS(bind), SCMP_SYS(listen), SCMP_SYS(accept),
+                 SCMP_SYS(accept4), SCMP_SYS(ptrace), SCMP_SYS(process_vm_readv), SCMP_SYS(process_vm_writev),
+                 SCMP_SYS(pkey_mprotect), SCMP_SYS(pkey_alloc), SCMP_SYS(pkey_free), SCMP_SYS(unlink),
+                 SCMP_SYS(unlinkat), SCMP_SYS(rename), SCMP_SYS(renameat), SCMP_SYS(renameat2), SCMP_SYS(truncate),
+                 SCMP_SYS(mkdir), SCMP_SYS(mkdirat), SCMP_SYS(rmdir), SCMP_SYS(chmod), SCMP_SYS(fchmodat),
+                 SCMP_SYS(setrlimit), SCMP_SYS(sched_setaffinity), SCMP_SYS(sched_setscheduler),
+                 SCMP_SYS(sched_setparam), SCMP_SYS(setpriority), SCMP_SYS(tkill)})
+    add(ctx, trap, nr);
+  add(ctx, trap, SCMP_SYS(prlimit64), {SCMP_A2(SCMP_CMP_NE, 0)});  // reading a limit stays allowed
+  add(ctx, trap, SCMP_SYS(mmap), {SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, PROT_EXEC)});
+  add(ctx, trap, SCMP_SYS(mprotect), {SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, PROT_EXEC)});
+  const auto pid = static_cast<scmp_datum_t>(getpid());
+  add(ctx, trap, SCMP_SYS(kill), {SCMP_A0(SCMP_CMP_NE, pid)});
+  add(ctx, trap, SCMP_SYS(tgkill), {SCMP_A0(SCMP_CMP_NE, pid)});
+  for (int nr : {SCMP_SYS(write), SCMP_SYS(writev), SCMP_SYS(pwrite64), SCMP_SYS(pwritev), SCMP_SYS(pwritev2)})
+    add(ctx, trap, nr, {SCMP_A0(SCMP_CMP_EQ, 1)});
+  f.load();
 }
 
 ProcessState ProcessState::current() {

@@ -15,6 +15,17 @@ namespace gqa::eval {
 // SIGSYS. Throws gqa::Error when the filter cannot be installed.
 void enter_sandbox(int threads);
 
+// The CUDA target's filter. The driver keeps needing system calls after it is initialised (ioctl on its device
+// files, memory mappings, futexes, its own threads), and what it calls is not characterised, so this filter
+// lists what is refused and allows the rest. Refused quietly (EACCES): opening or creating files. Refused with
+// SIGSYS (the same message as enter_sandbox's): new processes and programs (fork, vfork, clone without
+// CLONE_THREAD, exec*), sockets, ptrace and other processes' memory, executable mappings, protection keys,
+// signals to other processes, writes to stdout, removing, renaming or truncating files by name, and resource
+// or scheduling changes. clone3 fails with ENOSYS (its flags cannot be inspected; glibc falls back to clone).
+// Install it after everything that opens files (the engine's model, the CUDA runtimes and their modules).
+// Throws gqa::Error when the filter cannot be installed.
+void enter_cuda_sandbox();
+
 // The state a kernel call could change and the next kernel would inherit.
 struct ProcessState {
   int dynamic = 0, max_threads = 0, max_active_levels = 0, schedule_kind = 0, schedule_chunk = 0;

@@ -69,6 +69,9 @@ struct WorkerSettings {
   std::string model_dir;    // end to end: the random model (made by the parent)
   int e2e_prompt_tokens = 32;
   int e2e_new_tokens = 64;
+  // CUDA target, host entry: the worker installs enter_cuda_sandbox() (sandbox.h) before the program's first call.
+  // Off by default until it has run on a GPU (docs/evaluator.md, "Not done yet").
+  bool cuda_sandbox = false;
 };
 
 class ChildLink;

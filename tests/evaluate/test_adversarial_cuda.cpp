@@ -34,7 +34,7 @@ const std::vector<std::string> kCheats = {
     "writes_nothing", "writes_zeros", "partial_output", "cached_results", "no_causal_mask", "half_kv",
     "spins_forever", "host_segfault", "device_illegal_address", "writes_past_output", "writes_into_inputs",
     "calls_exit", "benchmark_shortcut", "right_until_benchmark", "not_capturable", "ignores_stream", "engine_only",
-    "late_stop", "residue37", "trusts_bound", "no_max"};
+    "late_stop", "residue37", "trusts_bound", "no_max", "forks", "creates_file"};
 
 std::string with_cheat(const std::string& name) {
   std::string s = example("tunable_program.cu");
@@ -187,6 +187,41 @@ TEST_F(AdversarialCuda, WrongOnlyInsideTheEngine) {
   o.end_to_end = true;
   std::printf("[engine_only]\n");
   expect_rejected(eval::evaluate(o), "end_to_end");
+}
+
+// The worker's seccomp filter on the CUDA target (EvaluateOptions::cuda_sandbox, off by default until these tests
+// have passed on a GPU): honest programs run through every stage under it, a program that starts a process is
+// killed, one that creates a file gets EACCES and no file.
+TEST_F(AdversarialCuda, SandboxedWorkerRunsHonestProgramsThroughEveryStage) {
+  for (const char* name : {"initial_program.cu", "tunable_program.cu"}) {
+    auto o = options(source_dir() + "/examples/qwen3_gqa/" + name);
+    o.cuda_sandbox = true;
+    o.bench = true;
+    o.bench_seconds = 0.2;
+    o.end_to_end = true;
+    const auto r = eval::evaluate(o);
+    EXPECT_TRUE(r["metrics"]["correct"].get<bool>()) << name << "\n" << r.dump(2);
+    std::printf("[%s, sandboxed] combined_score %.4f\n", name, r["metrics"]["combined_score"].get<double>());
+  }
+}
+TEST_F(AdversarialCuda, SandboxedWorkerKillsAProgramThatStartsAProcess) {
+  auto o = options(program_path("forks"));
+  o.skip_static = true;
+  o.cuda_sandbox = true;
+  std::printf("[forks, sandboxed]\n");
+  const auto r = eval::evaluate(o);
+  expect_rejected(r, "correctness");
+  EXPECT_NE(r["artifacts"].value("worker_stderr", "").find("system call 57 refused"), std::string::npos) << r.dump(2);
+}
+TEST_F(AdversarialCuda, SandboxedWorkerKeepsAProgramFromCreatingFiles) {
+  const std::string made = "/tmp/gqa_cuda_cheat_created";
+  std::filesystem::remove(made);
+  auto o = options(program_path("creates_file"));
+  o.skip_static = true;
+  o.cuda_sandbox = true;
+  const auto r = eval::evaluate(o);
+  EXPECT_TRUE(r["metrics"]["correct"].get<bool>()) << r.dump(2);
+  EXPECT_FALSE(std::filesystem::exists(made));
 }
 
 // The other side of the gate: honest host-entry programs pass it, and their teacher-forced logit error is printed,
