@@ -404,6 +404,14 @@ TEST(PersistentPlan, FromTheModelShapesAndTheGpu) {
   for (const char* want : {"wide build", "2 ring stages of 64 KiB", "down 2,", "input buffer 73 KiB",
                            "tiles of up to 4 rows on CUDA cores"})
     EXPECT_NE(large.find(want), std::string::npos) << want << " in: " << large;
+  // tile_kib 0: the largest stage up to 64 KiB with room for three: 0.6B keeps 64 KiB (three fit), 8B gets three
+  // stages that still hold two rows of down (2 x 12,296 bf16).
+  EXPECT_NE(cuda::persistent_decode_plan(args(1024, 3072, 16, 0), kSms, kOptin).find("3 ring stages of 64 KiB"),
+            std::string::npos);
+  const std::string autos = cuda::persistent_decode_plan(args(4096, 12288, 32, 0), kSms, kOptin);
+  std::printf("Qwen3-8B, tile_kib 0: %s\n", autos.c_str());
+  EXPECT_NE(autos.find("3 ring stages of 47 KiB"), std::string::npos) << autos;
+  EXPECT_NE(autos.find("down 2,"), std::string::npos) << autos;
   EXPECT_THROW(cuda::persistent_decode_plan(args(5120, 17408, 40), kSms, kOptin), Error);
   cuda::PersistentDecodeArgs fma = args(4096, 12288, 32);
   fma.fma_rows = 9;

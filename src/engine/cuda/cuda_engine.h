@@ -32,6 +32,7 @@ struct CudaEngineOptions {
   int persistent_split_keys = 64;
   // Weight bytes per ring stage of the persistent step, 32..192 KiB (rounding differs with the tile; a size
   // whose two stages do not fit in shared memory means the fused layout).
+  // 0: the largest stage up to 64 KiB that leaves room for three stages (else 64).
   int persistent_tile_kib = 64;
   // The persistent step's pause between two polls of activations other blocks have not written yet (ns).
   int persistent_poll_ns = 32;

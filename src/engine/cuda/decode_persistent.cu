@@ -88,13 +88,13 @@ struct PlanChoice {
   size_t smem;
   bool wide;
 };
-PlanChoice choose_plan(const PersistentDecodeArgs& a, int sms, int optin) {
+PlanChoice plan_for_tile(const PersistentDecodeArgs& a, int sms, int optin) {
   const int D = a.head_dim;
   if (!persistent_decode_supported(a.hidden, a.inter, a.n_heads, a.n_kv, D))
     fail_unsupported("persistent_decode: model shape outside what the persistent decode step supports");
   if (a.split_keys < 1) fail_unsupported("persistent_decode: split_keys must be positive");
   if (a.poll_ns < 0 || a.poll_ns > 10000) fail_unsupported("persistent_decode: poll_ns must be 0..10000");
-  if (a.tile_kib < 32 || a.tile_kib > 192) fail_unsupported("persistent_decode: tile_kib must be 32..192");
+  if (a.tile_kib < 32 || a.tile_kib > 192) fail_unsupported("persistent_decode: tile_kib must be 32..192 (or 0: auto)");
   if (a.kv_tile_kib < 8 || a.kv_tile_kib > a.tile_kib || a.kv_tile_kib * 1024 % (4 * D) != 0)
     fail_unsupported("persistent_decode: kv_tile_kib must be 8..tile_kib and hold a whole number of keys");
   const int G = sms, qd = a.n_heads * D, kvd = a.n_kv * D;
@@ -137,6 +137,20 @@ PlanChoice choose_plan(const PersistentDecodeArgs& a, int sms, int optin) {
   p.stages = static_cast<int>(std::min<size_t>(kMaxStages, (optin - res_bytes - xs_bytes - static_bytes) / sb));
   p.xs_bytes = static_cast<int>(xs_bytes);
   return PlanChoice{p, static_cast<size_t>(p.stages) * sb + res_bytes + xs_bytes, wide};
+}
+
+// tile_kib 0: the largest stage of at most 64 KiB that leaves room for three stages (a phase then starts with
+// two tiles in flight, not one), else 64 KiB. At Qwen3-4B and 8B the long inputs' three bf16 terms (57 and 72
+// KiB) leave room for only two 64 KiB stages.
+PlanChoice choose_plan(const PersistentDecodeArgs& a, int sms, int optin) {
+  if (a.tile_kib != 0) return plan_for_tile(a, sms, optin);
+  PersistentDecodeArgs t = a;
+  t.tile_kib = 64;
+  const PlanChoice two = plan_for_tile(t, sms, optin);  // throws like a fixed 64 when two stages do not fit
+  if (two.plan.stages >= 3) return two;
+  for (t.tile_kib = 63; t.tile_kib >= std::max(32, a.kv_tile_kib); --t.tile_kib)
+    if (PlanChoice c = plan_for_tile(t, sms, optin); c.plan.stages >= 3) return c;
+  return two;
 }
 
 std::string describe(const Plan& p, bool wide, int sms) {

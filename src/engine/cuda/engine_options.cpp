@@ -25,7 +25,7 @@ struct Knob {
 constexpr std::array<Knob, 7> kKnobs{{
     {"split_keys", &CudaEngineOptions::split_keys, 1, 1 << 20},
     {"persistent_split_keys", &CudaEngineOptions::persistent_split_keys, 1, 1 << 20},
-    {"persistent_tile_kib", &CudaEngineOptions::persistent_tile_kib, 32, 192},
+    {"persistent_tile_kib", &CudaEngineOptions::persistent_tile_kib, 0, 192},  // 1..31: refused by validate()
     {"persistent_poll_ns", &CudaEngineOptions::persistent_poll_ns, 0, 10000},
     {"persistent_kv_tile_kib", &CudaEngineOptions::persistent_kv_tile_kib, 8, 192},
     {"persistent_merge_chunk", &CudaEngineOptions::persistent_merge_chunk, 0, 64},
@@ -73,7 +73,10 @@ void validate(const CudaEngineOptions& o) {
   for (const Knob& k : kKnobs)
     if (o.*k.field < k.lo || o.*k.field > k.hi)
       fail("cuda", "CUDA option {} = {} is outside [{}, {}]", k.key, o.*k.field, k.lo, k.hi);
-  if (o.persistent_kv_tile_kib > o.persistent_tile_kib)
+  if (o.persistent_tile_kib > 0 && o.persistent_tile_kib < 32)
+    fail("cuda", "CUDA option persistent_tile_kib = {} is outside [32, 192] (or 0: the largest stage up to 64 KiB with "
+         "room for three)", o.persistent_tile_kib);
+  if (o.persistent_tile_kib > 0 && o.persistent_kv_tile_kib > o.persistent_tile_kib)
     fail("cuda", "CUDA option persistent_kv_tile_kib = {} exceeds persistent_tile_kib = {} (a KV tile must fit a ring "
          "stage)", o.persistent_kv_tile_kib, o.persistent_tile_kib);
   if (o.device < 0) fail("cuda", "device {} is not a device index", o.device);
