@@ -612,6 +612,12 @@ TEST(CudaEngineOptions, ParsedFromNamesAndKeyValuesWithClearErrors) {
   CudaEngineOptions over;
   over.persistent_kv_tile_kib = 128;  // more than a ring stage (64 KiB)
   EXPECT_NE(error_of([&] { validate(over); }).find("persistent_kv_tile_kib = 128 exceeds"), std::string::npos);
+  CudaEngineOptions small;  // 0 is auto; 1..31 KiB is not a stage size
+  small.persistent_tile_kib = 0;
+  EXPECT_NO_THROW(validate(small));
+  small.persistent_tile_kib = 16;
+  EXPECT_NE(error_of([&] { validate(small); }).find("persistent_tile_kib = 16 is outside [32, 192] (or 0"),
+            std::string::npos);
   CudaEngineOptions negative;
   negative.persistent_poll_ns = -1;
   EXPECT_NE(error_of([&] { validate(negative); }).find("persistent_poll_ns = -1 is outside"), std::string::npos);
