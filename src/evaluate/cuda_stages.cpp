@@ -202,6 +202,7 @@ StageResult microbench(Kernel& cand, const WorkerSettings& set, cudaStream_t st)
 
   nlohmann::json shapes = nlohmann::json::array();
   double log_sum = 0, log_sum_abi = 0, weight_sum = 0;
+  double total_check_seconds = 0, total_timed_seconds = 0;  // the timed loops' wall time, and the checks' share
   std::string table = fmt::format("{:<22} {:>11} {:>11} {:>12} {:>8} {:>9} {:>9} {:>6}\n", "shape", "stock (us)",
                                   "stock+cvt", "program (us)", "speedup", "%read-BW", "stock %BW", "reps");
   for (const Case& c : benchmark_cases(set.target, set.heads)) {
@@ -244,6 +245,7 @@ StageResult microbench(Kernel& cand, const WorkerSettings& set, cudaStream_t st)
     std::vector<int> check_reps;
     for (int i = 0; i < 3; ++i) check_reps.push_back(static_cast<int>(rng.next() % set.min_reps));
     std::vector<double> tc, ts, ta;
+    double check_seconds = 0, spent = 0;  // what the per-call checks below cost of the shape's wall time
     const auto t0 = std::chrono::steady_clock::now();
     for (int rep = 0;; ++rep) {
       BenchSet& b = sets[rep % sets.size()];
@@ -269,6 +271,7 @@ StageResult microbench(Kernel& cand, const WorkerSettings& set, cudaStream_t st)
       // same inputs; three drawn at random also against the float64 reference.
       {
         ++checks;
+        const auto tc0 = std::chrono::steady_clock::now();
         const std::string integrity = b.dev->check_integrity();
         b.dev->download_outputs();
         Comparison cmp = b.host->compare_with_second();
@@ -282,8 +285,9 @@ StageResult microbench(Kernel& cand, const WorkerSettings& set, cudaStream_t st)
                                   what, cmp.bad_rows, cmp.worst, integrity.empty() ? "" : "; " + integrity);
           return r;
         }
+        check_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - tc0).count();
       }
-      const double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (rep + 1 >= set.min_reps && (spent > set.bench_seconds || rep + 1 >= 1000)) break;
     }
     const double mc = median(tc), ms = median(ts), ma = median(ta), speedup = ms / mc;
@@ -291,7 +295,9 @@ StageResult microbench(Kernel& cand, const WorkerSettings& set, cudaStream_t st)
     log_sum += c.weight * std::log(speedup);
     log_sum_abi += c.weight * std::log(ma / mc);
     weight_sum += c.weight;
+    total_check_seconds += check_seconds, total_timed_seconds += spent;
     shapes.push_back({{"shape", c.name}, {"weight", c.weight}, {"reps", tc.size()}, {"buffer_sets", sets.size()},
+                      {"check_seconds", check_seconds}, {"timed_loop_seconds", spent},
                       {"program_median_us", mc * 1e6}, {"program_p25_us", quantile(tc, 0.25) * 1e6},
                       {"program_p75_us", quantile(tc, 0.75) * 1e6}, {"stock_median_us", ms * 1e6},
                       {"stock_p25_us", quantile(ts, 0.25) * 1e6}, {"stock_p75_us", quantile(ts, 0.75) * 1e6},
@@ -307,7 +313,8 @@ StageResult microbench(Kernel& cand, const WorkerSettings& set, cudaStream_t st)
   r.passed = true;
   r.metrics = {{"speedup_geomean", std::exp(log_sum / weight_sum)},
                {"speedup_geomean_vs_stock_with_conversions", std::exp(log_sum_abi / weight_sum)},
-               {"read_bandwidth_gbps", bandwidth * 1e-9}, {"gpu", prop.name}, {"benchmark", shapes}};
+               {"read_bandwidth_gbps", bandwidth * 1e-9}, {"gpu", prop.name}, {"benchmark", shapes},
+               {"benchmark_check_seconds", total_check_seconds}, {"benchmark_timed_loop_seconds", total_timed_seconds}};
   r.artifacts["benchmark_table"] = fmt::format(
       "{}: {} SMs, L2 {} MB, measured read bandwidth {:.0f} GB/s. stock = the engine's kernels as it launches them "
       "(float q prepared untimed); stock+cvt = the same behind the ABI (bf16 q/out conversions); speedup is against "

@@ -289,6 +289,10 @@ TEST_F(AdversarialCuda, TunableProgramIsCorrectWithAScore) {
   EXPECT_GT(m["combined_score"].get<double>(), 0.0);
   EXPECT_EQ(m["benchmark"].size(), 7u);
   std::printf("%s\n", r["artifacts"].value("benchmark_table", "").c_str());
+  // What the per-call checks (integrity, comparison with the stock output) cost of the timed loops' wall time.
+  ASSERT_TRUE(m.contains("benchmark_check_seconds")) << r.dump(2);
+  std::printf("per-call checks: %.3f s of %.3f s in the timed loops\n", m["benchmark_check_seconds"].get<double>(),
+              m["benchmark_timed_loop_seconds"].get<double>());
 }
 
 }  // namespace
