@@ -616,7 +616,7 @@ TEST(CudaEngineOptions, ParsedFromNamesAndKeyValuesWithClearErrors) {
   small.persistent_tile_kib = 0;
   EXPECT_NO_THROW(validate(small));
   small.persistent_tile_kib = 16;
-  EXPECT_NE(error_of([&] { validate(small); }).find("persistent_tile_kib = 16 is outside [32, 192] (or 0"),
+  EXPECT_NE(error_of([&] { validate(small); }).find("persistent_tile_kib = 16 is outside [32, 192] or 0 (the largest"),
             std::string::npos);
   CudaEngineOptions negative;
   negative.persistent_poll_ns = -1;

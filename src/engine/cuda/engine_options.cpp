@@ -2,6 +2,7 @@
 // their ranges. Host code without CUDA: built into every binary, so the CLI checks flags before any GPU work.
 #include <array>
 #include <charconv>
+#include <string>
 #include <string_view>
 
 #include "common/error.h"
@@ -16,16 +17,20 @@ using Decode = CudaEngineOptions::Decode;
 constexpr std::array<std::pair<Decode, const char*>, 3> kLayouts{
     {{Decode::Persistent, "persistent"}, {Decode::Fused, "fused"}, {Decode::Unfused, "unfused"}}};
 
-// One integer knob: its key, where it lives, its range (hi < 0: no upper bound but the type's).
+// One integer knob: its key, where it lives, its range, and what 0 means where 0 is allowed outside it.
 struct Knob {
   const char* key;
   int CudaEngineOptions::*field;
   int lo, hi;
+  const char* zero = nullptr;
+  bool allows(int v) const { return (v >= lo && v <= hi) || (zero && v == 0); }
+  std::string range() const { return fmt::format("[{}, {}]{}", lo, hi, zero ? fmt::format(" or 0 ({})", zero) : ""); }
 };
 constexpr std::array<Knob, 7> kKnobs{{
     {"split_keys", &CudaEngineOptions::split_keys, 1, 1 << 20},
     {"persistent_split_keys", &CudaEngineOptions::persistent_split_keys, 1, 1 << 20},
-    {"persistent_tile_kib", &CudaEngineOptions::persistent_tile_kib, 0, 192},  // 1..31: refused by validate()
+    {"persistent_tile_kib", &CudaEngineOptions::persistent_tile_kib, 32, 192,
+     "the largest stage up to 64 KiB that leaves room for three"},
     {"persistent_poll_ns", &CudaEngineOptions::persistent_poll_ns, 0, 10000},
     {"persistent_kv_tile_kib", &CudaEngineOptions::persistent_kv_tile_kib, 8, 192},
     {"persistent_merge_chunk", &CudaEngineOptions::persistent_merge_chunk, 0, 64},
@@ -61,8 +66,8 @@ void set_cuda_option(CudaEngineOptions& o, const std::string& key_value) {
     if (key != k.key) continue;
     int v = 0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v < k.lo || v > k.hi)
-      fail("cuda", "CUDA option {}='{}' must be an integer in [{}, {}]", key, text, k.lo, k.hi);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || !k.allows(v))
+      fail("cuda", "CUDA option {}='{}' must be an integer in {}", key, text, k.range());
     o.*k.field = v;
     return;
   }
@@ -71,11 +76,7 @@ void set_cuda_option(CudaEngineOptions& o, const std::string& key_value) {
 
 void validate(const CudaEngineOptions& o) {
   for (const Knob& k : kKnobs)
-    if (o.*k.field < k.lo || o.*k.field > k.hi)
-      fail("cuda", "CUDA option {} = {} is outside [{}, {}]", k.key, o.*k.field, k.lo, k.hi);
-  if (o.persistent_tile_kib > 0 && o.persistent_tile_kib < 32)
-    fail("cuda", "CUDA option persistent_tile_kib = {} is outside [32, 192] (or 0: the largest stage up to 64 KiB with "
-         "room for three)", o.persistent_tile_kib);
+    if (!k.allows(o.*k.field)) fail("cuda", "CUDA option {} = {} is outside {}", k.key, o.*k.field, k.range());
   if (o.persistent_tile_kib > 0 && o.persistent_kv_tile_kib > o.persistent_tile_kib)
     fail("cuda", "CUDA option persistent_kv_tile_kib = {} exceeds persistent_tile_kib = {} (a KV tile must fit a ring "
          "stage)", o.persistent_kv_tile_kib, o.persistent_tile_kib);
