@@ -126,6 +126,7 @@ PlanChoice plan_for_tile(const PersistentDecodeArgs& a, int sms, int optin) {
   // The merging split stages merge_chunk splits' partials (G (D + 2) floats each) after the warps' scratch.
   const int per = group * (D + 2), room = static_cast<int>(xs_bytes / 4) - kConsumerWarps * per;
   p.merge_chunk = group % 2 == 0 ? std::min(vec_floats / per, room / per) : 0;
+  static_assert(kMaxFmaRows == 8, "the message below says 0..8");
   if (a.fma_rows < 0 || a.fma_rows > kMaxFmaRows) fail_unsupported("persistent_decode: fma_rows must be 0..8");
   p.fma_rows = a.fma_rows;
   if (a.merge_chunk < 0) fail_unsupported("persistent_decode: merge_chunk must be >= 0");

@@ -548,7 +548,9 @@ __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r,
                                         : max(1, kConsumerWarps / blocks);
     float* part = c.gpart + (c.it & 1) * kPartFloats;  // [block][warp of it][16]
     const int mat = c.lane >> 3;  // ldmatrix: lane supplies row (lane % 8) of matrix mat (a0..a3 order)
-    const bool fma = rows <= c.p.fma_rows;  // then blocks == 1 and wpb == kConsumerWarps: part[warp][row]
+    // A tile of few rows on CUDA cores instead (then blocks == 1 and wpb == kConsumerWarps, so it writes the same
+    // part[warp][row] the mma loop below would, and that loop starts past the last block: it runs no block).
+    const bool fma = rows <= c.p.fma_rows;
     if (fma) gemv_tile_fma(reinterpret_cast<const bf16*>(c.xs), tile, pitch, m.k, rows, part);
 #pragma unroll 1
     for (int rb = fma ? blocks : c.warp / wpb; rb < blocks; rb += kConsumerWarps / wpb) {
