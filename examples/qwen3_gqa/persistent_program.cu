@@ -20,8 +20,6 @@ constexpr int MERGE_CHUNK = 0;  // EVOLVE-KNOB values=0,1,2,4,8
 // the layer's qkv phase (0: at its start; 1..4: during the previous layer's down, gate/up, o, attention).
 constexpr int KV_PREFETCH_TILES = 0;  // EVOLVE-KNOB values=0,1,2,4,8,16
 constexpr int KV_PREFETCH_LEAD = 0;  // EVOLVE-KNOB values=0,1,2,3,4
-// The step's next tiles (weights and K/V) its producer keeps requested into L2 beyond its ring (0: none).
-constexpr int L2_AHEAD_TILES = 0;  // EVOLVE-KNOB values=0,1,2,4,8
 // Keys per lane group per iteration, for groups of up to 2 query heads and for larger ones.
 constexpr int KEY_BATCH_SMALL_GROUP = 4;  // EVOLVE-KNOB values=1,2,4,8
 constexpr int KEY_BATCH_LARGE_GROUP = 2;  // EVOLVE-KNOB values=1,2,4
@@ -29,7 +27,7 @@ constexpr int KEY_BATCH_LARGE_GROUP = 2;  // EVOLVE-KNOB values=1,2,4
 constexpr int DIMS_PER_LANE = 8;  // EVOLVE-KNOB values=8,16
 
 extern "C" __device__ const gqa_decode_plan_v2 gqa_decode_plan = {SPLIT_KEYS, KV_TILE_KIB, MERGE_CHUNK,
-                                                                  KV_PREFETCH_TILES, KV_PREFETCH_LEAD, L2_AHEAD_TILES};
+                                                                  KV_PREFETCH_TILES, KV_PREFETCH_LEAD};
 
 namespace stock_decode {
 

@@ -16,7 +16,6 @@
 #include <fstream>
 #include <span>
 #include <string>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -347,24 +346,23 @@ TEST(CudaEngine, PersistentStepIsDeterministicWhateverThePollPause) {
     }
 }
 
-// The L2 prefetches (of the K/V tiles, and the run-ahead over every tile) change when bytes travel, not what is
-// read: with several tiles per split (split_keys 3, 8 KiB tiles), the logits are bit for bit those without them.
-TEST(CudaEngine, PersistentL2PrefetchesGiveTheSameLogits) {
+// The L2 prefetch of the K/V tiles changes when bytes travel, not what is read: with several tiles per split
+// (split_keys 3, 8 KiB tiles) and every lead, the logits are bit for bit those without it.
+TEST(CudaEngine, PersistentKvPrefetchGivesTheSameLogits) {
   GQA_REQUIRE_GPU();
   for (const auto& p : kPresets) {
     const auto dir = testing::tiny_model_dir(p.name, p.seed);
-    auto options = [](int tiles, int lead, int ahead) {
+    auto options = [](int tiles, int lead) {
       CudaEngineOptions o = with(Decode::Persistent);
       o.persistent_split_keys = 3;
       o.persistent_kv_tile_kib = 8;
       o.persistent_kv_prefetch = tiles;
       o.persistent_kv_prefetch_lead = lead;
-      o.persistent_l2_ahead = ahead;
       return o;
     };
     std::vector<std::unique_ptr<Engine>> engines;
-    for (const auto& [tiles, lead, ahead] : {std::tuple{0, 0, 0}, {1, 0, 0}, {4, 1, 1}, {64, 4, 0}, {0, 0, 32}})
-      engines.push_back(open_cuda_engine(dir, options(tiles, lead, ahead)));
+    for (const auto& [tiles, lead] : {std::pair{0, 0}, {1, 0}, {4, 1}, {64, 4}})
+      engines.push_back(open_cuda_engine(dir, options(tiles, lead)));
     const int64_t V = engines[0]->config().vocab_size;
     const auto ids = test_prompt(90, 4);
     for (auto& e : engines) {

@@ -51,9 +51,6 @@ struct CudaEngineOptions {
   // arrive while the step waits on other blocks instead of after the layer's qkv weights. Tuning; same results.
   int persistent_kv_prefetch = 0;
   int persistent_kv_prefetch_lead = 0;
-  // The persistent step's producer keeps its next this-many tiles (weights and K/V, 0..32; 0: off) requested
-  // into L2 beyond what its ring of shared-memory stages holds. Tuning; same results.
-  int persistent_l2_ahead = 0;
   // When set, the persistent step records per block and phase when it started, got its input, ... (see
   // docs/engine-cuda.md) and each decode_on_device writes the last step's times to this CSV file (with another
   // layout asked for, validate() refuses it; where the persistent step falls back, a note says no file was written).

@@ -66,13 +66,35 @@ __device__ __forceinline__ Split block_split(const PersistentDecodeArgs& a, cons
   return sp;
 }
 
-// Moves ld to the next tile of its schedule, entering phases as needed: false when the schedule is done, or at
-// the attention tiles while the position is not known yet (ld stays there).
-__device__ __forceinline__ bool next_tile(const PersistentDecodeArgs& a, const Plan& p, Loader& ld) {
+// The L2 prefetch of the split's first p.kv_prefetch K/V tiles of every layer whose turn has come: layer l's at
+// the start of the load phase kv_prefetch_lead phases before its qkv (the loader's position in the schedule
+// counts 5 phases per layer). Issued before the producer waits for a free stage, so the bytes travel while the
+// ring still holds earlier tiles; the ring's own copies of them later hit L2.
+__device__ __forceinline__ void prefetch_kv(const PersistentDecodeArgs& a, const Plan& p, Loader& ld) {
+  const int at = ld.l * kPhases + min(ld.phase, static_cast<int>(kLoadLm));
+  const int last = min(a.layers - 1, (at + p.kv_prefetch_lead) / kPhases);
+  if (ld.prefetched > last) return;
+  const Split sp = block_split(a, p, ld.pos);
+  const int D = a.head_dim, n_tiles = sp.has ? min(sp.count, p.kv_prefetch) : 0;
+  for (; ld.prefetched <= last; ++ld.prefetched)
+    for (int i = 0; i < n_tiles; ++i) {
+      const int k = (sp.s + i * sp.n_splits) * p.keys_per_tile, n = min(p.keys_per_tile, ld.pos - k);
+      const size_t row = ((static_cast<size_t>(ld.prefetched) * a.n_kv + sp.kvh) * a.capacity + k) * D;
+      prefetch_l2(a.k_cache + row, static_cast<unsigned>(n) * D * 2);
+      prefetch_l2(a.v_cache + row, static_cast<unsigned>(n) * D * 2);
+    }
+}
+
+// Issues tiles in order, waiting for each stage to be free (mbarrier try_wait, which suspends the thread:
+// a test_wait spin here slowed the compute warps' shared-memory loads); returns when nothing is left, or
+// at the attention tiles while the position is not known yet.
+__device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& p, const Ring& ring, Loader& ld) {
+  const int D = a.head_dim;
   while (ld.phase != kLoadDone) {
     if (ld.t1 < 0) {  // entering the phase
+      if (p.kv_prefetch > 0 && ld.pos >= 0) prefetch_kv(a, p, ld);
       if (ld.phase == kLoadAtt) {
-        if (ld.pos < 0) return false;
+        if (ld.pos < 0) return;  // not known yet
         const Split sp = block_split(a, p, ld.pos);
         ld.t = sp.s, ld.t1 = sp.has ? sp.tiles : 0, ld.dt = sp.n_splits;
       } else {
@@ -80,78 +102,18 @@ __device__ __forceinline__ bool next_tile(const PersistentDecodeArgs& a, const P
         ld.t = r.first, ld.t1 = r.end, ld.dt = r.step;
       }
     }
-    if (ld.t < ld.t1) return true;
-    next_load_phase(ld, a.layers);
-  }
-  return false;
-}
-
-// Where ld's tile is in global memory: one range (K/V tiles: two, K then V; gate/up tiles: two, gate then up).
-struct TileSrc {
-  const char *first, *second;  // second: null for a one-range tile
-  unsigned bytes;              // of each range
-};
-__device__ __forceinline__ TileSrc tile_src(const PersistentDecodeArgs& a, const Plan& p, const Loader& ld) {
-  if (ld.phase == kLoadAtt) {
-    const Split sp = block_split(a, p, ld.pos);
-    const int D = a.head_dim, k = ld.t * p.keys_per_tile, n = min(p.keys_per_tile, ld.pos - k);
-    const size_t row = ((static_cast<size_t>(ld.l) * a.n_kv + sp.kvh) * a.capacity + k) * D;
-    return {reinterpret_cast<const char*>(a.k_cache + row), reinterpret_cast<const char*>(a.v_cache + row),
-            static_cast<unsigned>(n) * D * 2};
-  }
-  const Mat m = load_mat(a, p, ld.phase, ld.l);
-  const int row0 = ld.t * m.rows, nr = min(m.rows, m.n - row0);
-  const char* w = reinterpret_cast<const char*>(m.w);
-  return {w + static_cast<size_t>(row0) * m.k * 2, m.pairs ? w + static_cast<size_t>(m.n + row0) * m.k * 2 : nullptr,
-          static_cast<unsigned>(nr) * m.k * 2};
-}
-
-// The L2 prefetch of the split's first p.kv_prefetch K/V tiles of every layer whose turn has come: layer l's
-// once the producer is kv_prefetch_lead load phases before its qkv (the schedule counts 5 phases per layer).
-__device__ __forceinline__ void prefetch_kv(const PersistentDecodeArgs& a, const Plan& p, Loader& ld) {
-  const int at = ld.l * kPhases + min(ld.phase, static_cast<int>(kLoadLm));
-  const int last = min(a.layers - 1, (at + p.kv_prefetch_lead) / kPhases);
-  if (ld.prefetched > last) return;
-  const Split sp = block_split(a, p, ld.pos);
-  const int n_tiles = sp.has ? min(sp.count, p.kv_prefetch) : 0;
-  Loader at_tile = ld;
-  at_tile.phase = kLoadAtt;
-  for (; ld.prefetched <= last; ++ld.prefetched)
-    for (int i = 0; i < n_tiles; ++i) {
-      at_tile.l = ld.prefetched, at_tile.t = sp.s + i * sp.n_splits;
-      const TileSrc src = tile_src(a, p, at_tile);
-      prefetch_l2(src.first, src.bytes);
-      prefetch_l2(src.second, src.bytes);
+    if (ld.t >= ld.t1) {
+      next_load_phase(ld, a.layers);
+      continue;
     }
-}
-
-// The L2 run-ahead: a second walker of the same schedule keeps the producer's next p.l2_ahead tiles (the one it
-// is about to wait for a stage for, and those after it) requested into L2, so that a tile the ring cannot hold
-// yet is on chip when its stage frees.
-__device__ __forceinline__ void run_ahead(const PersistentDecodeArgs& a, const Plan& p, const Loader& ld, Loader& pf) {
-  if (pf.count < ld.count) pf = ld;  // never behind the producer
-  pf.pos = ld.pos;
-  while (pf.count < ld.count + p.l2_ahead && next_tile(a, p, pf)) {
-    const TileSrc src = tile_src(a, p, pf);
-    prefetch_l2(src.first, src.bytes);
-    if (src.second) prefetch_l2(src.second, src.bytes);
-    pf.t += pf.dt, ++pf.count;
-  }
-}
-
-// Issues tiles in order, waiting for each stage to be free (mbarrier try_wait, which suspends the thread:
-// a test_wait spin here slowed the compute warps' shared-memory loads); returns when nothing is left, or
-// at the attention tiles while the position is not known yet.
-__device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& p, const Ring& ring, Loader& ld,
-                                     Loader& pf) {
-  while (next_tile(a, p, ld)) {
-    if (p.kv_prefetch > 0) prefetch_kv(a, p, ld);
-    if (p.l2_ahead > 0) run_ahead(a, p, ld, pf);
     int s;
     char* dst = free_stage(ring, ld, &s);
-    const TileSrc src = tile_src(a, p, ld);
     if (ld.phase == kLoadAtt) {
-      copy_kv(dst, src.first, src.second, src.bytes, &ring.full[s]);
+      const Split sp = block_split(a, p, ld.pos);
+      const int k = ld.t * p.keys_per_tile, n = min(p.keys_per_tile, ld.pos - k);
+      const size_t key_row = (static_cast<size_t>(ld.l) * a.n_kv + sp.kvh) * a.capacity + k, row = key_row * D;
+      copy_kv(dst, reinterpret_cast<const char*>(a.k_cache + row), reinterpret_cast<const char*>(a.v_cache + row),
+              static_cast<unsigned>(n) * D * 2, &ring.full[s]);
     } else {
       const Mat m = load_mat(a, p, ld.phase, ld.l);
       const int row0 = ld.t * m.rows;
@@ -165,11 +127,11 @@ __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& 
 // The producer: the first weights (layer 0's qkv) stream while the previous kernel finishes; the attention
 // tiles need the position, written by it.
 __device__ __forceinline__ void produce(const PersistentDecodeArgs& a, const Plan& p, const Ring& ring) {
-  Loader ld, ahead;
-  pump(a, p, ring, ld, ahead);
+  Loader ld;
+  pump(a, p, ring, ld);
   griddep_wait();
   ld.pos = *const_cast<volatile int*>(a.pos);
-  pump(a, p, ring, ld, ahead);
+  pump(a, p, ring, ld);
 }
 
 struct Layer {

@@ -135,8 +135,6 @@ std::string check_decode_plan(const gqa_decode_plan_v2& p, int head_dim) {
     return "gqa_decode_plan.kv_prefetch_tiles " + std::to_string(p.kv_prefetch_tiles) + " is outside 0..64";
   if (p.kv_prefetch_lead < 0 || p.kv_prefetch_lead > 4)
     return "gqa_decode_plan.kv_prefetch_lead " + std::to_string(p.kv_prefetch_lead) + " is outside 0..4";
-  if (p.l2_ahead_tiles < 0 || p.l2_ahead_tiles > 32)
-    return "gqa_decode_plan.l2_ahead_tiles " + std::to_string(p.l2_ahead_tiles) + " is outside 0..32";
   return "";
 }
 

@@ -131,7 +131,6 @@ struct Plan {  // launch constants, computed on the host
   int xs_bytes;     // bytes at Ctx::xs: a GEMV input, or attention's scratch (the device entry's partial states)
   int fma_rows;     // weight tiles of at most this many rows (pairs: both halves) take gemv_tile_fma, not the mma
   int kv_prefetch, kv_prefetch_lead;  // L2 prefetch of a split's first K/V tiles, load phases before its qkv
-  int l2_ahead;                       // the producer's next tiles kept requested into L2 (0: none)
 };
 
 
@@ -175,12 +174,10 @@ struct Loader {
   int slot = 0;
   unsigned laps = 0;
   int prefetched = 0;  // the next layer whose K/V tiles the producer asks L2 to prefetch (Plan::kv_prefetch)
-  int count = 0;       // tiles issued so far
 };
 // After issuing a tile into stage ld.slot.
 __device__ __forceinline__ void issued_one(Loader& ld, const Ring& ring) {
   if (++ld.slot == ring.n) ld.slot = 0, ++ld.laps;
-  ++ld.count;
 }
 // The phase after ld's: qkv, att, o, gu, dn per layer, then lm_head, then done.
 __device__ __forceinline__ void next_load_phase(Loader& ld, int layers) {

@@ -153,9 +153,6 @@ struct PersistentDecodeArgs {
   // kv_prefetch_lead load phases (0..4) before the layer's qkv phase. Tuning; same results.
   int kv_prefetch = 0;
   int kv_prefetch_lead = 0;
-  // The producer keeps its next l2_ahead tiles (0..32, weights and K/V alike; 0: off) requested into L2, beyond
-  // what the ring holds. Tuning; same results.
-  int l2_ahead = 0;
 };
 bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, int head_dim);
 // Why a model shape is outside what the persistent step supports ("" when it is supported).
