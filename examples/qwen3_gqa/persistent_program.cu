@@ -12,22 +12,17 @@
 #include "gqa/decode_abi.cuh"
 
 // EVOLVE-BLOCK-START
-// The step's plan: a split covers at least SPLIT_KEYS keys; K/V KiB per tile; partials polled at once (0: all);
+// The step's plan: a split covers at least SPLIT_KEYS keys; K/V KiB per tile; partials polled at once (0: all).
 constexpr int SPLIT_KEYS = 64;  // EVOLVE-KNOB values=32,64,128,256,512,1024
 constexpr int KV_TILE_KIB = 32;  // EVOLVE-KNOB values=8,16,32,64
 constexpr int MERGE_CHUNK = 0;  // EVOLVE-KNOB values=0,1,2,4,8
-// K/V tiles per split that the step asks L2 for ahead of its ring (0: none), and how many load phases before
-// the layer's qkv phase (0: at its start; 1..4: during the previous layer's down, gate/up, o, attention).
-constexpr int KV_PREFETCH_TILES = 0;  // EVOLVE-KNOB values=0,1,2,4,8,16
-constexpr int KV_PREFETCH_LEAD = 0;  // EVOLVE-KNOB values=0,1,2,3,4
 // Keys per lane group per iteration, for groups of up to 2 query heads and for larger ones.
 constexpr int KEY_BATCH_SMALL_GROUP = 4;  // EVOLVE-KNOB values=1,2,4,8
 constexpr int KEY_BATCH_LARGE_GROUP = 2;  // EVOLVE-KNOB values=1,2,4
 // Dims of a key per lane (head_dim / DIMS_PER_LANE lanes per key).
 constexpr int DIMS_PER_LANE = 8;  // EVOLVE-KNOB values=8,16
 
-extern "C" __device__ const gqa_decode_plan_v2 gqa_decode_plan = {SPLIT_KEYS, KV_TILE_KIB, MERGE_CHUNK,
-                                                                  KV_PREFETCH_TILES, KV_PREFETCH_LEAD};
+extern "C" __device__ const gqa_decode_plan_v2 gqa_decode_plan = {SPLIT_KEYS, KV_TILE_KIB, MERGE_CHUNK};
 
 namespace stock_decode {
 

@@ -44,15 +44,11 @@
  *  - Deterministic: the same inputs give the same bits (no order that depends on timing).
  *
  * Optional plan: a program may define
- *     extern "C" __device__ const gqa_decode_plan_v2 gqa_decode_plan = {split_keys, kv_tile_kib, merge_chunk,
- *                                                                       kv_prefetch_tiles, kv_prefetch_lead};
+ *     extern "C" __device__ const gqa_decode_plan_v2 gqa_decode_plan = {split_keys, kv_tile_kib, merge_chunk};
  * to set the step's split sizing (a split covers at least split_keys >= 1 keys; at most 16 splits per KV head
- * and one per SM), its K/V bytes per tile (kv_tile_kib KiB, 8..64, a whole number of keys), how many
- * splits' partials the merging split polls at once (0: as many as fit; 1: one at a time), and when the step's
- * producer asks L2 for the split's K/V: the first kv_prefetch_tiles tiles (0..64, 0: never) of a layer,
- * kv_prefetch_lead load phases (0..4) before the layer's qkv phase starts loading (the step streams qkv, att,
- * o, gate/up, down per layer). Without a plan the engine's options (--cuda-option persistent_split_keys=, ...)
- * apply. Out-of-range values fail the link.
+ * and one per SM), its K/V bytes per tile (kv_tile_kib KiB, 8..64, a whole number of keys) and how many
+ * splits' partials the merging split polls at once (0: as many as fit; 1: one at a time). Without it the
+ * engine's options (--cuda-option persistent_split_keys=, ...) apply. Out-of-range values fail the link.
  */
 #ifndef GQA_DECODE_ABI_CUH
 #define GQA_DECODE_ABI_CUH
@@ -92,8 +88,6 @@ typedef struct gqa_decode_plan_v2 {
   int32_t split_keys;
   int32_t kv_tile_kib;
   int32_t merge_chunk;
-  int32_t kv_prefetch_tiles; /* 0..64: L2 prefetch of each split's first tiles (0: none); fields left out of an */
-  int32_t kv_prefetch_lead;  /* 0..4: initialiser are 0; lead: load phases before the layer's qkv phase */
 } gqa_decode_plan_v2;
 
 #ifdef __CUDACC__

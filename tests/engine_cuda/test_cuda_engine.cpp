@@ -346,41 +346,6 @@ TEST(CudaEngine, PersistentStepIsDeterministicWhateverThePollPause) {
     }
 }
 
-// The L2 prefetch of the K/V tiles changes when bytes travel, not what is read: with several tiles per split
-// (split_keys 3, 8 KiB tiles) and every lead, the logits are bit for bit those without it.
-TEST(CudaEngine, PersistentKvPrefetchGivesTheSameLogits) {
-  GQA_REQUIRE_GPU();
-  for (const auto& p : kPresets) {
-    const auto dir = testing::tiny_model_dir(p.name, p.seed);
-    auto options = [](int tiles, int lead) {
-      CudaEngineOptions o = with(Decode::Persistent);
-      o.persistent_split_keys = 3;
-      o.persistent_kv_tile_kib = 8;
-      o.persistent_kv_prefetch = tiles;
-      o.persistent_kv_prefetch_lead = lead;
-      return o;
-    };
-    std::vector<std::unique_ptr<Engine>> engines;
-    for (const auto& [tiles, lead] : {std::pair{0, 0}, {1, 0}, {4, 1}, {64, 4}})
-      engines.push_back(open_cuda_engine(dir, options(tiles, lead)));
-    const int64_t V = engines[0]->config().vocab_size;
-    const auto ids = test_prompt(90, 4);
-    for (auto& e : engines) {
-      e->reset(100);
-      e->forward(std::span<const int32_t>(ids.data(), 50));
-    }
-    for (size_t t = 50; t < ids.size(); ++t) {
-      const float* f0 = engines[0]->forward(std::span<const int32_t>(&ids[t], 1));
-      const std::vector<float> base(f0, f0 + V);
-      for (size_t i = 1; i < engines.size(); ++i) {
-        const float* f = engines[i]->forward(std::span<const int32_t>(&ids[t], 1));
-        ASSERT_EQ(0, std::memcmp(base.data(), f, V * sizeof(float))) << p.name << " engine " << i << ", position " << t;
-      }
-    }
-    EXPECT_EQ(cuda_decode_layout(*engines[0]), Decode::Persistent);
-  }
-}
-
 // The merging split's poll of many splits at once (merge_chunk) does v7's arithmetic in v7's order: with up to
 // 16 splits (a split every 3 keys) the logits are bit for bit those of one split per poll, and of two per poll.
 TEST(CudaEngine, PersistentSplitMergeChunksGiveTheSameLogits) {

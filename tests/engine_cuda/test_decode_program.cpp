@@ -97,9 +97,6 @@ TEST(DecodeProgramLink, PlansOutsideTheContractAreNamed) {
   EXPECT_NE(cuda::check_decode_plan({0, 32, 0}, 128).find("split_keys"), std::string::npos);
   EXPECT_NE(cuda::check_decode_plan({64, 4, 0}, 128).find("kv_tile_kib"), std::string::npos);
   EXPECT_NE(cuda::check_decode_plan({64, 32, 65}, 128).find("merge_chunk"), std::string::npos);
-  EXPECT_EQ(cuda::check_decode_plan({64, 32, 0, 64, 4}, 128), "");
-  EXPECT_NE(cuda::check_decode_plan({64, 32, 0, 65, 0}, 128).find("kv_prefetch_tiles 65"), std::string::npos);
-  EXPECT_NE(cuda::check_decode_plan({64, 32, 0, 8, -1}, 128).find("kv_prefetch_lead -1"), std::string::npos);
 }
 
 // ---- On a GPU.

@@ -46,11 +46,6 @@ struct CudaEngineOptions {
   // multiplied on CUDA cores instead of tensor cores (few-row tiles waste the mma's 16 rows); rounding differs.
   // 4: down's tiles at Qwen3-4B (3 rows) and 8B (2 rows), +3% and +16% decode (v20 of docs/engine-cuda-log.md).
   int persistent_fma_rows = 4;
-  // The persistent step asks L2 to fetch the first this-many K/V tiles of each attention split (0..64; 0: off)
-  // ahead of the ring, persistent_kv_prefetch_lead phases (0..4) before the layer's qkv phase: the bytes then
-  // arrive while the step waits on other blocks instead of after the layer's qkv weights. Tuning; same results.
-  int persistent_kv_prefetch = 0;
-  int persistent_kv_prefetch_lead = 0;
   // When set, the persistent step records per block and phase when it started, got its input, ... (see
   // docs/engine-cuda.md) and each decode_on_device writes the last step's times to this CSV file (with another
   // layout asked for, validate() refuses it; where the persistent step falls back, a note says no file was written).

@@ -129,10 +129,6 @@ PlanChoice plan_for_tile(const PersistentDecodeArgs& a, int sms, int optin) {
   static_assert(kMaxFmaRows == 8, "the message below says 0..8");
   if (a.fma_rows < 0 || a.fma_rows > kMaxFmaRows) fail_unsupported("persistent_decode: fma_rows must be 0..8");
   p.fma_rows = a.fma_rows;
-  if (a.kv_prefetch < 0 || a.kv_prefetch > 64) fail_unsupported("persistent_decode: kv_prefetch must be 0..64");
-  if (a.kv_prefetch_lead < 0 || a.kv_prefetch_lead > 4)
-    fail_unsupported("persistent_decode: kv_prefetch_lead must be 0..4");
-  p.kv_prefetch = a.kv_prefetch, p.kv_prefetch_lead = a.kv_prefetch_lead;
   if (a.merge_chunk < 0) fail_unsupported("persistent_decode: merge_chunk must be >= 0");
   if (a.merge_chunk > 0) p.merge_chunk = std::min(p.merge_chunk, a.merge_chunk);  // 1: one split per poll (v7)
   const size_t res_bytes = static_cast<size_t>(p.res_floats) * 4;
@@ -163,11 +159,9 @@ std::string describe(const Plan& p, bool wide, int sms) {
   std::snprintf(text, sizeof text,
                 "persistent, %s build, %d blocks; %d ring stages of %d KiB; rows per weight tile: qkv %d, o %d, "
                 "gate/up %d pairs, down %d, lm_head %d; attention: up to %d splits per KV head, %d keys per tile, "
-                "merge chunk %d, L2 prefetch of %d tiles %d phases ahead; input buffer %d KiB; tiles of up to %d rows on CUDA "
-                "cores",
+                "merge chunk %d; input buffer %d KiB; tiles of up to %d rows on CUDA cores",
                 wide ? "wide" : "narrow", sms, p.stages, (p.stage_bytes - kStagePadBytes) / 1024, p.rows_qkv, p.rows_o,
-                p.rows_gu, p.rows_dn, p.rows_lm, p.max_splits, p.keys_per_tile, p.merge_chunk, p.kv_prefetch,
-                p.kv_prefetch_lead, p.xs_bytes / 1024, p.fma_rows);
+                p.rows_gu, p.rows_dn, p.rows_lm, p.max_splits, p.keys_per_tile, p.merge_chunk, p.xs_bytes / 1024, p.fma_rows);
   return text;
 }
 

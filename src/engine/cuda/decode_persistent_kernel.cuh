@@ -66,25 +66,6 @@ __device__ __forceinline__ Split block_split(const PersistentDecodeArgs& a, cons
   return sp;
 }
 
-// The L2 prefetch of the split's first p.kv_prefetch K/V tiles of every layer whose turn has come: layer l's at
-// the start of the load phase kv_prefetch_lead phases before its qkv (the loader's position in the schedule
-// counts 5 phases per layer). Issued before the producer waits for a free stage, so the bytes travel while the
-// ring still holds earlier tiles; the ring's own copies of them later hit L2.
-__device__ __forceinline__ void prefetch_kv(const PersistentDecodeArgs& a, const Plan& p, Loader& ld) {
-  const int at = ld.l * kPhases + min(ld.phase, static_cast<int>(kLoadLm));
-  const int last = min(a.layers - 1, (at + p.kv_prefetch_lead) / kPhases);
-  if (ld.prefetched > last) return;
-  const Split sp = block_split(a, p, ld.pos);
-  const int D = a.head_dim, n_tiles = sp.has ? min(sp.count, p.kv_prefetch) : 0;
-  for (; ld.prefetched <= last; ++ld.prefetched)
-    for (int i = 0; i < n_tiles; ++i) {
-      const int k = (sp.s + i * sp.n_splits) * p.keys_per_tile, n = min(p.keys_per_tile, ld.pos - k);
-      const size_t row = ((static_cast<size_t>(ld.prefetched) * a.n_kv + sp.kvh) * a.capacity + k) * D;
-      prefetch_l2(a.k_cache + row, static_cast<unsigned>(n) * D * 2);
-      prefetch_l2(a.v_cache + row, static_cast<unsigned>(n) * D * 2);
-    }
-}
-
 // Issues tiles in order, waiting for each stage to be free (mbarrier try_wait, which suspends the thread:
 // a test_wait spin here slowed the compute warps' shared-memory loads); returns when nothing is left, or
 // at the attention tiles while the position is not known yet.
@@ -92,7 +73,6 @@ __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& 
   const int D = a.head_dim;
   while (ld.phase != kLoadDone) {
     if (ld.t1 < 0) {  // entering the phase
-      if (p.kv_prefetch > 0 && ld.pos >= 0) prefetch_kv(a, p, ld);
       if (ld.phase == kLoadAtt) {
         if (ld.pos < 0) return;  // not known yet
         const Split sp = block_split(a, p, ld.pos);

@@ -131,10 +131,6 @@ std::string check_decode_plan(const gqa_decode_plan_v2& p, int head_dim) {
            " is outside 8..64 or holds no whole number of keys of head_dim " + std::to_string(head_dim);
   if (p.merge_chunk < 0 || p.merge_chunk > 64)
     return "gqa_decode_plan.merge_chunk " + std::to_string(p.merge_chunk) + " is outside 0..64";
-  if (p.kv_prefetch_tiles < 0 || p.kv_prefetch_tiles > 64)
-    return "gqa_decode_plan.kv_prefetch_tiles " + std::to_string(p.kv_prefetch_tiles) + " is outside 0..64";
-  if (p.kv_prefetch_lead < 0 || p.kv_prefetch_lead > 4)
-    return "gqa_decode_plan.kv_prefetch_lead " + std::to_string(p.kv_prefetch_lead) + " is outside 0..4";
   return "";
 }
 

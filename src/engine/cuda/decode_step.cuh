@@ -86,10 +86,6 @@ __device__ __forceinline__ void bulk_load(void* dst, const void* src, unsigned b
                ::"r"(smem_u32(dst)), "l"(src), "r"(bytes), "r"(smem_u32(bar))
                : "memory");
 }
-// Asks L2 to fetch `bytes` at src (16-byte aligned, a multiple of 16) without waiting for them.
-__device__ __forceinline__ void prefetch_l2(const void* src, unsigned bytes) {
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(src), "r"(bytes) : "memory");
-}
 // Barrier of the compute warps (the producer warp runs its own loop).
 __device__ __forceinline__ void consumer_sync() { asm volatile("bar.sync 1, %0;" ::"n"(kConsumers) : "memory"); }
 
@@ -130,7 +126,6 @@ struct Plan {  // launch constants, computed on the host
   int merge_chunk;  // splits' partials the merging split polls at once (persistent step; < 2: one at a time)
   int xs_bytes;     // bytes at Ctx::xs: a GEMV input, or attention's scratch (the device entry's partial states)
   int fma_rows;     // weight tiles of at most this many rows (pairs: both halves) take gemv_tile_fma, not the mma
-  int kv_prefetch, kv_prefetch_lead;  // L2 prefetch of a split's first K/V tiles, load phases before its qkv
 };
 
 
@@ -173,7 +168,6 @@ struct Loader {
   // instructions, on the chain when a freed stage is refilled).
   int slot = 0;
   unsigned laps = 0;
-  int prefetched = 0;  // the next layer whose K/V tiles the producer asks L2 to prefetch (Plan::kv_prefetch)
 };
 // After issuing a tile into stage ld.slot.
 __device__ __forceinline__ void issued_one(Loader& ld, const Ring& ring) {

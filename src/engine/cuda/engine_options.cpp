@@ -26,7 +26,7 @@ struct Knob {
   bool allows(int v) const { return (v >= lo && v <= hi) || (zero && v == 0); }
   std::string range() const { return fmt::format("[{}, {}]{}", lo, hi, zero ? fmt::format(" or 0 ({})", zero) : ""); }
 };
-constexpr std::array<Knob, 9> kKnobs{{
+constexpr std::array<Knob, 7> kKnobs{{
     {"split_keys", &CudaEngineOptions::split_keys, 1, 1 << 20},
     {"persistent_split_keys", &CudaEngineOptions::persistent_split_keys, 1, 1 << 20},
     {"persistent_tile_kib", &CudaEngineOptions::persistent_tile_kib, 32, 192,
@@ -35,8 +35,6 @@ constexpr std::array<Knob, 9> kKnobs{{
     {"persistent_kv_tile_kib", &CudaEngineOptions::persistent_kv_tile_kib, 8, 192},
     {"persistent_merge_chunk", &CudaEngineOptions::persistent_merge_chunk, 0, 64},
     {"persistent_fma_rows", &CudaEngineOptions::persistent_fma_rows, 0, 8},
-    {"persistent_kv_prefetch", &CudaEngineOptions::persistent_kv_prefetch, 0, 64},
-    {"persistent_kv_prefetch_lead", &CudaEngineOptions::persistent_kv_prefetch_lead, 0, 4},
 }};
 
 }  // namespace

@@ -149,10 +149,6 @@ struct PersistentDecodeArgs {
   // Weight tiles of at most this many rows (pairs: both halves), 0..8, are multiplied with CUDA-core FMAs instead
   // of the mma (tuning; rounding differs).
   int fma_rows = 4;
-  // L2 prefetch of each attention split's first kv_prefetch K/V tiles (0..64; 0: off), issued by the producer
-  // kv_prefetch_lead load phases (0..4) before the layer's qkv phase. Tuning; same results.
-  int kv_prefetch = 0;
-  int kv_prefetch_lead = 0;
 };
 bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, int head_dim);
 // Why a model shape is outside what the persistent step supports ("" when it is supported).

@@ -34,13 +34,10 @@ PersistentDecodeArgs persistent_step_args(const StepContext& c) {
       .kv_tile_kib = c.opts.persistent_kv_tile_kib,
       .merge_chunk = c.opts.persistent_merge_chunk,
       .fma_rows = c.opts.persistent_fma_rows,
-      .kv_prefetch = c.opts.persistent_kv_prefetch,
-      .kv_prefetch_lead = c.opts.persistent_kv_prefetch_lead,
   };
   if (c.decode_program && c.decode_program->plan().has) {  // the program's plan replaces the options
     const gqa_decode_plan_v2& p = c.decode_program->plan().plan;
     a.split_keys = p.split_keys, a.kv_tile_kib = p.kv_tile_kib, a.merge_chunk = p.merge_chunk;
-    a.kv_prefetch = p.kv_prefetch_tiles, a.kv_prefetch_lead = p.kv_prefetch_lead;
   }
   return a;
 }
