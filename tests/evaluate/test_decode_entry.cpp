@@ -94,7 +94,9 @@ TEST(DecodeEntry, EveryCheatFailsNamingWhatStoppedIt) {
   for (const Cheat& c : cheats) {
     const auto rep = check(c.text);
     EXPECT_FALSE(rep.ok) << c.name << " passed:\n" << rep.text;
-    if (*c.stopped_by) EXPECT_NE(rep.text.find(c.stopped_by), std::string::npos) << c.name << ":\n" << rep.text;
+    if (*c.stopped_by) {
+      EXPECT_NE(rep.text.find(c.stopped_by), std::string::npos) << c.name << ":\n" << rep.text;
+    }
     const size_t first_fail = rep.text.find("FAIL");
     std::printf("%-66s %s\n", c.name,
                 first_fail == std::string::npos ? "?" : rep.text.substr(first_fail, rep.text.find('\n', first_fail) - first_fail).c_str());
