@@ -15,7 +15,7 @@ namespace gqa::cli {
 Runner add_evaluate(CLI::App& app) {
   struct Opts {
     std::string program, parent, target, cache_dir, cuda_arch, artifacts_dir, shapes_of;
-    bool json = false, no_bench = false, no_e2e = false, cuda_sandbox = false;
+    bool json = false, no_bench = false, no_e2e = false, no_cuda_sandbox = false;
     double timeout = 300, bench_seconds = 1.0;
     int threads = 0;
     uint64_t seed = 0;
@@ -33,8 +33,8 @@ Runner add_evaluate(CLI::App& app) {
   app.add_option("--bench-seconds", o->bench_seconds, "time per benchmark shape after the minimum repetitions")->capture_default_str();
   app.add_flag("--no-bench", o->no_bench, "skip the microbenchmark (combined_score is then 1 for a correct program)");
   app.add_flag("--no-e2e", o->no_e2e, "skip end-to-end generation");
-  app.add_flag("--cuda-sandbox", o->cuda_sandbox,
-               "cuda target: run the program under the worker's seccomp filter (not yet verified on a GPU)");
+  app.add_flag("--no-cuda-sandbox", o->no_cuda_sandbox,
+               "cuda target: run the program without the worker's seccomp filter (on by default)");
   app.add_option("--cache-dir", o->cache_dir, "compile cache and end-to-end model (default: $GQA_CACHE_DIR or ~/.cache/gqa-evolve)");
   app.add_option("--cuda-arch", o->cuda_arch, "cuda target: sm_XY to compile for (default: the GPU's)");
   app.add_option("--artifacts-dir", o->artifacts_dir, "also write each artifact to a file in this folder");
@@ -53,7 +53,7 @@ Runner add_evaluate(CLI::App& app) {
     eo.seed = o->seed;
     eo.bench = !o->no_bench;
     eo.end_to_end = !o->no_e2e;
-    eo.cuda_sandbox = o->cuda_sandbox;
+    eo.cuda_sandbox = !o->no_cuda_sandbox;
     eo.bench_seconds = o->bench_seconds;
     if (!o->shapes_of.empty()) eo.heads = eval::head_geometry_of(o->shapes_of);
     nlohmann::json r = eval::evaluate(eo);

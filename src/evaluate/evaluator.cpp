@@ -131,7 +131,8 @@ nlohmann::json evaluate(const EvaluateOptions& o) {
   if (!o.bench) po.argv.push_back("--no-bench");
   if (!model_dir.empty()) po.argv.insert(po.argv.end(), {"--model", model_dir});
   if (!o.end_to_end) po.argv.push_back("--no-e2e");
-  if (o.cuda_sandbox) po.argv.push_back("--cuda-sandbox");
+  // The filter guards a CUDA program's host code; a device entry has none (LTO IR only, docs/evaluator.md).
+  if (o.cuda_sandbox && o.target == Target::Cuda && !device) po.argv.push_back("--cuda-sandbox");
   po.timeout_seconds = left();
   if (po.timeout_seconds <= 0) return finish("load", fmt::format("no time left for the worker (limit {:.0f} s)", o.timeout_seconds));
   po.stdin_data = nonce + "\n";

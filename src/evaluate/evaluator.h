@@ -25,7 +25,7 @@ struct EvaluateOptions {
   int min_reps = 21;
   double bench_seconds = 1.0;            // per benchmark shape, once min_reps are done
   bool skip_static = false;              // tests only: lets the runtime defences meet what static checks refuse
-  bool cuda_sandbox = false;             // CUDA target, host entry: the worker's seccomp filter (WorkerSettings)
+  bool cuda_sandbox = true;              // CUDA target, host entry: the worker's seccomp filter (WorkerSettings)
   std::string worker_executable;         // empty: this executable (gqa-evolve eval-worker)
   HeadGeometry heads;                    // host entry: the shapes' attention geometry (--shapes-of MODEL)
   std::string visible_devices;           // CUDA target: CUDA_VISIBLE_DEVICES of the worker (empty: inherited),

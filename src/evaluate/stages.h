@@ -87,9 +87,11 @@ bool post_protections(ChildLink& child, const SharedArena& arena, const std::vec
 // against stock through the same hook (measured: honest programs 1e-3 or less on the tiny model).
 constexpr double kE2eLogitTolerance = 0.05;
 // The CUDA target's bound, candidate against the control (the stock kernels through the same hook) on the
-// random Qwen3-0.6B, whose 28 random layers amplify bf16 rounding (q rounding alone: 0.09-0.15 against the
-// engine's own path). Not yet calibrated on a GPU: a wrong kernel is expected at O(1).
-constexpr double kE2eLogitToleranceCuda = 0.5;
+// random Qwen3-0.6B, whose 28 random layers amplify bf16 rounding. Calibrated on GPUs (docs/evaluator.md): the
+// honest float32 programs differ from the control by 0.007 (H200), bf16 rounding of q alone by 0.09-0.15 (the
+// control against the engine's own path), and engine_only (a softmax of half the temperature inside the engine
+// only) by 0.533 (H100). 0.3 leaves a factor 2 above the bf16 rounding and 1.8 below that cheat.
+constexpr double kE2eLogitToleranceCuda = 0.3;
 // Teacher forcing: logits after the prompt and after each of `tokens` but the last fed one by one, with
 // `fn` as the engine's attention: [steps][vocab].
 std::vector<std::vector<float>> teacher_forced_logits(Engine& engine, gqa_attention_fn fn, const std::vector<int32_t>& prompt,

@@ -58,9 +58,10 @@ inline void expect_rejected(const nlohmann::json& r, const std::string& stage, c
   const std::string failure = m.value("failure", "");
   const std::string report = r["artifacts"].value("correctness_report", "");
   EXPECT_EQ(m["failed_stage"].get<std::string>(), stage) << failure << "\n" << report;
-  if (!because.empty())
+  if (!because.empty()) {
     EXPECT_TRUE(failure.find(because) != std::string::npos || report.find(because) != std::string::npos)
         << "expected '" << because << "' in: " << failure << "\n" << report << "\n" << r["artifacts"].value("worker_stderr", "");
+  }
 }
 
 inline nlohmann::json cheat(const std::string& name, const std::string& code, bool skip_static = false,

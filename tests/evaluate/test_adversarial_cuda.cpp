@@ -182,15 +182,15 @@ TEST_F(AdversarialCuda, TrustsTheLengthBoundAsTheLength) {
 TEST_F(AdversarialCuda, SoftmaxWithoutTheMaxSubtracted) { expect_rejected(cheat("no_max"), "correctness"); }
 
 TEST_F(AdversarialCuda, WrongOnlyInsideTheEngine) {
-  // Needs the GPU run that calibrates kE2eLogitToleranceCuda (docs/evaluator.md, "Not done yet").
+  // 0.533 on an H100 against kE2eLogitToleranceCuda 0.3 (the honest programs: 0.007).
   auto o = options(program_path("engine_only"));
   o.end_to_end = true;
   std::printf("[engine_only]\n");
   expect_rejected(eval::evaluate(o), "end_to_end");
 }
 
-// The worker's seccomp filter on the CUDA target (EvaluateOptions::cuda_sandbox, off by default until these tests
-// have passed on a GPU): honest programs run through every stage under it, a program that starts a process is
+// The worker's seccomp filter on the CUDA target (EvaluateOptions::cuda_sandbox, on by default since these tests
+// passed on an H200): honest programs run through every stage under it, a program that starts a process is
 // killed, one that creates a file gets EACCES and no file.
 TEST_F(AdversarialCuda, SandboxedWorkerRunsHonestProgramsThroughEveryStage) {
   for (const char* name : {"initial_program.cu", "tunable_program.cu"}) {
@@ -224,8 +224,8 @@ TEST_F(AdversarialCuda, SandboxedWorkerKeepsAProgramFromCreatingFiles) {
   EXPECT_FALSE(std::filesystem::exists(made));
 }
 
-// The other side of the gate: honest host-entry programs pass it, and their teacher-forced logit error is printed,
-// the numbers that calibrate kE2eLogitToleranceCuda against engine_only's (docs/evaluator.md, "Not done yet").
+// The other side of the gate: honest host-entry programs pass it, and their teacher-forced logit error is printed
+// (0.007 on an H200), with what the evaluation cost (the end-to-end stage's share of it: the next GPU run).
 TEST_F(AdversarialCuda, HonestProgramsPassTheEndToEndGate) {
   for (const char* name : {"initial_program.cu", "tunable_program.cu"}) {
     auto o = options(source_dir() + "/examples/qwen3_gqa/" + name);
@@ -237,6 +237,9 @@ TEST_F(AdversarialCuda, HonestProgramsPassTheEndToEndGate) {
     std::printf("[%s] e2e_logit_error %.4g at step %d (bound %.3g), token agreement %.3f\n", name,
                 m["e2e_logit_error"].get<double>(), m["e2e_logit_error_step"].get<int>(),
                 m["e2e_logit_tolerance"].get<double>(), m["e2e_token_agreement"].get<double>());
+    std::printf("[%s] worker %.2f s, of which correctness %.2f s; evaluation %.2f s\n", name,
+                m.value("worker_seconds", 0.0), m.value("correctness_seconds", 0.0),
+                m.value("evaluation_seconds", 0.0));
   }
 }
 
