@@ -70,7 +70,7 @@ struct WorkerSettings {
   int e2e_prompt_tokens = 32;
   int e2e_new_tokens = 64;
   // CUDA target, host entry: the worker installs enter_cuda_sandbox() (sandbox.h) before the program's first call.
-  // Off by default until it has run on a GPU (docs/evaluator.md, "Not done yet").
+  // The worker's flag (--cuda-sandbox), which the evaluator passes unless EvaluateOptions::cuda_sandbox is off.
   bool cuda_sandbox = false;
 };
 
