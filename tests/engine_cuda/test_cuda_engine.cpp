@@ -292,26 +292,27 @@ TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
   cfg.eos_token_ids = {2};
   const auto dir = random_model(cfg, 3, "q06-2l");
   struct Run {
-    int split_keys, tile_kib, kv_tile_kib, fma_rows;
+    int split_keys, tile_kib, kv_tile_kib, fma_rows, balance = 0;
   };
   const Decode decode = Decode::Persistent;
   // fma_rows 8 at 32 KiB: o's tiles (8 rows) and down's (5) on CUDA cores, qkv's, gate/up's (8 pairs) and lm_head's
-  // (16 rows) on tensor cores; 5 at 32 KiB: down's only.
-  for (const auto& [split_keys, tile_kib, kv_kib, fma_rows] :
+  // (16 rows) on tensor cores; 5 at 32 KiB: down's only. Balanced tiles at 64 KiB: gate/up's 12 pairs (not 16).
+  for (const auto& [split_keys, tile_kib, kv_kib, fma_rows, balance] :
        {Run{256, 64, 32, 0}, Run{16, 32, 32, 0}, Run{64, 80, 32, 0}, Run{16, 64, 64, 0}, Run{16, 64, 8, 0},
-        Run{64, 32, 32, 8}, Run{16, 32, 32, 5}}) {
+        Run{64, 32, 32, 8}, Run{16, 32, 32, 5}, Run{64, 64, 32, 4, 1}}) {
     CudaEngineOptions eo = with(decode);
     eo.persistent_split_keys = split_keys;
     eo.persistent_tile_kib = tile_kib;
     eo.persistent_kv_tile_kib = kv_kib;
     eo.persistent_fma_rows = fma_rows;
+    eo.persistent_balance_tiles = balance;
     auto tested = open_cuda_engine(dir.string(), eo);
     auto unfused = open_cuda_engine(dir.string(), with(Decode::Unfused));
     auto ids = test_prompt(330, 9);
     for (auto& id : ids) id %= static_cast<int32_t>(tested->config().vocab_size);
     const std::string what = std::string(name(decode)) + ", split_keys " + std::to_string(split_keys) + ", " +
                              std::to_string(tile_kib) + " KiB tiles, " + std::to_string(kv_kib) + " KiB KV tiles, fma_rows " +
-                             std::to_string(fma_rows);
+                             std::to_string(fma_rows) + (balance ? ", balanced tiles" : "");
     const double worst = decode_drift(*tested, *unfused, ids, 300, what);
     EXPECT_EQ(cuda_decode_layout(*tested), decode) << what;  // not a fallback
     std::printf("Qwen3-0.6B layer shapes, %s vs unfused: worst relative L2 %.2e\n", what.c_str(), worst);

@@ -412,6 +412,20 @@ TEST(PersistentPlan, FromTheModelShapesAndTheGpu) {
   std::printf("Qwen3-8B, tile_kib 0: %s\n", autos.c_str());
   EXPECT_NE(autos.find("3 ring stages of 47 KiB"), std::string::npos) << autos;
   EXPECT_NE(autos.find("down 2,"), std::string::npos) << autos;
+  // Balanced tiles: Qwen3-4B's o_proj in 8-row tiles gives some blocks 24 rows and others 16 (19.4 on average);
+  // 5-row tiles give every block 15 or 20. Its qkv (13 -> 12 rows), gate/up (6 -> 5 pairs) and down (3 -> 2)
+  // move the same way; 8B's are balanced already.
+  cuda::PersistentDecodeArgs q4 = args(2560, 9728, 32);
+  EXPECT_NE(cuda::persistent_decode_plan(q4, kSms, kOptin).find("qkv 13, o 8, gate/up 6 pairs, down 3,"),
+            std::string::npos);
+  q4.balance_tiles = 1;
+  const std::string bal = cuda::persistent_decode_plan(q4, kSms, kOptin);
+  std::printf("Qwen3-4B, balanced tiles: %s\n", bal.c_str());
+  EXPECT_NE(bal.find("qkv 12, o 5, gate/up 5 pairs, down 2,"), std::string::npos) << bal;
+  cuda::PersistentDecodeArgs q8 = args(4096, 12288, 32);
+  q8.balance_tiles = 1;
+  EXPECT_NE(cuda::persistent_decode_plan(q8, kSms, kOptin).find("qkv 8, o 8, gate/up 4 pairs, down 2,"),
+            std::string::npos);
   EXPECT_THROW(cuda::persistent_decode_plan(args(5120, 17408, 40), kSms, kOptin), Error);
   cuda::PersistentDecodeArgs fma = args(4096, 12288, 32);
   fma.fma_rows = 9;

@@ -149,6 +149,9 @@ struct PersistentDecodeArgs {
   // Weight tiles of at most this many rows (pairs: both halves), 0..8, are multiplied with CUDA-core FMAs instead
   // of the mma (tuning; rounding differs).
   int fma_rows = 4;
+  // Rows per weight tile: what a stage holds (0), or as many but so that the busiest block gets within 3% of the
+  // fewest rows possible (1; rows_per_tile in decode_step.cuh). Tuning; rounding differs.
+  int balance_tiles = 0;
 };
 bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, int head_dim);
 // Why a model shape is outside what the persistent step supports ("" when it is supported).
