@@ -299,7 +299,7 @@ TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
   // (16 rows) on tensor cores; 5 at 32 KiB: down's only. Balanced tiles at 64 KiB: gate/up's 12 pairs (not 16).
   for (const auto& [split_keys, tile_kib, kv_kib, fma_rows, balance] :
        {Run{256, 64, 32, 0}, Run{16, 32, 32, 0}, Run{64, 80, 32, 0}, Run{16, 64, 64, 0}, Run{16, 64, 8, 0},
-        Run{64, 32, 32, 8}, Run{16, 32, 32, 5}, Run{64, 64, 32, 4, 1}}) {
+        Run{64, 32, 32, 8}, Run{16, 32, 32, 5}, Run{64, 64, 32, 4, 31}}) {
     CudaEngineOptions eo = with(decode);
     eo.persistent_split_keys = split_keys;
     eo.persistent_tile_kib = tile_kib;

@@ -418,12 +418,15 @@ TEST(PersistentPlan, FromTheModelShapesAndTheGpu) {
   cuda::PersistentDecodeArgs q4 = args(2560, 9728, 32);
   EXPECT_NE(cuda::persistent_decode_plan(q4, kSms, kOptin).find("qkv 13, o 8, gate/up 6 pairs, down 3,"),
             std::string::npos);
-  q4.balance_tiles = 1;
+  q4.balance_tiles = 2;  // o_proj's bit only
+  EXPECT_NE(cuda::persistent_decode_plan(q4, kSms, kOptin).find("qkv 13, o 5, gate/up 6 pairs, down 3,"),
+            std::string::npos);
+  q4.balance_tiles = 31;
   const std::string bal = cuda::persistent_decode_plan(q4, kSms, kOptin);
   std::printf("Qwen3-4B, balanced tiles: %s\n", bal.c_str());
   EXPECT_NE(bal.find("qkv 12, o 5, gate/up 5 pairs, down 2,"), std::string::npos) << bal;
   cuda::PersistentDecodeArgs q8 = args(4096, 12288, 32);
-  q8.balance_tiles = 1;
+  q8.balance_tiles = 31;
   EXPECT_NE(cuda::persistent_decode_plan(q8, kSms, kOptin).find("qkv 8, o 8, gate/up 4 pairs, down 2,"),
             std::string::npos);
   EXPECT_THROW(cuda::persistent_decode_plan(args(5120, 17408, 40), kSms, kOptin), Error);

@@ -46,8 +46,9 @@ struct CudaEngineOptions {
   // multiplied on CUDA cores instead of tensor cores (few-row tiles waste the mma's 16 rows); rounding differs.
   // 4: down's tiles at Qwen3-4B (3 rows) and 8B (2 rows), +3% and +16% decode (v20 of docs/engine-cuda-log.md).
   int persistent_fma_rows = 4;
-  // 1: the persistent step picks rows per weight tile so that the busiest block gets within 3% of the fewest rows
-  // possible (0: as many rows as a stage holds); rounding differs.
+  // A bit per matrix (1 qkv, 2 o, 4 gate/up, 8 down, 16 lm_head), 0..31: the persistent step picks its rows per
+  // weight tile so that the busiest block gets within 3% of the fewest rows possible (bit clear: as many rows as a
+  // stage holds); rounding differs.
   int persistent_balance_tiles = 0;
   // When set, the persistent step records per block and phase when it started, got its input, ... (see
   // docs/engine-cuda.md) and each decode_on_device writes the last step's times to this CSV file (with another

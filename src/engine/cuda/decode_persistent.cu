@@ -102,12 +102,12 @@ PlanChoice plan_for_tile(const PersistentDecodeArgs& a, int sms, int optin) {
   p.stage_bytes = a.tile_kib * 1024 + kStagePadBytes;
   p.poll_ns = static_cast<unsigned>(a.poll_ns);
   const int sb = p.stage_bytes;
-  const bool bal = a.balance_tiles != 0;
-  p.rows_qkv = rows_per_tile(qd + 2 * kvd, a.hidden, G, sb, 1, bal);
-  p.rows_o = rows_per_tile(a.hidden, qd, G, sb, 1, bal);
-  p.rows_gu = rows_per_tile(a.inter, a.hidden, G, sb, 2, bal);  // row pairs: gate and up
-  p.rows_dn = rows_per_tile(a.hidden, a.inter, G, sb, 1, bal);
-  p.rows_lm = rows_per_tile(a.vocab, a.hidden, G, sb, 1, bal);
+  const int bal = a.balance_tiles;  // bit per matrix: qkv, o, gate/up, down, lm_head
+  p.rows_qkv = rows_per_tile(qd + 2 * kvd, a.hidden, G, sb, 1, bal & 1);
+  p.rows_o = rows_per_tile(a.hidden, qd, G, sb, 1, bal & 2);
+  p.rows_gu = rows_per_tile(a.inter, a.hidden, G, sb, 2, bal & 4);  // row pairs: gate and up
+  p.rows_dn = rows_per_tile(a.hidden, a.inter, G, sb, 1, bal & 8);
+  p.rows_lm = rows_per_tile(a.vocab, a.hidden, G, sb, 1, bal & 16);
   p.keys_per_tile = a.kv_tile_kib * 1024 / (4 * D);
   p.max_splits = persistent_decode_max_splits(G, a.n_kv);
   const int group = a.n_heads / a.n_kv;

@@ -149,8 +149,9 @@ struct PersistentDecodeArgs {
   // Weight tiles of at most this many rows (pairs: both halves), 0..8, are multiplied with CUDA-core FMAs instead
   // of the mma (tuning; rounding differs).
   int fma_rows = 4;
-  // Rows per weight tile: what a stage holds (0), or as many but so that the busiest block gets within 3% of the
-  // fewest rows possible (1; rows_per_tile in decode_step.cuh). Tuning; rounding differs.
+  // Rows per weight tile: what a stage holds, or (the matrix's bit set: 1 qkv, 2 o, 4 gate/up, 8 down, 16 lm_head)
+  // as many but so that the busiest block gets within 3% of the fewest rows possible (rows_per_tile in
+  // decode_step.cuh). Tuning; rounding differs.
   int balance_tiles = 0;
 };
 bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, int head_dim);
