@@ -1,9 +1,12 @@
-// CUDA target, correctness and microbenchmark. Every call of the candidate is captured into a CUDA graph
-// (global capture mode: a program that allocates, synchronises or strays off its stream is not capturable
-// and fails) and run by replaying it. Outputs and workspaces are NaN-poisoned, guard bands and inputs are
-// checked after calls, and any CUDA error after the candidate ran (sticky or not) fails the candidate.
-// The benchmark times CUDA events around graph replays with the L2 flushed before each, the engine's own
-// stock kernels interleaved in the same process.
+// The CUDA target's candidate process (host entries): it serves the relay's requests (channel.h) on device
+// copies of the arena's buffers and runs the end-to-end stage. Every call of the candidate is captured into a
+// CUDA graph (global capture mode: a program that allocates, synchronises or strays off its stream is not
+// capturable and fails) and run by replaying it. Outputs and workspaces are NaN-poisoned on the device, its
+// guard bands checked after every call, and any CUDA error after the candidate ran (sticky or not) is the
+// candidate's failure and ends the stage. The benchmark times CUDA events around graph replays with the L2
+// flushed before each, the engine's own stock kernels interleaved. What decides lives in the relay
+// (correctness.cpp, microbench_cuda.cpp): the outputs and the device's inputs are copied back into the arena
+// after every call, and the relay compares them with its own copies and references.
 #include "evaluate/cuda_stages.h"
 
 #include <dlfcn.h>
@@ -21,6 +24,7 @@
 #include "engine/cuda/cuda_engine.h"
 #include "engine/cuda/ops.h"
 #include "engine/cuda/stock_attention_abi.h"
+#include "evaluate/channel.h"
 #include "evaluate/device_problem.h"
 #include "evaluate/l2_flush.h"
 #include "evaluate/sandbox.h"
@@ -85,242 +89,10 @@ GraphExec capture(Call&& call, cudaStream_t st, int& rc, const char* who) {
   return GraphExec(exec);
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-double quantile(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  return v[static_cast<size_t>(q * (v.size() - 1))];
-}
-
-StageResult correctness(Kernel& cand, const WorkerSettings& set, cudaStream_t st) {
-  StageResult r;
-  Rng rng{set.seed};
-  std::string report;
-  int index = 0, failed = 0;
-  double worst_error = 0;
-  const auto t0 = std::chrono::steady_clock::now();
-  auto finish = [&] {
-    r.passed = failed == 0;
-    if (!r.passed && r.failure.empty()) r.failure = fmt::format("{} correctness case(s) failed (see correctness_report)", failed);
-    r.metrics = {{"correctness_cases", index}, {"correctness_failed", failed}, {"max_row_error", worst_error},
-                 {"row_tolerance", kRowTolerance}, {"input_seed", set.seed},
-                 {"correctness_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
-    r.artifacts["correctness_report"] = report;
-    return r;
-  };
-  for (const Case& c : evaluation_cases(set.target, set.seed, set.heads)) {
-    const KvLayout layout = index++ % 2 == 0 ? KvLayout::PosMajor : KvLayout::HeadMajor;
-    Problem p(c, layout, set.threads);
-    p.fill(rng);
-    DeviceProblem d(p, st);
-    for (int trial = 0; trial < 2; ++trial) {
-      if (trial > 0) {
-        p.fill(rng);
-        d.upload_inputs();
-      }
-      const std::string line = fmt::format("{:<22} trial {} layout {:<10}", c.name, trial,
-                                           layout == KvLayout::PosMajor ? "pos-major" : "head-major");
-      try {
-        int rc = GQA_OK;
-        GraphExec g = capture([&] { return cand(d.args()); }, st, rc, "the program");
-        if (rc != GQA_OK) {
-          report += fmt::format("{} FAIL: {}\n", line, cand.describe(rc));
-          ++failed;
-          break;
-        }
-        // Work a program did outside the graph (on another stream, at capture time) is finished, then
-        // overwritten by the poison: only what the graph computes counts.
-        ck_candidate(cudaDeviceSynchronize(), "after capturing the program");
-        d.poison();
-        ck_candidate(cudaGraphLaunch(g.get(), st), "launching the program's graph");
-        ck_candidate(cudaStreamSynchronize(st), "in the program's kernels");
-        const std::string integrity = d.check_integrity();
-        if (!integrity.empty()) {
-          report += fmt::format("{} FAIL: {}\n", line, integrity);
-          ++failed;
-          break;
-        }
-        d.download_output();
-      } catch (const CandidateCudaError& e) {
-        report += fmt::format("{} FAIL: {}\n", line, e.what());
-        ++failed;
-        r.failure = e.what();
-        return finish();  // the context may be unusable: nothing more can be trusted
-      } catch (const Error& e) {  // a sticky error from the candidate surfaces in our next CUDA call
-        report += fmt::format("{} FAIL: {}\n", line, e.what());
-        ++failed;
-        r.failure = fmt::format("CUDA failure after the program ran: {}", e.what());
-        return finish();
-      }
-      Comparison cmp = p.compare();
-      worst_error = std::max(worst_error, cmp.max_row_error);
-      if (!cmp.ok) {
-        report += line + " FAIL: " + describe_mismatch(cmp, static_cast<int64_t>(p.args().total_q) * c.num_q_heads) + "\n";
-        ++failed;
-        break;
-      }
-      report += line + " ok: " + describe_match(cmp) + "\n";
-    }
-  }
-  return finish();
-}
-
-// One buffer set of a benchmark shape: host problem, device twin, and the three graphs timed.
-struct BenchSet {
-  std::unique_ptr<Problem> host;
-  std::unique_ptr<DeviceProblem> dev;
-  GraphExec cand, stock, stock_abi;
-};
-
-StageResult microbench(Kernel& cand, const WorkerSettings& set, cudaStream_t st) {
-  StageResult r;
-  Rng rng{set.seed ^ 0x5EED5EEDull};
-  const double bandwidth = cuda::measure_read_bandwidth(size_t{1} << 30, 10);
-  int dev = 0, l2 = 0;
-  ck(cudaGetDevice(&dev), "cudaGetDevice");
-  ck(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev), "L2 size");
-  const size_t flush_bytes = std::max<size_t>(size_t{4} * static_cast<size_t>(l2), size_t{256} << 20);
-  void* flush_buf = nullptr;
-  ck(cudaMalloc(&flush_buf, flush_bytes), "cudaMalloc of the L2 flush buffer");
-  ck(cudaMemset(flush_buf, 1, flush_bytes), "fill the L2 flush buffer");
-  struct FlushFree {
-    void* p;
-    ~FlushFree() { cudaFree(p); }
-  } flush_free{flush_buf};
-  std::vector<cudaEvent_t> ev(6);
-  for (auto& e : ev) ck(cudaEventCreate(&e), "cudaEventCreate");
-  struct EventsFree {
-    std::vector<cudaEvent_t>& v;
-    ~EventsFree() {
-      for (auto e : v) cudaEventDestroy(e);
-    }
-  } events_free{ev};
-
-  nlohmann::json shapes = nlohmann::json::array();
-  double log_sum = 0, log_sum_abi = 0, weight_sum = 0;
-  double total_check_seconds = 0, total_timed_seconds = 0;  // the timed loops' wall time, and the checks' share
-  std::string table = fmt::format("{:<22} {:>11} {:>11} {:>12} {:>8} {:>9} {:>9} {:>6}\n", "shape", "stock (us)",
-                                  "stock+cvt", "program (us)", "speedup", "%read-BW", "stock %BW", "reps");
-  for (const Case& c : benchmark_cases(set.target, set.heads)) {
-    // Buffer sets rotated so that one rotation holds >= 128 MiB of K/V (2..8 sets); the engine's head-major
-    // layout, which the stock kernels need.
-    std::vector<BenchSet> sets;
-    size_t bytes = 0;
-    while (sets.size() < 2 || (bytes < (size_t{128} << 20) && sets.size() < 8)) {
-      BenchSet b;
-      b.host = std::make_unique<Problem>(c, KvLayout::HeadMajor, set.threads);
-      b.host->fill(rng);
-      b.dev = std::make_unique<DeviceProblem>(*b.host, st);
-      bytes += b.host->kv_bytes();
-      sets.push_back(std::move(b));
-    }
-    int rc = GQA_OK, rc_stock = GQA_OK, checks = 0;
-    for (BenchSet& b : sets) {
-      b.dev->poison();
-      b.stock = capture([&] { return cuda::stock_attention_engine_kernels(&b.dev->second_args()); }, st, rc_stock, "stock");
-      if (rc_stock == GQA_OK)
-        b.stock_abi = capture([&] { return cuda::stock_attention_abi(&b.dev->second_args()); }, st, rc_stock, "stock");
-      if (rc_stock != GQA_OK) fail("evaluate", "benchmark shape {}: the stock kernel returned error {}", c.name, rc_stock);
-      b.cand = capture([&] { return cand(b.dev->args()); }, st, rc, "the program");
-      if (rc != GQA_OK) {
-        r.failure = fmt::format("benchmark shape {}: the program returned error code {}", c.name, rc);
-        return r;
-      }
-    }
-    ck_candidate(cudaDeviceSynchronize(), "after capturing the program");
-    auto prepare = [&](BenchSet& b) {  // the engine's float q, positions and counters for the stock kernels
-      b.dev->poison();
-      if (cuda::stock_attention_prepare(&b.dev->second_args()) != GQA_OK) fail("evaluate", "stock prepare failed");
-    };
-    for (int w = 0; w < 2; ++w)  // warm-up: instruction caches, graph uploads, clocks
-      for (BenchSet& b : sets) {
-        prepare(b);
-        for (const GraphExec* g : {&b.stock, &b.stock_abi, &b.cand}) ck_candidate(cudaGraphLaunch(g->get(), st), "warm-up");
-        ck_candidate(cudaStreamSynchronize(st), "in the warm-up replays");
-      }
-    std::vector<int> check_reps;
-    for (int i = 0; i < 3; ++i) check_reps.push_back(static_cast<int>(rng.next() % set.min_reps));
-    std::vector<double> tc, ts, ta;
-    double check_seconds = 0, spent = 0;  // what the per-call checks below cost of the shape's wall time
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int rep = 0;; ++rep) {
-      BenchSet& b = sets[rep % sets.size()];
-      b.host->refill_queries(rng);  // nothing remembered from an earlier call can be the answer
-      b.dev->upload_queries();
-      prepare(b);
-      // Order rotates so that none of the three always follows the same neighbour.
-      const GraphExec* order[3] = {&b.stock, &b.cand, &b.stock_abi};
-      std::rotate(order, order + rep % 3, order + 3);
-      for (int i = 0; i < 3; ++i) {
-        flush_l2(flush_buf, flush_bytes, st);
-        ck(cudaEventRecord(ev[2 * i], st), "cudaEventRecord");
-        ck_candidate(cudaGraphLaunch(order[i]->get(), st), "replaying a graph");
-        ck(cudaEventRecord(ev[2 * i + 1], st), "cudaEventRecord");
-      }
-      ck_candidate(cudaStreamSynchronize(st), "in the timed replays");
-      for (int i = 0; i < 3; ++i) {
-        float ms = 0;
-        ck(cudaEventElapsedTime(&ms, ev[2 * i], ev[2 * i + 1]), "cudaEventElapsedTime");
-        (order[i] == &b.cand ? tc : order[i] == &b.stock ? ts : ta).push_back(ms * 1e-3);
-      }
-      // Every timed call: guards and inputs intact, output within the bound of the stock kernel's for the
-      // same inputs; three drawn at random also against the float64 reference.
-      {
-        ++checks;
-        const auto tc0 = std::chrono::steady_clock::now();
-        const std::string integrity = b.dev->check_integrity();
-        b.dev->download_outputs();
-        Comparison cmp = b.host->compare_with_second();
-        std::string what = "differs from the stock kernel's output";
-        if (cmp.ok && std::find(check_reps.begin(), check_reps.end(), rep) != check_reps.end()) {
-          cmp = b.host->compare();
-          what = "is wrong";
-        }
-        if (!cmp.ok || !integrity.empty()) {
-          r.failure = fmt::format("benchmark shape {}: the output of timed call {} {} ({} bad rows; {}{})", c.name, rep,
-                                  what, cmp.bad_rows, cmp.worst, integrity.empty() ? "" : "; " + integrity);
-          return r;
-        }
-        check_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - tc0).count();
-      }
-      spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (rep + 1 >= set.min_reps && (spent > set.bench_seconds || rep + 1 >= 1000)) break;
-    }
-    const double mc = median(tc), ms = median(ts), ma = median(ta), speedup = ms / mc;
-    const double bw_pct = 100.0 * c.min_bytes() / mc / bandwidth;
-    log_sum += c.weight * std::log(speedup);
-    log_sum_abi += c.weight * std::log(ma / mc);
-    weight_sum += c.weight;
-    total_check_seconds += check_seconds, total_timed_seconds += spent;
-    shapes.push_back({{"shape", c.name}, {"weight", c.weight}, {"reps", tc.size()}, {"buffer_sets", sets.size()},
-                      {"check_seconds", check_seconds}, {"timed_loop_seconds", spent},
-                      {"program_median_us", mc * 1e6}, {"program_p25_us", quantile(tc, 0.25) * 1e6},
-                      {"program_p75_us", quantile(tc, 0.75) * 1e6}, {"stock_median_us", ms * 1e6},
-                      {"stock_p25_us", quantile(ts, 0.25) * 1e6}, {"stock_p75_us", quantile(ts, 0.75) * 1e6},
-                      {"stock_with_conversions_median_us", ma * 1e6}, {"speedup", speedup},
-                      {"speedup_vs_stock_with_conversions", ma / mc}, {"percent_of_read_bandwidth", bw_pct},
-                      {"stock_percent_of_read_bandwidth", 100.0 * c.min_bytes() / ms / bandwidth},
-                      {"checked_calls", checks}, {"program_tflops", c.flops() / mc * 1e-12}});
-    table += fmt::format("{:<22} {:>11.2f} {:>11.2f} {:>12.2f} {:>8.3f} {:>9.1f} {:>9.1f} {:>6}\n", c.name, ms * 1e6,
-                         ma * 1e6, mc * 1e6, speedup, bw_pct, 100.0 * c.min_bytes() / ms / bandwidth, tc.size());
-  }
-  cudaDeviceProp prop{};
-  ck(cudaGetDeviceProperties(&prop, dev), "cudaGetDeviceProperties");
-  r.passed = true;
-  r.metrics = {{"speedup_geomean", std::exp(log_sum / weight_sum)},
-               {"speedup_geomean_vs_stock_with_conversions", std::exp(log_sum_abi / weight_sum)},
-               {"read_bandwidth_gbps", bandwidth * 1e-9}, {"gpu", prop.name}, {"benchmark", shapes},
-               {"benchmark_check_seconds", total_check_seconds}, {"benchmark_timed_loop_seconds", total_timed_seconds}};
-  r.artifacts["benchmark_table"] = fmt::format(
-      "{}: {} SMs, L2 {} MB, measured read bandwidth {:.0f} GB/s. stock = the engine's kernels as it launches them "
-      "(float q prepared untimed); stock+cvt = the same behind the ABI (bf16 q/out conversions); speedup is against "
-      "stock.\n{}",
-      prop.name, prop.multiProcessorCount, l2 >> 20, bandwidth * 1e-9, table);
-  return r;
+void copy_text(char* dst, size_t size, const std::string& text) {
+  const size_t n = std::min(text.size(), size - 1);
+  std::memcpy(dst, text.data(), n);
+  dst[n] = '\0';
 }
 
 }  // namespace
@@ -352,45 +124,171 @@ void initialise_program_runtime() {
 }
 }  // namespace
 
-uint64_t run_cuda_stages(gqa_attention_fn program, const WorkerRequest& req, const StageReport& report) {
-  // With the sandbox, every module loads when its runtime starts (not at a kernel's first launch, which would
-  // run under the filter).
-  if (req.settings.cuda_sandbox) setenv("CUDA_MODULE_LOADING", "EAGER", 1);
-  ck(cudaSetDevice(0), "cudaSetDevice");
-  cuda::configure_kernels();  // shared-memory opt-ins of the stock kernels: not allowed during capture
-  cudaStream_t st = nullptr;
-  // A blocking stream: a program that launches on the legacy default stream while it is being captured
-  // then breaks the capture (cudaErrorStreamCaptureImplicit) instead of running outside the graph.
-  ck(cudaStreamCreate(&st), "cudaStreamCreate");
-  std::unique_ptr<Engine> e2e_engine;
-  if (req.settings.cuda_sandbox) {  // what opens files first: the end-to-end engine (its model), the runtimes
-    if (req.end_to_end) e2e_engine = open_cuda_engine(req.settings.model_dir);
-    initialise_program_runtime();
-    enter_cuda_sandbox();
-  }
-  Kernel cand{"program", program};
-  auto guarded = [&](auto&& stage) {
-    try {
-      return stage();
-    } catch (const CandidateCudaError& e) {
-      StageResult f;
-      f.failure = e.what();
-      return f;
+namespace {
+
+class CudaChildImpl final : public CudaChild {
+ public:
+  CudaChildImpl(gqa_attention_fn program, const WorkerRequest& req) : cand_("program", program), req_(req) {
+    // With the sandbox, every module loads when its runtime starts (not at a kernel's first launch, which would
+    // run under the filter).
+    if (req.settings.cuda_sandbox) setenv("CUDA_MODULE_LOADING", "EAGER", 1);
+    ck(cudaSetDevice(0), "cudaSetDevice");
+    cuda::configure_kernels();  // shared-memory opt-ins of the stock kernels: not allowed during capture
+    // A blocking stream: a program that launches on the legacy default stream while it is being captured
+    // then breaks the capture (cudaErrorStreamCaptureImplicit) instead of running outside the graph.
+    ck(cudaStreamCreate(&st_), "cudaStreamCreate");
+    if (req.settings.cuda_sandbox) {  // what opens files first: the end-to-end engine (its model), the runtimes
+      if (req.end_to_end) e2e_ = open_cuda_engine(req.settings.model_dir);
+      initialise_program_runtime();
+      enter_cuda_sandbox();
     }
+  }
+
+  void serve(Control& c) override {
+    c.rc = GQA_OK, c.rc_stock = GQA_OK, c.fatal = 0;
+    c.failure[0] = c.integrity[0] = '\0';
+    c.cand_seconds = c.stock_seconds = c.stock_abi_seconds = 0;
+    if (broken_) return fatal(c, "the CUDA context is unusable after an earlier error of the program");
+    try {
+      switch (c.op) {
+        case Op::CudaCall: return call(c);
+        case Op::CudaBenchSetup: return bench_setup(c);
+        case Op::CudaRepetition: return repetition(c);
+        default: return fatal(c, "the worker asked for a CPU request on the CUDA target");
+      }
+    } catch (const CandidateCudaError& e) {
+      fatal(c, e.what());
+    } catch (const Error& e) {  // a sticky error from the candidate surfaces in our next CUDA call
+      fatal(c, fmt::format("CUDA failure after the program ran: {}", e.what()));
+    }
+  }
+
+  StageResult end_to_end() override { return run_end_to_end_cuda(cand_.fn, req_.settings, std::move(e2e_)); }
+  uint64_t calls() const override { return cand_.calls; }
+
+ private:
+  // One buffer set of a benchmark shape on the device, and the three graphs timed.
+  struct BenchSet {
+    std::unique_ptr<DeviceProblem> dev;
+    GraphExec cand, stock, stock_abi;
   };
-  StageResult c = guarded([&] { return correctness(cand, req.settings, st); });
-  report("correctness", c);
-  if (!c.passed) return cand.calls;
-  if (req.bench) {
-    StageResult b = guarded([&] { return microbench(cand, req.settings, st); });
-    report("benchmark", b);
-    if (!b.passed) return cand.calls;
+
+  void fatal(Control& c, const std::string& text) {
+    c.fatal = 1;
+    broken_ = true;
+    copy_text(c.failure, sizeof c.failure, text);
   }
-  if (req.end_to_end) {
-    StageResult e = run_end_to_end_cuda(cand.fn, req.settings, std::move(e2e_engine));
-    report("end_to_end", e);
+
+  void call(Control& c) {
+    DeviceProblem d(c.args, nullptr, st_);
+    int rc = GQA_OK;
+    GraphExec g = capture([&] { return cand_(d.args()); }, st_, rc, "the program");
+    c.rc = rc;
+    if (rc != GQA_OK) return copy_text(c.failure, sizeof c.failure, cand_.describe(rc));
+    // Work a program did outside the graph (on another stream, at capture time) is finished, then overwritten
+    // by the poison: only what the graph computes counts.
+    ck_candidate(cudaDeviceSynchronize(), "after capturing the program");
+    d.poison();
+    ck_candidate(cudaGraphLaunch(g.get(), st_), "launching the program's graph");
+    ck_candidate(cudaStreamSynchronize(st_), "in the program's kernels");
+    copy_text(c.integrity, sizeof c.integrity, d.check_guards());
+    d.download_output();
+    d.download_inputs();
   }
-  return cand.calls;
+
+  void bench_setup(Control& c) {
+    sets_.clear();
+    if (!flush_) {
+      bandwidth_ = cuda::measure_read_bandwidth(size_t{1} << 30, 10);
+      int dev = 0, l2 = 0;
+      ck(cudaGetDevice(&dev), "cudaGetDevice");
+      ck(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev), "L2 size");
+      cudaDeviceProp prop{};
+      ck(cudaGetDeviceProperties(&prop, dev), "cudaGetDeviceProperties");
+      device_ = fmt::format("{}: {} SMs, L2 {} MB", prop.name, prop.multiProcessorCount, l2 >> 20);
+      flush_bytes_ = std::max<size_t>(size_t{4} * static_cast<size_t>(l2), size_t{256} << 20);
+      ck(cudaMalloc(&flush_, flush_bytes_), "cudaMalloc of the L2 flush buffer");
+      ck(cudaMemset(flush_, 1, flush_bytes_), "fill the L2 flush buffer");
+      for (auto& e : ev_) ck(cudaEventCreate(&e), "cudaEventCreate");
+    }
+    c.read_bandwidth = bandwidth_;
+    copy_text(c.device, sizeof c.device, device_);
+    const int n = std::clamp(c.num_sets, 0, Control::kMaxSets);
+    int rc = GQA_OK, rc_stock = GQA_OK;
+    for (int i = 0; i < n; ++i) {
+      BenchSet b;
+      b.dev = std::make_unique<DeviceProblem>(c.sets[i], reinterpret_cast<gqa_bf16*>(c.out2[i]), st_);
+      b.dev->poison();
+      b.stock = capture([&] { return cuda::stock_attention_engine_kernels(&b.dev->second_args()); }, st_, rc_stock, "stock");
+      if (rc_stock == GQA_OK)
+        b.stock_abi = capture([&] { return cuda::stock_attention_abi(&b.dev->second_args()); }, st_, rc_stock, "stock");
+      if (rc_stock != GQA_OK) {
+        c.rc_stock = rc_stock;
+        return;
+      }
+      b.cand = capture([&] { return cand_(b.dev->args()); }, st_, rc, "the program");
+      if (rc != GQA_OK) {
+        c.rc = rc;
+        return copy_text(c.failure, sizeof c.failure, cand_.describe(rc));
+      }
+      sets_.push_back(std::move(b));
+    }
+    ck_candidate(cudaDeviceSynchronize(), "after capturing the program");
+    for (int w = 0; w < 2; ++w)  // warm-up: instruction caches, graph uploads, clocks
+      for (BenchSet& b : sets_) {
+        prepare(b);
+        for (const GraphExec* g : {&b.stock, &b.stock_abi, &b.cand}) ck_candidate(cudaGraphLaunch(g->get(), st_), "warm-up");
+        ck_candidate(cudaStreamSynchronize(st_), "in the warm-up replays");
+      }
+  }
+
+  void prepare(BenchSet& b) {  // the engine's float q, positions and counters for the stock kernels
+    b.dev->poison();
+    if (cuda::stock_attention_prepare(&b.dev->second_args()) != GQA_OK) fail("evaluate", "stock prepare failed");
+  }
+
+  void repetition(Control& c) {
+    if (c.set < 0 || c.set >= static_cast<int>(sets_.size())) return fatal(c, "no such benchmark buffer set");
+    BenchSet& b = sets_[static_cast<size_t>(c.set)];
+    b.dev->upload_queries();  // the relay drew new ones: nothing remembered from an earlier call is the answer
+    prepare(b);
+    // Order rotates so that none of the three always follows the same neighbour.
+    const GraphExec* order[3] = {&b.stock, &b.cand, &b.stock_abi};
+    std::rotate(order, order + ((c.rotation % 3) + 3) % 3, order + 3);
+    for (int i = 0; i < 3; ++i) {
+      flush_l2(flush_, flush_bytes_, st_);
+      ck(cudaEventRecord(ev_[2 * i], st_), "cudaEventRecord");
+      ck_candidate(cudaGraphLaunch(order[i]->get(), st_), "replaying a graph");
+      ck(cudaEventRecord(ev_[2 * i + 1], st_), "cudaEventRecord");
+    }
+    ck_candidate(cudaStreamSynchronize(st_), "in the timed replays");
+    for (int i = 0; i < 3; ++i) {
+      float ms = 0;
+      ck(cudaEventElapsedTime(&ms, ev_[2 * i], ev_[2 * i + 1]), "cudaEventElapsedTime");
+      (order[i] == &b.cand ? c.cand_seconds : order[i] == &b.stock ? c.stock_seconds : c.stock_abi_seconds) = ms * 1e-3;
+    }
+    copy_text(c.integrity, sizeof c.integrity, b.dev->check_guards());
+    b.dev->download_outputs();
+    b.dev->download_inputs();
+  }
+
+  Kernel cand_;
+  WorkerRequest req_;
+  cudaStream_t st_ = nullptr;
+  std::unique_ptr<Engine> e2e_;
+  bool broken_ = false;
+  std::vector<BenchSet> sets_;
+  void* flush_ = nullptr;
+  size_t flush_bytes_ = 0;
+  cudaEvent_t ev_[6] = {};
+  double bandwidth_ = 0;
+  std::string device_;
+};
+
+}  // namespace
+
+std::unique_ptr<CudaChild> CudaChild::open(gqa_attention_fn program, const WorkerRequest& req) {
+  return std::make_unique<CudaChildImpl>(program, req);
 }
 
 }  // namespace gqa::eval

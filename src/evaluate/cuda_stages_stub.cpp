@@ -6,7 +6,7 @@
 
 namespace gqa::eval {
 
-uint64_t run_cuda_stages(gqa_attention_fn, const WorkerRequest&, const StageReport&) {
+std::unique_ptr<CudaChild> CudaChild::open(gqa_attention_fn, const WorkerRequest&) {
   fail("evaluate", "this gqa-evolve was built without CUDA: it cannot evaluate cuda programs");
 }
 StageResult run_device_correctness(const std::string&, const WorkerSettings&) {

@@ -23,8 +23,13 @@ size_t round256(size_t b) { return (b + 255) / 256 * 256; }
 
 }  // namespace
 
-DeviceProblem::DeviceProblem(Problem& host, cudaStream_t stream) : host_(host), stream_(stream) {
-  const gqa_attention_args& h = host.args();
+DeviceProblem::DeviceProblem(Problem& host, cudaStream_t stream) : DeviceProblem(host.args(), nullptr, stream) {
+  problem_ = &host;
+}
+
+DeviceProblem::DeviceProblem(const gqa_attention_args& host, gqa_bf16* host_out2, cudaStream_t stream)
+    : host_(host), host_out2_(host_out2), stream_(stream) {
+  const gqa_attention_args& h = host;
   const size_t S = static_cast<size_t>(h.num_seqs);
   const size_t rows = static_cast<size_t>(h.total_q) * h.num_q_heads * h.head_dim;
   size_t off = 0;
@@ -73,7 +78,7 @@ DeviceProblem::~DeviceProblem() {
 }
 
 void DeviceProblem::upload_inputs() {
-  const gqa_attention_args& h = host_.args();
+  const gqa_attention_args& h = host_;
   ck(cudaMemcpy(ptr(q_), h.q, q_.bytes, cudaMemcpyHostToDevice), "upload q");
   ck(cudaMemcpy(ptr(k_), h.k, k_.bytes, cudaMemcpyHostToDevice), "upload k");
   ck(cudaMemcpy(ptr(v_), h.v, v_.bytes, cudaMemcpyHostToDevice), "upload v");
@@ -82,7 +87,7 @@ void DeviceProblem::upload_inputs() {
 }
 
 void DeviceProblem::upload_queries() {
-  ck(cudaMemcpy(ptr(q_), host_.args().q, q_.bytes, cudaMemcpyHostToDevice), "upload q");
+  ck(cudaMemcpy(ptr(q_), host_.q, q_.bytes, cudaMemcpyHostToDevice), "upload q");
 }
 
 void DeviceProblem::poison() {
@@ -90,7 +95,7 @@ void DeviceProblem::poison() {
     ck(cudaMemsetAsync(ptr(*r), 0xFF, r->bytes, stream_), "poison outputs");
 }
 
-std::string DeviceProblem::check_integrity() {
+std::string DeviceProblem::check_guards() {
   ck(cudaStreamSynchronize(stream_), "synchronise before the integrity check");
   std::vector<unsigned char> buf;
   for (const auto& [g, name] : guards_) {
@@ -101,7 +106,22 @@ std::string DeviceProblem::check_integrity() {
       if (buf[i] != kCanary)
         return fmt::format("wrote outside its buffers: the guard band {} changed (byte {} of it)", name, i);
   }
-  const gqa_attention_args& h = host_.args();
+  return "";
+}
+
+void DeviceProblem::download_inputs() {
+  ck(cudaStreamSynchronize(stream_), "synchronise before reading the inputs back");
+  const gqa_attention_args& h = host_;
+  const std::pair<const Region*, const void*> inputs[] = {
+      {&q_, h.q}, {&k_, h.k}, {&v_, h.v}, {&cu_, h.cu_q_lens}, {&kvl_, h.kv_lens}};
+  for (const auto& [r, dst] : inputs)
+    ck(cudaMemcpy(const_cast<void*>(dst), ptr(*r), r->bytes, cudaMemcpyDeviceToHost), "read an input back");
+}
+
+std::string DeviceProblem::check_integrity() {
+  if (std::string g = check_guards(); !g.empty()) return g;
+  std::vector<unsigned char> buf;
+  const gqa_attention_args& h = host_;
   const std::pair<const Region*, const void*> inputs[] = {
       {&q_, h.q}, {&k_, h.k}, {&v_, h.v}, {&cu_, h.cu_q_lens}, {&kvl_, h.kv_lens}};
   const char* names[] = {"q", "k", "v", "cu_q_lens", "kv_lens"};
@@ -116,12 +136,14 @@ std::string DeviceProblem::check_integrity() {
 
 void DeviceProblem::download_output() {
   ck(cudaStreamSynchronize(stream_), "synchronise before reading the output");
-  ck(cudaMemcpy(host_.args().out, ptr(out_), out_.bytes, cudaMemcpyDeviceToHost), "read output");
+  ck(cudaMemcpy(host_.out, ptr(out_), out_.bytes, cudaMemcpyDeviceToHost), "read output");
 }
 
 void DeviceProblem::download_outputs() {
   download_output();
-  ck(cudaMemcpy(host_.second_args().out, ptr(out2_), out2_.bytes, cudaMemcpyDeviceToHost), "read the stock output");
+  gqa_bf16* out2 = host_out2_ ? host_out2_ : problem_ ? problem_->second_args().out : nullptr;
+  if (!out2) fail("evaluate", "DeviceProblem: no host buffer for the stock kernel's output");
+  ck(cudaMemcpy(out2, ptr(out2_), out2_.bytes, cudaMemcpyDeviceToHost), "read the stock output");
 }
 
 }  // namespace gqa::eval

@@ -267,8 +267,8 @@ Comparison Problem::compare_with(const uint16_t* other) const {
                       [&](int64_t i) { return static_cast<double>(bf16_to_f32(other[i])); }, 2 * kRowTolerance);
 }
 
-void Problem::protections(std::vector<Protection>& out) const {
-  for (const GuardedBuffer* b : {&q_, &k_, &v_, &cu_, &kvl_}) b->protections(out, true);
+void Problem::protections(std::vector<Protection>& out, bool inputs_read_only) const {
+  for (const GuardedBuffer* b : {&q_, &k_, &v_, &cu_, &kvl_}) b->protections(out, inputs_read_only);
   for (const GuardedBuffer* b : {&out_, &ws_, &out2_, &ws2_}) b->protections(out, false);
 }
 

@@ -76,8 +76,9 @@ class Problem {
   // The output against the second output (the stock kernel's, same inputs), with twice the row bound.
   Comparison compare_with_second() const;
   size_t kv_bytes() const { return k_.size() + v_.size(); }
-  // Arena buffers: what the candidate's process must protect (guard pages none, inputs read-only).
-  void protections(std::vector<Protection>& out) const;
+  // Arena buffers: what the candidate's process must protect (guard pages none, inputs read-only unless
+  // `inputs_read_only` is false: on the CUDA target it copies the device's inputs back into them).
+  void protections(std::vector<Protection>& out, bool inputs_read_only = true) const;
   // The output against another output for the same inputs (the stock kernel's as the relay computed it),
   // with twice the row bound.
   Comparison compare_with(const uint16_t* other) const;

@@ -76,13 +76,18 @@ struct WorkerSettings {
 
 class ChildLink;
 class SharedArena;
-// CPU target, run by the worker's relay (the judge), which never loads the program: inputs made in
-// `arena`, each call asked of the candidate's process through `child`, outputs compared here. When the
-// child ends mid-stage, child.gone() is true and the result means nothing.
+// Run by the worker's relay (the judge), which never loads the program: inputs made in `arena`, each call
+// asked of the candidate's process through `child`, outputs compared here. When the child ends mid-stage,
+// child.gone() is true and the result means nothing. run_correctness serves both targets (on the CUDA target
+// the child runs each call on device copies and copies the output and the device's inputs back);
+// run_microbench is the CPU target's, run_cuda_microbench the CUDA target's (microbench_cuda.cpp).
 StageResult run_correctness(ChildLink& child, SharedArena& arena, const WorkerSettings& s);
 StageResult run_microbench(ChildLink& child, SharedArena& arena, const WorkerSettings& s);
-// Asks the candidate's process to protect the problems' arena buffers (guard pages, read-only inputs).
-bool post_protections(ChildLink& child, const SharedArena& arena, const std::vector<const Problem*>& problems);
+StageResult run_cuda_microbench(ChildLink& child, SharedArena& arena, const WorkerSettings& s);
+// Asks the candidate's process to protect the problems' arena buffers (guard pages; inputs read-only unless
+// `inputs_read_only` is false).
+bool post_protections(ChildLink& child, const SharedArena& arena, const std::vector<const Problem*>& problems,
+                      bool inputs_read_only = true);
 // End to end: the bound on the relative L2 error of each step's logits under teacher forcing, candidate
 // against stock through the same hook (measured: honest programs 1e-3 or less on the tiny model).
 constexpr double kE2eLogitTolerance = 0.05;

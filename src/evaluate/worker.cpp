@@ -1,8 +1,9 @@
-// Worker process: a relay that never loads the candidate, alone knows the nonce and (CPU target) judges,
-// and a child that loads the program, enters the sandbox and calls it. On the CPU target the relay makes
-// every input, checks every output and writes the correctness and benchmark records itself; the child
-// only calls kernels when asked (channel.h) and runs the end-to-end stage. On the CUDA target the child
-// still runs and judges every stage, appending each stage's result to memory shared with the relay.
+// Worker process: a relay that never loads the candidate, alone knows the nonce and judges, and a child that
+// loads the program, enters the sandbox and calls it. For host entries (both targets) the relay makes every
+// input, checks every output and writes the correctness and benchmark records itself; the child only calls
+// kernels when asked (channel.h: on the CPU target on the arena's pages, on the CUDA target on device copies
+// of them, copied back) and runs the end-to-end stage. A device entry (CUDA, ABI v2) is still judged in the
+// child, which appends each stage's result to memory shared with the relay.
 #include "evaluate/worker.h"
 
 #include <poll.h>
@@ -41,9 +42,10 @@ struct SharedResults {
   char data[kBytes - 64];
 };
 
-// Room for the largest buffers of one correctness case or one benchmark shape (~0.3 GiB today), reserved
-// (MAP_NORESERVE): only the pages used are ever backed.
-constexpr size_t kArenaBytes = size_t{1} << 30;
+// Room for the largest buffers of one correctness case or one benchmark shape (~0.3 GiB today: the CUDA
+// target's decode_b1_kv32768, two sets of 128 MiB of K/V), reserved (MAP_NORESERVE): only the pages used are
+// ever backed.
+constexpr size_t kArenaBytes = size_t{2} << 30;
 
 nlohmann::json stage_record(const char* name, const StageResult& r) {
   return {{"stage", name}, {"passed", r.passed}, {"failure", r.failure}, {"metrics", r.metrics}, {"artifacts", r.artifacts}};
@@ -154,6 +156,40 @@ double timed(Kernel& k, const gqa_attention_args& a, int& rc) {
       case Op::Done:
         ch.send({{"stage", "done"}, {"program_calls", cand.calls}});
         _exit(0);  // no destructors: nothing of the program's runs after its last call
+      case Op::CudaCall:
+      case Op::CudaBenchSetup:
+      case Op::CudaRepetition:  // never asked on this target
+        ctl->rc = -1;
+        set_failure(*ctl, "a CUDA request on the CPU target");
+        break;
+    }
+    ctl->answered.store(seen, std::memory_order_release);
+    futex_wake(ctl->answered);
+  }
+}
+
+// The CUDA target's candidate process (host entries): answers the relay's CUDA requests through `cuda`
+// (cuda_stages.cpp) and runs the end-to-end stage. It decides nothing the relay does not check.
+[[noreturn]] void serve_relay_cuda(Control* ctl, const ChildChannel& ch, CudaChild& cuda) {
+  ch.send({{"stage", "loaded"}});
+  for (uint32_t seen = 0;;) {
+    uint32_t n;
+    while ((n = ctl->request.load(std::memory_order_acquire)) == seen) futex_wait(ctl->request, seen, -1);
+    seen = n;
+    switch (ctl->op) {
+      case Op::Protect:
+        apply_protections(*ctl);
+        break;
+      case Op::EndToEnd:
+        ch.stage("end_to_end", guarded([&] { return cuda.end_to_end(); }));
+        break;
+      case Op::Done:
+        ch.send({{"stage", "done"}, {"program_calls", cuda.calls()}});
+        _exit(0);  // no destructors: nothing of the program's runs after its last call
+      case Op::Nop:
+        break;
+      default:
+        cuda.serve(*ctl);
     }
     ctl->answered.store(seen, std::memory_order_release);
     futex_wake(ctl->answered);
@@ -177,12 +213,8 @@ double timed(Kernel& k, const gqa_attention_args& a, int& rc) {
     }
     auto program = LoadedProgram::open(req.so_path);
     if (req.settings.target == Target::Cuda) {
-      // No seccomp filter on the CUDA target yet: the driver's needs (ioctl, device files, its threads)
-      // are not characterised (docs/evaluator.md). Its stages still judge in this process.
-      ch.send({{"stage", "loaded"}});
-      const uint64_t calls = run_cuda_stages(program->entry(), req, [&](const char* name, const StageResult& r) { ch.stage(name, r); });
-      ch.send({{"stage", "done"}, {"program_calls", calls}});
-      _exit(0);
+      auto cuda = CudaChild::open(program->entry(), req);  // the sandbox (if asked) is entered here
+      serve_relay_cuda(ctl, ch, *cuda);
     }
     serve_relay(req, ctl, ch, *program);
   } catch (const std::exception& e) {
@@ -199,7 +231,7 @@ T* shared_map(const char* what) {
 }
 
 // The relay's output: records tagged with the nonce on stdout, the child's forwarded from the record
-// area. On the CPU target the child may only send the record the relay is waiting for ("loaded", then
+// area. For a host entry the child may only send the record the relay is waiting for ("loaded", then
 // "end_to_end" while that stage runs, then "done"); anything else it wrote is replaced by a record the
 // evaluator refuses, so a record forged in the shared area breaks the protocol instead of counting.
 class RelayOutput {
@@ -217,7 +249,7 @@ class RelayOutput {
     forward();
     write_line(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
-  // `expect`: the one stage the child may send now; nullptr: any (the CUDA target, judged in the child).
+  // `expect`: the one stage the child may send now; nullptr: any (a device entry, judged in the child).
   // With `capture`, that record is kept (`captured`) instead of forwarded, for the relay to judge.
   void expect(const char* stage, bool capture = false) {
     expect_ = stage;
@@ -307,21 +339,44 @@ nlohmann::json judge_end_to_end(const nlohmann::json& child, const E2eReference&
   return j;
 }
 
-// The CPU target's stages, judged here in the relay: correctness and benchmark, then the end-to-end stage
+// The CUDA target's end-to-end record, gated in the child (its engine runs there): only the stage's own
+// fields, the e2e_* metrics and the token artifact are kept.
+nlohmann::json child_end_to_end(const nlohmann::json& child) {
+  nlohmann::json j = {{"stage", "end_to_end"}, {"passed", child.value("passed", false) == true},
+                      {"metrics", nlohmann::json::object()}, {"artifacts", nlohmann::json::object()}};
+  if (child.contains("failure") && child["failure"].is_string()) j["failure"] = child["failure"];
+  if (child.contains("metrics") && child["metrics"].is_object())
+    for (const auto& [k, v] : child["metrics"].items())
+      if (k.rfind("e2e_", 0) == 0) j["metrics"][k] = v;
+  if (child.contains("artifacts") && child["artifacts"].contains("e2e_tokens")) j["artifacts"]["e2e_tokens"] = child["artifacts"]["e2e_tokens"];
+  j["metrics"]["e2e_gate"] = "child";
+  return j;
+}
+
+// The stages of a host entry, judged here in the relay: correctness and benchmark, then the end-to-end stage
 // and "done" asked of the child.
 template <class Alive>
-void judge_cpu(const WorkerRequest& req, Control& ctl, SharedArena& arena, RelayOutput& out, Alive& alive) {
+void judge(const WorkerRequest& req, Control& ctl, SharedArena& arena, RelayOutput& out, Alive& alive) {
   ChildLink child(&ctl, [&] { return alive(); });
+  const bool cuda = req.settings.target == Target::Cuda;
   StageResult c = guarded([&] { return run_correctness(child, arena, req.settings); });
   if (child.gone()) return;  // the evaluator reports the stage the child did not finish, and how it ended
   out.emit(stage_record("correctness", c));
   if (c.passed && req.bench) {
-    StageResult b = guarded([&] { return run_microbench(child, arena, req.settings); });
+    StageResult b = guarded([&] {
+      return cuda ? run_cuda_microbench(child, arena, req.settings) : run_microbench(child, arena, req.settings);
+    });
     if (child.gone()) return;
     out.emit(stage_record("benchmark", b));
     c.passed = b.passed;
   }
-  if (c.passed && req.end_to_end) {
+  if (c.passed && req.end_to_end && cuda) {
+    out.expect("end_to_end", true);
+    if (!child.post(Op::EndToEnd)) return;
+    out.forward();
+    if (out.captured.is_null()) out.emit({{"stage", "end_to_end"}, {"passed", false}, {"failure", "no end-to-end record"}});
+    else out.emit(child_end_to_end(out.captured));
+  } else if (c.passed && req.end_to_end) {
     // The gate's reference here, then the child's runs: it teacher-forces the candidate with these tokens
     // and leaves its logits in the arena.
     E2eReference ref;
@@ -367,7 +422,8 @@ int run_worker(const WorkerRequest& req) {
   ctl->request.store(0);
   ctl->answered.store(0);
   std::unique_ptr<SharedArena> arena;
-  if (req.settings.target == Target::Cpu) arena = std::make_unique<SharedArena>(kArenaBytes);
+  const bool relay_judges = req.lto_path.empty();  // host entries; a device entry's stages judge in the child
+  if (relay_judges) arena = std::make_unique<SharedArena>(kArenaBytes);
   std::fflush(stdout);
   const pid_t relay = getpid();
   const pid_t child = fork();
@@ -380,7 +436,7 @@ int run_worker(const WorkerRequest& req) {
     run_child(req, area, ctl);
   }
   // The relay: reads the nonce (after the fork, so it was never in the child's memory), forwards the
-  // child's records tagged with it, judges the CPU target's stages, and ends with how the child ended.
+  // child's records tagged with it, judges a host entry's stages, and ends with how the child ended.
   char nonce[128] = {};
   size_t got = 0;
   for (ssize_t n; got + 1 < sizeof nonce && (n = read(0, nonce + got, sizeof nonce - 1 - got)) != 0;)
@@ -396,11 +452,11 @@ int run_worker(const WorkerRequest& req) {
     if (ended) out.forward();
     return !ended;
   };
-  if (req.settings.target == Target::Cpu) {
+  if (relay_judges) {
     out.filtered = true;
     out.expect("loaded");
     while (out.waiting() && alive()) poll(nullptr, 0, 2);
-    if (!ended) judge_cpu(req, *ctl, *arena, out, alive);
+    if (!ended) judge(req, *ctl, *arena, out, alive);
   }
   while (alive()) poll(nullptr, 0, 5);
   nlohmann::json end = {{"stage", "worker_end"}};
