@@ -23,8 +23,6 @@
 
 namespace gqa::eval {
 
-namespace {
-
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
@@ -35,8 +33,6 @@ double quantile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
   return v[static_cast<size_t>(q * (v.size() - 1))];
 }
-
-}  // namespace
 
 double measure_host_read_bandwidth(int threads) {
   const size_t n = (256u << 20) / 8;

@@ -25,17 +25,6 @@ namespace gqa::eval {
 
 namespace {
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-double quantile(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  return v[static_cast<size_t>(q * (v.size() - 1))];
-}
-
 std::string text(const char* s, size_t n) { return std::string(s, strnlen(s, n)); }
 
 // Timed calls per shape checked against the float64 reference, drawn privately in the relay.

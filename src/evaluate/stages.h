@@ -133,6 +133,10 @@ struct E2eExchange {
 StageResult run_end_to_end(Engine& engine, Kernel& candidate, Kernel& stock, const WorkerSettings& s,
                            const E2eExchange* forced = nullptr);
 
+// The benchmark stages' summaries of a non-empty sample: its median, and its q-quantile (0 <= q <= 1).
+double median(std::vector<double> v);
+double quantile(std::vector<double> v, double q);
+
 // Read bandwidth of host memory (bytes/s): a multi-threaded streaming sum over 256 MiB, best of 3.
 double measure_host_read_bandwidth(int threads);
 

@@ -101,6 +101,21 @@ double timed(Kernel& k, const gqa_attention_args& a, int& rc) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// The candidate's process answering the relay: waits for each request, handles it (Nop and Protect here, the
+// rest by `handle`), and answers. Returns only by exiting (Op::Done).
+template <class Handle>
+[[noreturn]] void serve_requests(Control* ctl, Handle&& handle) {
+  for (uint32_t seen = 0;;) {
+    uint32_t n;
+    while ((n = ctl->request.load(std::memory_order_acquire)) == seen) futex_wait(ctl->request, seen, -1);
+    seen = n;
+    if (ctl->op == Op::Protect) apply_protections(*ctl);
+    else if (ctl->op != Op::Nop) handle(*ctl);
+    ctl->answered.store(seen, std::memory_order_release);
+    futex_wake(ctl->answered);
+  }
+}
+
 // The CPU target's candidate process: calls kernels when the relay asks, and answers. It decides nothing.
 [[noreturn]] void serve_relay(const WorkerRequest& req, Control* ctl, const ChildChannel& ch, LoadedProgram& program) {
   std::unique_ptr<Engine> engine;
@@ -110,28 +125,20 @@ double timed(Kernel& k, const gqa_attention_args& a, int& rc) {
   Kernel cand{"program", program.entry(), &baseline};
   Kernel stock{"stock", &cpu::stock_attention, &baseline};
   ch.send({{"stage", "loaded"}});
-  for (uint32_t seen = 0;;) {
-    uint32_t n;
-    while ((n = ctl->request.load(std::memory_order_acquire)) == seen) futex_wait(ctl->request, seen, -1);
-    seen = n;
-    switch (ctl->op) {
-      case Op::Nop:
-        break;
-      case Op::Protect:
-        apply_protections(*ctl);
-        break;
+  serve_requests(ctl, [&](Control& c) {
+    switch (c.op) {
       case Op::Call: {
-        const gqa_attention_args a = ctl->args;
+        const gqa_attention_args a = c.args;
         const int rc = cand(a);
-        ctl->rc = rc;
-        set_failure(*ctl, rc == GQA_OK ? "" : cand.describe(rc));
+        c.rc = rc;
+        set_failure(c, rc == GQA_OK ? "" : cand.describe(rc));
         break;
       }
       case Op::Repetition: {
-        const gqa_attention_args a = ctl->args, b = ctl->args2;
+        const gqa_attention_args a = c.args, b = c.args2;
         int rc = GQA_OK, rc_stock = GQA_OK;
         double tc = 0, ts = 0;
-        if (ctl->stock_first) {
+        if (c.stock_first) {
           ts = timed(stock, b, rc_stock);
           // Nothing of the stock kernel's result for these inputs is left for the candidate to copy.
           std::memset(b.out, 0xFF, static_cast<size_t>(b.total_q) * b.num_q_heads * b.head_dim * 2);
@@ -141,59 +148,44 @@ double timed(Kernel& k, const gqa_attention_args& a, int& rc) {
           tc = timed(cand, a, rc);
           ts = timed(stock, b, rc_stock);
         }
-        ctl->rc = rc, ctl->rc_stock = rc_stock, ctl->cand_seconds = tc, ctl->stock_seconds = ts;
-        set_failure(*ctl, rc != GQA_OK ? cand.describe(rc) : rc_stock != GQA_OK ? stock.describe(rc_stock) : "");
+        c.rc = rc, c.rc_stock = rc_stock, c.cand_seconds = tc, c.stock_seconds = ts;
+        set_failure(c, rc != GQA_OK ? cand.describe(rc) : rc_stock != GQA_OK ? stock.describe(rc_stock) : "");
         break;
       }
       case Op::EndToEnd: {
         E2eExchange x;
-        x.tokens.assign(ctl->tokens, ctl->tokens + std::clamp(ctl->num_tokens, 0, Control::kMaxTokens));
-        x.logits_out = reinterpret_cast<float*>(ctl->logits_at);
-        x.capacity = ctl->logits_floats;
+        x.tokens.assign(c.tokens, c.tokens + std::clamp(c.num_tokens, 0, Control::kMaxTokens));
+        x.logits_out = reinterpret_cast<float*>(c.logits_at);
+        x.capacity = c.logits_floats;
         ch.stage("end_to_end", guarded([&] { return run_end_to_end(*engine, cand, stock, req.settings, &x); }));
         break;
       }
       case Op::Done:
         ch.send({{"stage", "done"}, {"program_calls", cand.calls}});
         _exit(0);  // no destructors: nothing of the program's runs after its last call
-      case Op::CudaCall:
-      case Op::CudaBenchSetup:
-      case Op::CudaRepetition:  // never asked on this target
-        ctl->rc = -1;
-        set_failure(*ctl, "a CUDA request on the CPU target");
-        break;
+      default:  // a CUDA request: never asked on this target
+        c.rc = -1;
+        set_failure(c, "a request the CPU target does not serve");
     }
-    ctl->answered.store(seen, std::memory_order_release);
-    futex_wake(ctl->answered);
-  }
+  });
 }
 
 // The CUDA target's candidate process (host entries): answers the relay's CUDA requests through `cuda`
 // (cuda_stages.cpp) and runs the end-to-end stage. It decides nothing the relay does not check.
 [[noreturn]] void serve_relay_cuda(Control* ctl, const ChildChannel& ch, CudaChild& cuda) {
   ch.send({{"stage", "loaded"}});
-  for (uint32_t seen = 0;;) {
-    uint32_t n;
-    while ((n = ctl->request.load(std::memory_order_acquire)) == seen) futex_wait(ctl->request, seen, -1);
-    seen = n;
-    switch (ctl->op) {
-      case Op::Protect:
-        apply_protections(*ctl);
-        break;
+  serve_requests(ctl, [&](Control& c) {
+    switch (c.op) {
       case Op::EndToEnd:
         ch.stage("end_to_end", guarded([&] { return cuda.end_to_end(); }));
         break;
       case Op::Done:
         ch.send({{"stage", "done"}, {"program_calls", cuda.calls()}});
         _exit(0);  // no destructors: nothing of the program's runs after its last call
-      case Op::Nop:
-        break;
       default:
-        cuda.serve(*ctl);
+        cuda.serve(c);
     }
-    ctl->answered.store(seen, std::memory_order_release);
-    futex_wake(ctl->answered);
-  }
+  });
 }
 
 [[noreturn]] void run_child(const WorkerRequest& req, SharedResults* area, Control* ctl) {
