@@ -292,27 +292,29 @@ TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
   cfg.eos_token_ids = {2};
   const auto dir = random_model(cfg, 3, "q06-2l");
   struct Run {
-    int split_keys, tile_kib, kv_tile_kib, fma_rows, balance = 0;
+    int split_keys, tile_kib, kv_tile_kib, fma_rows, balance = 0, dynamic = 0;
   };
   const Decode decode = Decode::Persistent;
   // fma_rows 8 at 32 KiB: o's tiles (8 rows) and down's (5) on CUDA cores, qkv's, gate/up's (8 pairs) and lm_head's
   // (16 rows) on tensor cores; 5 at 32 KiB: down's only. Balanced tiles at 64 KiB: gate/up's 12 pairs (not 16).
-  for (const auto& [split_keys, tile_kib, kv_kib, fma_rows, balance] :
+  for (const auto& [split_keys, tile_kib, kv_kib, fma_rows, balance, dynamic] :
        {Run{256, 64, 32, 0}, Run{16, 32, 32, 0}, Run{64, 80, 32, 0}, Run{16, 64, 64, 0}, Run{16, 64, 8, 0},
-        Run{64, 32, 32, 8}, Run{16, 32, 32, 5}, Run{64, 64, 32, 4, 31}}) {
+        Run{64, 32, 32, 8}, Run{16, 32, 32, 5}, Run{64, 64, 32, 4, 31}, Run{64, 32, 32, 4, 0, 1}}) {
     CudaEngineOptions eo = with(decode);
     eo.persistent_split_keys = split_keys;
     eo.persistent_tile_kib = tile_kib;
     eo.persistent_kv_tile_kib = kv_kib;
     eo.persistent_fma_rows = fma_rows;
     eo.persistent_balance_tiles = balance;
+    eo.persistent_dynamic_tiles = dynamic;
     auto tested = open_cuda_engine(dir.string(), eo);
     auto unfused = open_cuda_engine(dir.string(), with(Decode::Unfused));
     auto ids = test_prompt(330, 9);
     for (auto& id : ids) id %= static_cast<int32_t>(tested->config().vocab_size);
     const std::string what = std::string(name(decode)) + ", split_keys " + std::to_string(split_keys) + ", " +
                              std::to_string(tile_kib) + " KiB tiles, " + std::to_string(kv_kib) + " KiB KV tiles, fma_rows " +
-                             std::to_string(fma_rows) + (balance ? ", balanced tiles" : "");
+                             std::to_string(fma_rows) + (balance ? ", balanced tiles" : "") +
+                             (dynamic ? ", dynamic tiles" : "");
     const double worst = decode_drift(*tested, *unfused, ids, 300, what);
     EXPECT_EQ(cuda_decode_layout(*tested), decode) << what;  // not a fallback
     std::printf("Qwen3-0.6B layer shapes, %s vs unfused: worst relative L2 %.2e\n", what.c_str(), worst);
@@ -322,13 +324,18 @@ TEST(CudaEngine, PersistentDecodeOnQwen3LayerShapes) {
 
 // The persistent step's results do not depend on how long a block pauses between polls (its outputs are
 // summed in a fixed order): the logits are bit for bit those of the default pause.
+// Nor on which block computes which weight tile (dynamic tiles: claimed at run time, so a different block each
+// step), since every row is summed the same way whoever computes it. The engines decode several positions
+// after a reset, so the claim counters run across steps and resets.
 TEST(CudaEngine, PersistentStepIsDeterministicWhateverThePollPause) {
   GQA_REQUIRE_GPU();
   for (const auto& p : kPresets)
-    for (const Decode layout : {Decode::Persistent}) {
+    for (const int dynamic : {0, 1}) {
+      const Decode layout = Decode::Persistent;
       const auto dir = testing::tiny_model_dir(p.name, p.seed);
       CudaEngineOptions busy = with(layout);
       busy.persistent_poll_ns = 0;
+      busy.persistent_dynamic_tiles = dynamic;
       auto a = open_cuda_engine(dir, with(layout));
       auto b = open_cuda_engine(dir, busy);
       const int64_t V = a->config().vocab_size;
@@ -341,7 +348,8 @@ TEST(CudaEngine, PersistentStepIsDeterministicWhateverThePollPause) {
         const float* fa = a->forward(std::span<const int32_t>(&ids[t], 1));
         const std::vector<float> la(fa, fa + V);
         const float* fb = b->forward(std::span<const int32_t>(&ids[t], 1));
-        ASSERT_EQ(0, std::memcmp(la.data(), fb, V * sizeof(float))) << p.name << " " << name(layout) << " position " << t;
+        ASSERT_EQ(0, std::memcmp(la.data(), fb, V * sizeof(float)))
+            << p.name << " dynamic tiles " << dynamic << " position " << t;
       }
       EXPECT_EQ(cuda_decode_layout(*a), layout);
     }

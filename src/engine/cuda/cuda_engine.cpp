@@ -305,7 +305,7 @@ void CudaEngine::allocate_buffers(int64_t capacity) {
   a.add(buf_.layer_sync, cuda::decode_layer_sync_words(static_cast<int>(nh), nkv), /*zeroed=*/true);
   char* sample_scratch = nullptr;
   a.add(sample_scratch, cuda::sample_scratch_bytes(static_cast<int>(cfg_.vocab_size)));
-  a.add(buf_.pers_sync, cuda::persistent_decode_sync_words(), /*zeroed=*/true);
+  a.add(buf_.pers_sync, cuda::persistent_decode_sync_words(static_cast<int>(L)), /*zeroed=*/true);
   // Tags of 0 match no step, so zeroed once and never between steps.
   a.add(buf_.pers_ll,
         cuda::persistent_decode_ll_words(static_cast<int>(H), static_cast<int>(I), static_cast<int>(nh), nkv,

@@ -50,6 +50,9 @@ struct CudaEngineOptions {
   // weight tile so that the busiest block gets within 3% of the fewest rows possible (bit clear: as many rows as a
   // stage holds); rounding differs.
   int persistent_balance_tiles = 0;
+  // 1: the persistent step's blocks claim weight tiles at run time, when their ring has room, so that the blocks
+  // that stream faster take more (0: tile t goes to block t mod blocks). Same results.
+  int persistent_dynamic_tiles = 0;
   // When set, the persistent step records per block and phase when it started, got its input, ... (see
   // docs/engine-cuda.md) and each decode_on_device writes the last step's times to this CSV file (with another
   // layout asked for, validate() refuses it; where the persistent step falls back, a note says no file was written).

@@ -67,7 +67,7 @@ bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, i
   return persistent_decode_unsupported(hidden, inter, n_heads, n_kv, head_dim).empty();
 }
 
-size_t persistent_decode_sync_words() { return kSyncWords; }
+size_t persistent_decode_sync_words(int layers) { return static_cast<size_t>(sync_words(layers)); }
 
 size_t persistent_decode_ll_words(int hidden, int inter, int n_heads, int n_kv, int head_dim, int sms) {
   return ll_layout(hidden, inter, n_heads, n_kv, head_dim, persistent_decode_max_splits(sms, n_kv)).total;
@@ -111,11 +111,9 @@ PlanChoice plan_for_tile(const PersistentDecodeArgs& a, int sms, int optin) {
   p.keys_per_tile = a.kv_tile_kib * 1024 / (4 * D);
   p.max_splits = persistent_decode_max_splits(G, a.n_kv);
   const int group = a.n_heads / a.n_kv;
-  // c.res holds a block's residual rows of o_proj and down, or an attention split's q heads and new k/v
-  // (floats, rounded up to 16 bytes so that c.xs after it stays aligned).
-  auto block_rows = [&](int n, int rows) { return ((n + rows - 1) / rows + G - 1) / G * rows; };
-  p.res_floats = (std::max({block_rows(a.hidden, p.rows_o), block_rows(a.hidden, p.rows_dn), (group + 1) * D}) + 3) /
-                 4 * 4;
+  // c.res holds an attention split's q heads and new k/v (floats, rounded up to 16 bytes so that c.xs after it
+  // stays aligned).
+  p.res_floats = ((group + 1) * D + 3) / 4 * 4;
   // c.xs: a GEMV input (kTerms bf16 per element), or attention's merge scratch (floats).
   const size_t longest = static_cast<size_t>(std::max({a.hidden, a.inter, qd}));
   // The narrowest build whose vectors hold the longest input (registers grow with the width).
@@ -130,6 +128,8 @@ PlanChoice plan_for_tile(const PersistentDecodeArgs& a, int sms, int optin) {
   static_assert(kMaxFmaRows == 8, "the message below says 0..8");
   if (a.fma_rows < 0 || a.fma_rows > kMaxFmaRows) fail_unsupported("persistent_decode: fma_rows must be 0..8");
   p.fma_rows = a.fma_rows;
+  if (a.dynamic_tiles != 0 && a.dynamic_tiles != 1) fail_unsupported("persistent_decode: dynamic_tiles must be 0 or 1");
+  p.dynamic = a.dynamic_tiles;
   if (a.merge_chunk < 0) fail_unsupported("persistent_decode: merge_chunk must be >= 0");
   if (a.merge_chunk > 0) p.merge_chunk = std::min(p.merge_chunk, a.merge_chunk);  // 1: one split per poll (v7)
   const size_t res_bytes = static_cast<size_t>(p.res_floats) * 4;
@@ -160,9 +160,10 @@ std::string describe(const Plan& p, bool wide, int sms) {
   std::snprintf(text, sizeof text,
                 "persistent, %s build, %d blocks; %d ring stages of %d KiB; rows per weight tile: qkv %d, o %d, "
                 "gate/up %d pairs, down %d, lm_head %d; attention: up to %d splits per KV head, %d keys per tile, "
-                "merge chunk %d; input buffer %d KiB; tiles of up to %d rows on CUDA cores",
+                "merge chunk %d; input buffer %d KiB; tiles of up to %d rows on CUDA cores; weight tiles %s",
                 wide ? "wide" : "narrow", sms, p.stages, (p.stage_bytes - kStagePadBytes) / 1024, p.rows_qkv, p.rows_o,
-                p.rows_gu, p.rows_dn, p.rows_lm, p.max_splits, p.keys_per_tile, p.merge_chunk, p.xs_bytes / 1024, p.fma_rows);
+                p.rows_gu, p.rows_dn, p.rows_lm, p.max_splits, p.keys_per_tile, p.merge_chunk, p.xs_bytes / 1024, p.fma_rows,
+                p.dynamic ? "claimed at run time" : "dealt round robin");
   return text;
 }
 

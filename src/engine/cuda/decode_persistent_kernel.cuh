@@ -72,22 +72,34 @@ __device__ __forceinline__ Split block_split(const PersistentDecodeArgs& a, cons
 __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& p, const Ring& ring, Loader& ld) {
   const int D = a.head_dim;
   while (ld.phase != kLoadDone) {
+    const bool claimed = p.dynamic && ld.phase != kLoadAtt;  // this phase's tiles are claimed (claim_tile)
     if (ld.t1 < 0) {  // entering the phase
       if (ld.phase == kLoadAtt) {
         if (ld.pos < 0) return;  // not known yet
         const Split sp = block_split(a, p, ld.pos);
         ld.t = sp.s, ld.t1 = sp.has ? sp.tiles : 0, ld.dt = sp.n_splits;
+      } else if (claimed) {
+        ld.t1 = tiles_of(load_mat(a, p, ld.phase, ld.l));
+        ld.t = claim_tile(a, ld, ld.t1);
       } else {
         const Tiles r = block_tiles(load_mat(a, p, ld.phase, ld.l));
         ld.t = r.first, ld.t1 = r.end, ld.dt = r.step;
       }
     }
     if (ld.t >= ld.t1) {
+      if (claimed) {  // a stage without data tells the compute warps that the phase is over for this block
+        int s;
+        free_stage(ring, ld, &s);
+        ring.tile[s] = -1;
+        mbar_expect_tx(&ring.full[s], 0);
+        issued_one(ld, ring);
+      }
       next_load_phase(ld, a.layers);
       continue;
     }
     int s;
     char* dst = free_stage(ring, ld, &s);
+    ring.tile[s] = ld.t;  // before the barrier's arrive, which releases it to the compute warps
     if (ld.phase == kLoadAtt) {
       const Split sp = block_split(a, p, ld.pos);
       const int k = ld.t * p.keys_per_tile, n = min(p.keys_per_tile, ld.pos - k);
@@ -99,7 +111,8 @@ __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& 
       const int row0 = ld.t * m.rows;
       copy_rows(dst, m, row0, min(m.rows, m.n - row0), &ring.full[s]);
     }
-    ld.t += ld.dt;
+    // The next claim right away: its L2 round trip overlaps the wait for the next free stage.
+    ld.t = claimed ? claim_tile(a, ld, ld.t1) : ld.t + ld.dt;
     issued_one(ld, ring);
   }
 }
@@ -108,6 +121,7 @@ __device__ __forceinline__ void pump(const PersistentDecodeArgs& a, const Plan& 
 // tiles need the position, written by it.
 __device__ __forceinline__ void produce(const PersistentDecodeArgs& a, const Plan& p, const Ring& ring) {
   Loader ld;
+  ld.step = *const_cast<volatile unsigned*>(a.sync + kSyncStep) + 1;  // claim_tile says why it may be read here
   pump(a, p, ring, ld);
   griddep_wait();
   ld.pos = *const_cast<volatile int*>(a.pos);
@@ -126,7 +140,7 @@ template <int D, int N>
 __device__ __forceinline__ void phase_qkv(Ctx& c, int l, const Mat& m) {
   const PersistentDecodeArgs& a = c.a;
   const Tiles r = block_tiles(m);
-  if (r.count() == 0) return;
+  if (!c.p.dynamic && r.count() == 0) return;
   const int H = a.hidden;
   BVec<N> w;
   Vec<N> x;
@@ -143,7 +157,7 @@ __device__ __forceinline__ void phase_qkv(Ctx& c, int l, const Mat& m) {
   store_rmsnorm(c, H, x, w);
   mark(c, kMarkFilled);
   const unsigned tag = tag_of(c, l, kQkv);
-  gemv_tiles(c, m, r, [&](int row, int, float s) { ll_store(c.qkv + row, s, tag); });
+  gemv_tiles(c, m, r, [&](int row, float s) { ll_store(c.qkv + row, s, tag); });
   mark(c, kMarkComputed);
 }
 
@@ -282,18 +296,19 @@ __device__ __forceinline__ void consume(Ctx& c) {
     phase_att<D, G, N>(c, l);
     mark(c, kMarkEnd);
     begin_phase(c, l * kPhases + kO);
-    if (const Tiles r = block_tiles(m.o); r.count() > 0) {
-      fill_residual(c, m.o, r, c.xd, l > 0 ? tag_of(c, l - 1, kDn) : 0,
-                    l == 0 ? a.embed + static_cast<size_t>(c.token) * H : nullptr);
+    if (const Tiles r = block_tiles(m.o); c.p.dynamic || r.count() > 0) {
       read_input<N>(c, c.att, qd, tag_of(c, l, kAtt));
       mark(c, kMarkFilled);
-      const unsigned tag = tag_of(c, l, kO);
-      gemv_tiles(c, m.o, r, [&](int row, int slot, float s) { ll_store(c.xo + row, c.res[slot] + s, tag); });
+      const unsigned tag = tag_of(c, l, kO), rtag = l > 0 ? tag_of(c, l - 1, kDn) : 0;
+      const bf16* emb = l == 0 ? a.embed + static_cast<size_t>(c.token) * H : nullptr;  // layer 0's residual
+      gemv_tiles(
+          c, m.o, r, [&](int row, float s) { ll_store(c.xo + row, s, tag); },
+          [&](int row) { return emb ? __bfloat162float(emb[row]) : ll_get(c.xd + row, rtag, c.p.poll_ns); });
       mark(c, kMarkComputed);
     }
     mark(c, kMarkEnd);
     begin_phase(c, l * kPhases + kGu);
-    if (const Tiles r = block_tiles(m.gu); r.count() > 0) {
+    if (const Tiles r = block_tiles(m.gu); c.p.dynamic || r.count() > 0) {
       BVec<N> w;
       Vec<N> x;
       load_vec(a.layer[l].mlp_norm, H, w);
@@ -302,26 +317,27 @@ __device__ __forceinline__ void consume(Ctx& c) {
       store_rmsnorm(c, H, x, w);
       mark(c, kMarkFilled);
       const unsigned tag = tag_of(c, l, kGu);
-      gemv_tiles(c, m.gu, r, [&](int row, int, float g, float u) {
+      gemv_tiles(c, m.gu, r, [&](int row, float g, float u) {
         ll_store(c.h + row, g / (1.0f + expf(-g)) * u, tag);
       });
       mark(c, kMarkComputed);
     }
     mark(c, kMarkEnd);
     begin_phase(c, l * kPhases + kDn);
-    if (const Tiles r = block_tiles(m.dn); r.count() > 0) {
-      fill_residual(c, m.dn, r, c.xo, tag_of(c, l, kO), nullptr);
+    if (const Tiles r = block_tiles(m.dn); c.p.dynamic || r.count() > 0) {
       read_input<N>(c, c.h, I, tag_of(c, l, kGu));
       mark(c, kMarkFilled);
-      const unsigned tag = tag_of(c, l, kDn);
-      gemv_tiles(c, m.dn, r, [&](int row, int slot, float s) { ll_store(c.xd + row, c.res[slot] + s, tag); });
+      const unsigned tag = tag_of(c, l, kDn), rtag = tag_of(c, l, kO);
+      gemv_tiles(
+          c, m.dn, r, [&](int row, float s) { ll_store(c.xd + row, s, tag); },
+          [&](int row) { return ll_get(c.xo + row, rtag, c.p.poll_ns); });
       mark(c, kMarkComputed);
     }
     mark(c, kMarkEnd);
   }
   begin_phase(c, a.layers * kPhases);
   const Mat lm = load_mat(a, c.p, kLoadLm, 0);
-  if (const Tiles r = block_tiles(lm); r.count() > 0) {
+  if (const Tiles r = block_tiles(lm); c.p.dynamic || r.count() > 0) {
     BVec<N> w;
     Vec<N> x;
     load_vec(a.final_norm, H, w);
@@ -329,7 +345,7 @@ __device__ __forceinline__ void consume(Ctx& c) {
     mark(c, kMarkReady);
     store_rmsnorm(c, H, x, w);
     mark(c, kMarkFilled);
-    gemv_tiles(c, lm, r, [&](int row, int, float s) { a.logits[row] = s; });
+    gemv_tiles(c, lm, r, [&](int row, float s) { a.logits[row] = s; });
     mark(c, kMarkComputed);
   }
   mark(c, kMarkEnd);
@@ -344,7 +360,8 @@ __device__ __forceinline__ void persistent_decode_body(const PersistentDecodeArg
   __shared__ float gpart[2 * kPartFloats];
   __shared__ float red[kConsumerWarps];
   __shared__ float2 rope[kMaxRope];
-  Ring ring{smem, bars, bars + kMaxStages, p.stages, p.stage_bytes};
+  __shared__ int stage_tile[kMaxStages];
+  Ring ring{smem, bars, bars + kMaxStages, p.stages, p.stage_bytes, stage_tile};
   if (threadIdx.x == 0) {
     for (int s = 0; s < p.stages; ++s) mbar_init(&ring.full[s], 1), mbar_init(&ring.empty[s], kConsumerWarps);
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");

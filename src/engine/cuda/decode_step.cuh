@@ -38,7 +38,10 @@ inline int persistent_decode_max_splits(int sms, int n_kv) { return std::clamp(s
 enum Phase { kQkv = 0, kAtt, kO, kGu, kDn, kPhases };
 constexpr int kTraceFields = 6;
 static_assert(kPhases == kPersistentPhases);
+// PersistentDecodeArgs::sync: the step number, the exit count, then (dynamic tiles) one claim counter per weight
+// matrix: 4 per layer (qkv, o, gate/up, down), then lm_head's.
 constexpr int kSyncStep = 0, kSyncExit = 1, kSyncWords = 2;
+__host__ __device__ __forceinline__ int sync_words(int layers) { return kSyncWords + 4 * layers + 1; }
 
 // Where each activation lives in PersistentDecodeArgs::ll (8-byte {value, tag} words); host and device.
 struct LLLayout {
@@ -126,6 +129,7 @@ struct Plan {  // launch constants, computed on the host
   int merge_chunk;  // splits' partials the merging split polls at once (persistent step; < 2: one at a time)
   int xs_bytes;     // bytes at Ctx::xs: a GEMV input, or attention's scratch (the device entry's partial states)
   int fma_rows;     // weight tiles of at most this many rows (pairs: both halves) take gemv_tile_fma, not the mma
+  int dynamic;      // weight tiles claimed at run time (claim_tile), not dealt round robin (block_tiles)
 };
 
 
@@ -136,6 +140,7 @@ struct Ring {
   char* stages;
   uint64_t *full, *empty;
   int n, bytes;  // stages, bytes per stage
+  int* tile;     // [n] dynamic tiles: the weight tile each stage holds (-1: the block's last of the phase)
 };
 
 enum LoadPhase { kLoadQkv = 0, kLoadAtt, kLoadO, kLoadGu, kLoadDn, kLoadLm, kLoadDone };
@@ -163,6 +168,7 @@ struct Loader {
   int l = 0, phase = kLoadQkv;  // where in the schedule the next tile is
   int t = 0, t1 = -1, dt = 1;   // next tile, end and stride of the phase's tiles (t1 < 0: not entered yet)
   int pos = -1;                 // the step's position, once known (the attention tiles depend on it)
+  unsigned step = 0;            // dynamic tiles: the step's number (1, 2, ...), for claim_tile
   // The stage the next tile goes to, and how many times the ring has been filled before: the tile count
   // modulo and divided by ring.n, kept as counters (a division by the runtime ring size is ~20 dependent
   // instructions, on the chain when a freed stage is refilled).
@@ -189,6 +195,21 @@ __device__ __forceinline__ char* free_stage(const Ring& ring, const Loader& ld, 
   *s = ld.slot;
   if (ld.laps > 0) mbar_wait(&ring.empty[*s], (ld.laps + 1) & 1);
   return ring.stages + static_cast<size_t>(*s) * ring.bytes;
+}
+
+// Dynamic tiles (Plan::dynamic): the producer of each block claims the phase's next tile from a counter shared by
+// all blocks when it has a stage to put it in, so a block that streams faster takes more tiles and the phase
+// ends with every block's last tile, not with the block dealt the most (a phase lasts as long as its slowest
+// block: v22 of docs/engine-cuda-log.md). Every block claims until a claim comes back past the last tile, so a
+// step adds tiles + blocks to each counter, and the counters are never reset: claim k of step s is tile
+// k - (s - 1) (tiles + blocks), in unsigned arithmetic (exact across the counter's wrap). The step number is
+// read before griddepcontrol.wait: the previous step's kernel, which wrote it, never lets a kernel after it
+// start early (it does not trigger its dependents), so it has finished by then.
+__device__ __forceinline__ int claim_tile(const PersistentDecodeArgs& a, const Loader& ld, int tiles) {
+  const int m = ld.phase == kLoadLm ? 4 * a.layers : 4 * ld.l + (ld.phase == kLoadQkv ? 0 : ld.phase - kLoadAtt);
+  const unsigned raw = atomicAdd(a.sync + kSyncWords + m, 1u);
+  const unsigned k = raw - (ld.step - 1u) * static_cast<unsigned>(tiles + static_cast<int>(gridDim.x));
+  return static_cast<int>(min(k, static_cast<unsigned>(tiles)));
 }
 
 // The matrix a load phase streams, the one place matrices and their tiling are described (built per phase,
@@ -427,18 +448,6 @@ __device__ __forceinline__ void store_rmsnorm(const Ctx& c, int n, const Vec<kVe
   store_vec(c, n, y);
 }
 
-// The block's rows of m (slot i: tile i / rows, row i % rows of it), read into c.res before its tiles: the
-// residual stream the phase adds to. Written long before (a phase or more), so one L2 round trip, which the
-// wait for the phase's input hides. emb: layer 0's residual is the token's embedding row.
-__device__ __forceinline__ void fill_residual(Ctx& c, const Mat& m, const Tiles& r, const Word* src, unsigned tag,
-                                              const bf16* emb) {
-  consumer_sync();  // c.res may still be read by the slowest thread of an earlier phase
-  for (int i = threadIdx.x; i < r.count() * m.rows; i += kConsumers) {
-    const int row = (r.first + i / m.rows * r.step) * m.rows + i % m.rows;
-    if (row < m.n) c.res[i] = emb ? __bfloat162float(emb[row]) : ll_get(src + row, tag, c.p.poll_ns);
-  }
-}
-
 __device__ __forceinline__ const char* acquire_stage(Ctx& c) {
   const int s = c.slot;
   const unsigned parity = c.parity;
@@ -525,23 +534,39 @@ __device__ __noinline__ void gemv_tile_fma(const bf16* xt, const bf16* tile, int
   }
 }
 
-// The block's tiles of m against the input vector in c.xs (store_vec). A tile's rows (pairs: first halves,
-// then second halves) form blocks of 16; each block's k-steps are spread over kConsumerWarps / blocks warps (at
-// least one), whose partial sums meet in shared memory and are added in warp order (deterministic). Then
-// finish(row, slot, value), or finish(row, slot, first, second) for pairs, slot being the row's place among the
-// block's rows.
-template <class Finish>
-__device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r, Finish&& finish) {
+// No residual: gemv_tiles' default.
+struct NoResidual {
+  __device__ float operator()(int) const { return 0.f; }
+};
+// The block's tiles of m against the input vector in c.xs (store_vec): r's (Plan::dynamic: those its producer
+// claimed, until the stage that says the phase is over). A tile's rows (pairs: first halves, then second halves)
+// form blocks of 16; each block's k-steps are spread over kConsumerWarps / blocks warps (at least one), whose
+// partial sums meet in shared memory and are added in warp order (deterministic). Then finish(row, resid(row) +
+// value), or finish(row, first, second) for pairs: resid(row) is what the row adds to (o_proj and down: the
+// residual stream, written a phase or more before), loaded by the row's thread when the tile arrives, so that
+// its L2 round trip overlaps the tile's GEMV.
+template <class Finish, class Resid = NoResidual>
+__device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r, Finish&& finish, Resid&& resid = {}) {
+  static_assert(kMaxTileRows <= kConsumers, "a tile's rows are finished by one thread each");
   const int pitch = row_pitch(m.k), steps = m.k / 16;
   const int g = c.lane >> 2, t = c.lane & 3;
   // B fragment words of lane (g, t) at k-step s: x[16 s + 2 t ..] and x[16 s + 8 + 2 t ..] of term g (g < 3;
   // the other columns of D are not used).
   const uint32_t* xb = reinterpret_cast<const uint32_t*>(c.xs) + (g < kTerms ? g : 0) * ((m.k + kTermPad) / 2) + t;
-  int slot0 = 0;
 #pragma unroll 1
-  for (int ti = r.first; ti < r.end; ti += r.step, slot0 += m.rows) {
+  for (int ti = r.first;; ti += r.step) {
+    if (!c.p.dynamic && ti >= r.end) break;
     const bf16* tile = reinterpret_cast<const bf16*>(acquire_stage(c));
+    if (c.p.dynamic) {
+      ti = c.ring.tile[c.slot];
+      if (ti < 0) {  // the phase is over for this block
+        release_stage(c);
+        break;
+      }
+    }
     const int row0 = ti * m.rows, nr = min(m.rows, m.n - row0), rows = m.pairs ? 2 * nr : nr;
+    const int me = static_cast<int>(threadIdx.x);
+    const float rv = me < nr ? resid(row0 + me) : 0.f;
     const int blocks = (rows + 15) / 16;
     // Warps per block of rows (for eight warps without a division by a runtime value: ~20 dependent instructions).
     const int wpb = kConsumerWarps == 8 ? (blocks == 1 ? 8 : blocks == 2 ? 4 : blocks <= 4 ? 2 : 1)
@@ -602,11 +627,13 @@ __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r,
       for (int w = 1; w < kConsumerWarps; ++w) v += p[w];
       return v;
     };
-    for (int i = threadIdx.x; i < nr; i += kConsumers) {
-      if constexpr (std::is_invocable_v<Finish, int, int, float, float>) {
-        if (m.pairs) finish(row0 + i, slot0 + i, value(i), value(nr + i));
+    if (me < nr) {
+      if constexpr (std::is_invocable_v<Finish, int, float, float>) {
+        if (m.pairs) finish(row0 + me, value(me), value(nr + me));
+      } else if constexpr (std::is_same_v<std::decay_t<Resid>, NoResidual>) {
+        finish(row0 + me, value(me));
       } else {
-        finish(row0 + i, slot0 + i, value(i));
+        finish(row0 + me, rv + value(me));
       }
     }
   }

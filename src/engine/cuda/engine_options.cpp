@@ -26,7 +26,7 @@ struct Knob {
   bool allows(int v) const { return (v >= lo && v <= hi) || (zero && v == 0); }
   std::string range() const { return fmt::format("[{}, {}]{}", lo, hi, zero ? fmt::format(" or 0 ({})", zero) : ""); }
 };
-constexpr std::array<Knob, 8> kKnobs{{
+constexpr std::array<Knob, 9> kKnobs{{
     {"split_keys", &CudaEngineOptions::split_keys, 1, 1 << 20},
     {"persistent_split_keys", &CudaEngineOptions::persistent_split_keys, 1, 1 << 20},
     {"persistent_tile_kib", &CudaEngineOptions::persistent_tile_kib, 32, 192,
@@ -36,6 +36,7 @@ constexpr std::array<Knob, 8> kKnobs{{
     {"persistent_merge_chunk", &CudaEngineOptions::persistent_merge_chunk, 0, 64},
     {"persistent_fma_rows", &CudaEngineOptions::persistent_fma_rows, 0, 8},
     {"persistent_balance_tiles", &CudaEngineOptions::persistent_balance_tiles, 0, 31},
+    {"persistent_dynamic_tiles", &CudaEngineOptions::persistent_dynamic_tiles, 0, 1},
 }};
 
 }  // namespace

@@ -130,7 +130,8 @@ struct PersistentDecodeArgs {
   // attention output and split partials, gate/up product). Zeroed together with sync, never in between.
   unsigned long long* ll = nullptr;
   float* logits = nullptr;   // [vocab]
-  unsigned* sync = nullptr;  // persistent_decode_sync_words(): step number, exit count; zeroed once (reset)
+  unsigned* sync = nullptr;  // persistent_decode_sync_words(layers): step number, exit count, the dynamic tiles'
+                             // claim counters; zeroed once (reset)
   int split_keys = 64;       // an attention split covers at least this many keys (tuning; same results)
   int tile_kib = 64;         // weight bytes per ring stage, 32..192 KiB if two stages fit, or 0: the largest up to 64
                              // KiB that leaves room for three stages (tuning; rounding differs)
@@ -153,11 +154,14 @@ struct PersistentDecodeArgs {
   // as many but so that the busiest block gets within 3% of the fewest rows possible (rows_per_tile in
   // decode_step.cuh). Tuning; rounding differs.
   int balance_tiles = 0;
+  // Weight tiles dealt round robin (0: tile t to block t mod blocks) or claimed at run time by each block's
+  // producer when it has a free stage (1: claim_tile in decode_step.cuh). Tuning; same results.
+  int dynamic_tiles = 0;
 };
 bool persistent_decode_supported(int hidden, int inter, int n_heads, int n_kv, int head_dim);
 // Why a model shape is outside what the persistent step supports ("" when it is supported).
 std::string persistent_decode_unsupported(int hidden, int inter, int n_heads, int n_kv, int head_dim);
-size_t persistent_decode_sync_words();
+size_t persistent_decode_sync_words(int layers);
 size_t persistent_decode_ll_words(int hidden, int inter, int n_heads, int n_kv, int head_dim, int sms);
 constexpr int kPersistentPhases = 5;
 // A persistent step kernel and the shared memory its attributes were last set for. The built-in kernels are

@@ -35,6 +35,7 @@ PersistentDecodeArgs persistent_step_args(const StepContext& c) {
       .merge_chunk = c.opts.persistent_merge_chunk,
       .fma_rows = c.opts.persistent_fma_rows,
       .balance_tiles = c.opts.persistent_balance_tiles,
+      .dynamic_tiles = c.opts.persistent_dynamic_tiles,
   };
   if (c.decode_program && c.decode_program->plan().has) {  // the program's plan replaces the options
     const gqa_decode_plan_v2& p = c.decode_program->plan().plan;
