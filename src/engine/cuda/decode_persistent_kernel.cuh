@@ -299,11 +299,10 @@ __device__ __forceinline__ void consume(Ctx& c) {
     if (const Tiles r = block_tiles(m.o); c.p.dynamic || r.count() > 0) {
       read_input<N>(c, c.att, qd, tag_of(c, l, kAtt));
       mark(c, kMarkFilled);
-      const unsigned tag = tag_of(c, l, kO), rtag = l > 0 ? tag_of(c, l - 1, kDn) : 0;
-      const bf16* emb = l == 0 ? a.embed + static_cast<size_t>(c.token) * H : nullptr;  // layer 0's residual
-      gemv_tiles(
-          c, m.o, r, [&](int row, float s) { ll_store(c.xo + row, s, tag); },
-          [&](int row) { return emb ? __bfloat162float(emb[row]) : ll_get(c.xd + row, rtag, c.p.poll_ns); });
+      const unsigned tag = tag_of(c, l, kO);
+      const Residual res{c.xd, l > 0 ? tag_of(c, l - 1, kDn) : 0, c.p.poll_ns,
+                         l == 0 ? a.embed + static_cast<size_t>(c.token) * H : nullptr};
+      gemv_tiles(c, m.o, r, [&](int row, float s) { ll_store(c.xo + row, s, tag); }, res);
       mark(c, kMarkComputed);
     }
     mark(c, kMarkEnd);
@@ -327,10 +326,9 @@ __device__ __forceinline__ void consume(Ctx& c) {
     if (const Tiles r = block_tiles(m.dn); c.p.dynamic || r.count() > 0) {
       read_input<N>(c, c.h, I, tag_of(c, l, kGu));
       mark(c, kMarkFilled);
-      const unsigned tag = tag_of(c, l, kDn), rtag = tag_of(c, l, kO);
-      gemv_tiles(
-          c, m.dn, r, [&](int row, float s) { ll_store(c.xd + row, s, tag); },
-          [&](int row) { return ll_get(c.xo + row, rtag, c.p.poll_ns); });
+      const unsigned tag = tag_of(c, l, kDn);
+      const Residual res{c.xo, tag_of(c, l, kO), c.p.poll_ns, nullptr};
+      gemv_tiles(c, m.dn, r, [&](int row, float s) { ll_store(c.xd + row, s, tag); }, res);
       mark(c, kMarkComputed);
     }
     mark(c, kMarkEnd);

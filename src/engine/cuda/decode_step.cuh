@@ -534,19 +534,34 @@ __device__ __noinline__ void gemv_tile_fma(const bf16* xt, const bf16* tile, int
   }
 }
 
-// No residual: gemv_tiles' default.
+// What a phase's output rows add to, for gemv_tiles: load(row) issues the row's read when its tile arrives, and
+// value(row, loaded) is needed only after the tile's GEMV, so the L2 round trip overlaps it (the load's result is
+// not waited for until it is used). None: gemv_tiles' default.
 struct NoResidual {
-  __device__ float operator()(int) const { return 0.f; }
+  __device__ Word load(int) const { return 0; }
+  __device__ float value(int, Word) const { return 0.f; }
+};
+// The residual stream of o_proj and down: words written a phase or more before (so their tag is there; polled
+// otherwise), or at layer 0 the token's embedding row.
+struct Residual {
+  const Word* src;
+  unsigned tag, poll_ns;
+  const bf16* emb;
+  __device__ Word load(int row) const {
+    return emb ? static_cast<Word>(__bfloat16_as_ushort(emb[row])) : ll_load(src + row);
+  }
+  __device__ float value(int row, Word w) const {
+    if (emb) return __bfloat162float(__ushort_as_bfloat16(static_cast<unsigned short>(w)));
+    return tag_word(w) == tag ? value_word(w) : ll_get(src + row, tag, poll_ns);
+  }
 };
 // The block's tiles of m against the input vector in c.xs (store_vec): r's (Plan::dynamic: those its producer
 // claimed, until the stage that says the phase is over). A tile's rows (pairs: first halves, then second halves)
 // form blocks of 16; each block's k-steps are spread over kConsumerWarps / blocks warps (at least one), whose
-// partial sums meet in shared memory and are added in warp order (deterministic). Then finish(row, resid(row) +
-// value), or finish(row, first, second) for pairs: resid(row) is what the row adds to (o_proj and down: the
-// residual stream, written a phase or more before), loaded by the row's thread when the tile arrives, so that
-// its L2 round trip overlaps the tile's GEMV.
+// partial sums meet in shared memory and are added in warp order (deterministic). Then finish(row, residual +
+// value), or finish(row, first, second) for pairs, the residual (NoResidual: none) read by the row's thread.
 template <class Finish, class Resid = NoResidual>
-__device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r, Finish&& finish, Resid&& resid = {}) {
+__device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r, Finish&& finish, const Resid& resid = {}) {
   static_assert(kMaxTileRows <= kConsumers, "a tile's rows are finished by one thread each");
   const int pitch = row_pitch(m.k), steps = m.k / 16;
   const int g = c.lane >> 2, t = c.lane & 3;
@@ -566,7 +581,7 @@ __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r,
     }
     const int row0 = ti * m.rows, nr = min(m.rows, m.n - row0), rows = m.pairs ? 2 * nr : nr;
     const int me = static_cast<int>(threadIdx.x);
-    const float rv = me < nr ? resid(row0 + me) : 0.f;
+    const Word rw = me < nr ? resid.load(row0 + me) : 0;
     const int blocks = (rows + 15) / 16;
     // Warps per block of rows (for eight warps without a division by a runtime value: ~20 dependent instructions).
     const int wpb = kConsumerWarps == 8 ? (blocks == 1 ? 8 : blocks == 2 ? 4 : blocks <= 4 ? 2 : 1)
@@ -630,10 +645,10 @@ __device__ __forceinline__ void gemv_tiles(Ctx& c, const Mat& m, const Tiles& r,
     if (me < nr) {
       if constexpr (std::is_invocable_v<Finish, int, float, float>) {
         if (m.pairs) finish(row0 + me, value(me), value(nr + me));
-      } else if constexpr (std::is_same_v<std::decay_t<Resid>, NoResidual>) {
+      } else if constexpr (std::is_same_v<Resid, NoResidual>) {
         finish(row0 + me, value(me));
       } else {
-        finish(row0 + me, rv + value(me));
+        finish(row0 + me, resid.value(row0 + me, rw) + value(me));
       }
     }
   }
