@@ -414,10 +414,20 @@ TEST(PersistentPlan, FromTheModelShapesAndTheGpu) {
   EXPECT_NE(autos.find("down 2,"), std::string::npos) << autos;
   // Balanced tiles: Qwen3-4B's o_proj in 8-row tiles gives some blocks 24 rows and others 16 (19.4 on average);
   // 5-row tiles give every block 15 or 20. Its qkv (13 -> 12 rows), gate/up (6 -> 5 pairs) and down (3 -> 2)
-  // move the same way; 8B's are balanced already.
+  // move the same way; 8B's are balanced already. By default (-1) only where it was measured to pay: 4B's
+  // matrices; not 1.7B's down (5 rows to 4 would move it to CUDA cores) nor 0.6B's gate/up (two tiles per block).
   cuda::PersistentDecodeArgs q4 = args(2560, 9728, 32);
+  q4.balance_tiles = 0;
   EXPECT_NE(cuda::persistent_decode_plan(q4, kSms, kOptin).find("qkv 13, o 8, gate/up 6 pairs, down 3,"),
             std::string::npos);
+  const std::string q4_default = cuda::persistent_decode_plan(args(2560, 9728, 32), kSms, kOptin);
+  EXPECT_NE(q4_default.find("qkv 12, o 5, gate/up 5 pairs, down 2, lm_head 13;"), std::string::npos) << q4_default;
+  const std::string q17 = cuda::persistent_decode_plan(args(2048, 6144, 16), kSms, kOptin);
+  EXPECT_NE(q17.find("qkv 16, o 16, gate/up 8 pairs, down 5, lm_head 16;"), std::string::npos) << q17;
+  cuda::PersistentDecodeArgs q17_all = args(2048, 6144, 16);
+  q17_all.balance_tiles = 31;
+  EXPECT_NE(cuda::persistent_decode_plan(q17_all, kSms, kOptin).find("down 4,"), std::string::npos);
+  EXPECT_NE(small.find("lm_head 32;"), std::string::npos) << small;
   q4.balance_tiles = 2;  // o_proj's bit only
   EXPECT_NE(cuda::persistent_decode_plan(q4, kSms, kOptin).find("qkv 13, o 5, gate/up 6 pairs, down 3,"),
             std::string::npos);

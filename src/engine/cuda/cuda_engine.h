@@ -48,8 +48,8 @@ struct CudaEngineOptions {
   int persistent_fma_rows = 4;
   // A bit per matrix (1 qkv, 2 o, 4 gate/up, 8 down, 16 lm_head), 0..31: the persistent step picks its rows per
   // weight tile so that the busiest block gets within 3% of the fewest rows possible (bit clear: as many rows as a
-  // stage holds); rounding differs.
-  int persistent_balance_tiles = 0;
+  // stage holds); -1: for the matrices where that was measured to pay (Qwen3-4B's, +2.3%; log v22); rounding differs.
+  int persistent_balance_tiles = -1;
   // 1: the persistent step's blocks claim weight tiles at run time, when their ring has room, so that the blocks
   // that stream faster take more (0: tile t goes to block t mod blocks). Same results.
   int persistent_dynamic_tiles = 0;

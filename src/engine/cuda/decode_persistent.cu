@@ -102,12 +102,17 @@ PlanChoice plan_for_tile(const PersistentDecodeArgs& a, int sms, int optin) {
   p.stage_bytes = a.tile_kib * 1024 + kStagePadBytes;
   p.poll_ns = static_cast<unsigned>(a.poll_ns);
   const int sb = p.stage_bytes;
-  const int bal = a.balance_tiles;  // bit per matrix: qkv, o, gate/up, down, lm_head
-  p.rows_qkv = rows_per_tile(qd + 2 * kvd, a.hidden, G, sb, 1, bal & 1);
-  p.rows_o = rows_per_tile(a.hidden, qd, G, sb, 1, bal & 2);
-  p.rows_gu = rows_per_tile(a.inter, a.hidden, G, sb, 2, bal & 4);  // row pairs: gate and up
-  p.rows_dn = rows_per_tile(a.hidden, a.inter, G, sb, 1, bal & 8);
-  p.rows_lm = rows_per_tile(a.vocab, a.hidden, G, sb, 1, bal & 16);
+  if (a.balance_tiles < -1 || a.balance_tiles > 31) fail_unsupported("persistent_decode: balance_tiles must be -1..31");
+  // Each matrix's rows per tile, balanced where its bit is set (-1: where balance_pays).
+  auto rows = [&](int bit, int n, int k, int halves) {
+    const bool bal = a.balance_tiles < 0 ? balance_pays(n, k, G, sb, halves, a.fma_rows) : (a.balance_tiles & bit) != 0;
+    return rows_per_tile(n, k, G, sb, halves, bal);
+  };
+  p.rows_qkv = rows(1, qd + 2 * kvd, a.hidden, 1);
+  p.rows_o = rows(2, a.hidden, qd, 1);
+  p.rows_gu = rows(4, a.inter, a.hidden, 2);  // row pairs: gate and up
+  p.rows_dn = rows(8, a.hidden, a.inter, 1);
+  p.rows_lm = rows(16, a.vocab, a.hidden, 1);
   p.keys_per_tile = a.kv_tile_kib * 1024 / (4 * D);
   p.max_splits = persistent_decode_max_splits(G, a.n_kv);
   const int group = a.n_heads / a.n_kv;

@@ -723,6 +723,17 @@ inline int rows_per_tile(int n, int k, int sms, int stage_bytes, int halves = 1,
   for (int r = most;; --r)
     if (busiest(r) * 100 <= fewest * 103) return r;
 }
+// Whether balancing pays (the default, persistent_balance_tiles -1), as measured on an H100 (v22 of
+// docs/engine-cuda-log.md): only where the busiest block has at least three tiles (with one or two, the phase's
+// time is its rounds of tiles, not its rows: Qwen3-0.6B's gate/up balanced, two tiles of 12 pairs instead of 16,
+// was 2% slower) and the tiles stay on the same GEMV path (the mma costs per 16-row block, the CUDA-core path
+// per row: Qwen3-1.7B's down balanced from 5 rows to 4, which then went to CUDA cores, was 3.4% slower). Of the
+// Qwen3 sizes the persistent step runs, it changes Qwen3-4B's plan only (+2.3% at ctx 128, +1.5% at 8K).
+inline bool balance_pays(int n, int k, int sms, int stage_bytes, int halves, int fma_rows) {
+  const int most = rows_per_tile(n, k, sms, stage_bytes, halves), bal = rows_per_tile(n, k, sms, stage_bytes, halves, true);
+  const int busiest_tiles = ((n + most - 1) / most + sms - 1) / sms;
+  return busiest_tiles >= 3 && (most * halves > fma_rows) == (bal * halves > fma_rows);
+}
 
 }  // namespace
 }  // namespace gqa::cuda

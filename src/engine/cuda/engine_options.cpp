@@ -35,7 +35,7 @@ constexpr std::array<Knob, 9> kKnobs{{
     {"persistent_kv_tile_kib", &CudaEngineOptions::persistent_kv_tile_kib, 8, 192},
     {"persistent_merge_chunk", &CudaEngineOptions::persistent_merge_chunk, 0, 64},
     {"persistent_fma_rows", &CudaEngineOptions::persistent_fma_rows, 0, 8},
-    {"persistent_balance_tiles", &CudaEngineOptions::persistent_balance_tiles, 0, 31},
+    {"persistent_balance_tiles", &CudaEngineOptions::persistent_balance_tiles, -1, 31},
     {"persistent_dynamic_tiles", &CudaEngineOptions::persistent_dynamic_tiles, 0, 1},
 }};
 

@@ -152,8 +152,8 @@ struct PersistentDecodeArgs {
   int fma_rows = 4;
   // Rows per weight tile: what a stage holds, or (the matrix's bit set: 1 qkv, 2 o, 4 gate/up, 8 down, 16 lm_head)
   // as many but so that the busiest block gets within 3% of the fewest rows possible (rows_per_tile in
-  // decode_step.cuh). Tuning; rounding differs.
-  int balance_tiles = 0;
+  // decode_step.cuh); -1: where that was measured to pay (balance_pays). Tuning; rounding differs.
+  int balance_tiles = -1;
   // Weight tiles dealt round robin (0: tile t to block t mod blocks) or claimed at run time by each block's
   // producer when it has a free stage (1: claim_tile in decode_step.cuh). Tuning; same results.
   int dynamic_tiles = 0;
