@@ -34,7 +34,7 @@ const std::vector<std::string> kCheats = {
     "writes_nothing", "writes_zeros", "partial_output", "cached_results", "no_causal_mask", "half_kv",
     "spins_forever", "host_segfault", "device_illegal_address", "writes_past_output", "writes_into_inputs",
     "calls_exit", "benchmark_shortcut", "right_until_benchmark", "not_capturable", "ignores_stream", "engine_only",
-    "late_stop", "residue37", "trusts_bound", "no_max", "forks", "creates_file"};
+    "late_stop", "residue37", "trusts_bound", "no_max", "forks", "creates_file", "forges_records"};
 
 std::string with_cheat(const std::string& name) {
   std::string s = example("tunable_program.cu");
@@ -157,6 +157,14 @@ TEST_F(AdversarialCuda, RightOnlyForItsFirstCalls) {
 // Stops computing part-way through the timed replays (a device-side counter): every timed output is
 // compared with the stock kernel's.
 TEST_F(AdversarialCuda, StopsComputingPartWayThroughTheBenchmark) { expect_rejected(cheat("late_stop", false, true), "benchmark"); }
+
+// A deliberate attacker against the result channel (static checks skipped): the relay, which judges the CUDA
+// target's host entries, refuses every record the child writes unasked.
+TEST_F(AdversarialCuda, ForgesEveryRecordInTheSharedAreaAndExitsCleanly) {
+  const nlohmann::json r = cheat("forges_records", /*skip_static=*/true, /*bench=*/true);
+  expect_rejected(r, "worker");
+  EXPECT_NE(r["metrics"].value("failure", "").find("refused_from_candidate"), std::string::npos) << r.dump(2);
+}
 
 // The classes of inputs the fixed shapes never had (lengths live on the device, so the cheats rewrite them there).
 // Whether the correctness report has a failed line of the case `name`.
