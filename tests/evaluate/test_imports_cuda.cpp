@@ -5,6 +5,7 @@
 // so are code run at load time and a program linked to the runtime statically. Skips without nvcc.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <future>
 #include <map>
 
@@ -132,6 +133,32 @@ TEST_F(CudaImports, RuntimeLinkedStaticallyIsRefused) {
   bool said = false;
   for (const auto& p : c.problems) said |= p.find("-cudart shared") != std::string::npos;
   EXPECT_TRUE(said) << c.report;
+}
+
+// The worker gets --cuda-sandbox (the seccomp filter of a CUDA host entry) unless EvaluateOptions::cuda_sandbox
+// (evaluate --no-cuda-sandbox) is off. The worker here is a script that writes down its arguments and exits, so
+// no GPU is needed: the evaluation itself then fails at "load" (no record came), which is not what is tested.
+TEST_F(CudaImports, TheSandboxFlagReachesTheWorkerUnlessTurnedOff) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(GQA_TEST_CACHE_DIR) / "sandbox-flag";
+  fs::create_directories(dir);
+  const fs::path program = dir / "tunable_program.cu", worker = dir / "worker.sh", args = dir / "args.txt";
+  write_file_atomic(program.string(), example("tunable_program.cu"), "test");
+  write_file_atomic(worker.string(), "#!/bin/sh\necho \"$@\" > '" + args.string() + "'\nexit 3\n", "test");
+  fs::permissions(worker, fs::perms::owner_all);
+  for (const bool sandbox : {true, false}) {
+    fs::remove(args);
+    eval::EvaluateOptions o = options(program.string());
+    o.target = Target::Cuda;
+    o.cuda_arch = "sm_90a";
+    o.worker_executable = worker.string();
+    o.cuda_sandbox = sandbox;
+    const nlohmann::json r = eval::evaluate(o);
+    EXPECT_EQ(r["metrics"].value("failed_stage", ""), "load") << r.dump(2);  // no "loaded" record: it ended first
+    const std::string argv = read_file(args.string(), "test");
+    EXPECT_NE(argv.find("eval-worker"), std::string::npos) << argv;
+    EXPECT_EQ(argv.find("--cuda-sandbox") != std::string::npos, sandbox) << argv;
+  }
 }
 
 }  // namespace
