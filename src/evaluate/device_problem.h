@@ -45,7 +45,6 @@ class DeviceProblem {
   void download_output();
   // Synchronous: both outputs (candidate's and stock's) into the host Problem (for compare_with_second()).
   void download_outputs();
-  size_t kv_bytes() const { return k_.bytes + v_.bytes; }
 
  private:
   struct Region {
