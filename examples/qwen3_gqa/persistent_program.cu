@@ -31,20 +31,22 @@ constexpr int kWarps = GQA_DECODE_THREADS / 32;
 __device__ __forceinline__ float lo(uint32_t u) { return __uint_as_float(u << 16); }
 __device__ __forceinline__ float hi(uint32_t u) { return __uint_as_float(u & 0xffff0000u); }
 
-// q . k over a lane's C chunks of 8 dims (k as bf16, q as floats), summed in dimension order.
+// q . k over a lane's C chunks of 8 dims (k as bf16; q as floats, read from shared memory: the query heads of
+// larger groups held in registers spilled, and a spill costs an L2 round trip here), summed in dimension order.
 template <int C>
-__device__ __forceinline__ float dot(const uint4 (&k)[C], const float (&q)[8 * C]) {
-  float s = lo(k[0].x) * q[0];
+__device__ __forceinline__ float dot(const uint4 (&k)[C], const float* q) {
+  float s = 0.f;
 #pragma unroll
   for (int c = 0; c < C; ++c) {
-    if (c > 0) s = fmaf(lo(k[c].x), q[8 * c], s);
-    s = fmaf(hi(k[c].x), q[8 * c + 1], s);
-    s = fmaf(lo(k[c].y), q[8 * c + 2], s);
-    s = fmaf(hi(k[c].y), q[8 * c + 3], s);
-    s = fmaf(lo(k[c].z), q[8 * c + 4], s);
-    s = fmaf(hi(k[c].z), q[8 * c + 5], s);
-    s = fmaf(lo(k[c].w), q[8 * c + 6], s);
-    s = fmaf(hi(k[c].w), q[8 * c + 7], s);
+    const float4 a = *reinterpret_cast<const float4*>(q + 8 * c), b = *reinterpret_cast<const float4*>(q + 8 * c + 4);
+    s = c == 0 ? lo(k[c].x) * a.x : fmaf(lo(k[c].x), a.x, s);
+    s = fmaf(hi(k[c].x), a.y, s);
+    s = fmaf(lo(k[c].y), a.z, s);
+    s = fmaf(hi(k[c].y), a.w, s);
+    s = fmaf(lo(k[c].z), b.x, s);
+    s = fmaf(hi(k[c].z), b.y, s);
+    s = fmaf(lo(k[c].w), b.z, s);
+    s = fmaf(hi(k[c].w), b.w, s);
   }
   return s;
 }
@@ -65,16 +67,17 @@ struct State {
 };
 
 // B keys at once (valid[b] false: key b absent): B independent scores first, then one softmax update, so
-// that the shuffles and exponentials of different keys overlap instead of forming one long chain.
+// that the shuffles and exponentials of different keys overlap instead of forming one long chain. q: the lane's
+// dims of query head 0 (head g at q + g * D); scale: the score scale in the log2 domain.
 template <int D, int G, int P, int B>
-__device__ __forceinline__ void attend_keys(State<G, P>& st, const float (&q)[G][P], const uint4 (&kk)[B][P / 8],
+__device__ __forceinline__ void attend_keys(State<G, P>& st, const float* q, float scale, const uint4 (&kk)[B][P / 8],
                                             const uint4 (&vv)[B][P / 8], const bool (&valid)[B]) {
   constexpr int kLanesPerKey = D / P;
   float sc[B][G];
 #pragma unroll
   for (int b = 0; b < B; ++b)
 #pragma unroll
-    for (int g = 0; g < G; ++g) sc[b][g] = dot<P / 8>(kk[b], q[g]);
+    for (int g = 0; g < G; ++g) sc[b][g] = dot<P / 8>(kk[b], q + g * D) * scale;
 #pragma unroll
   for (int o = kLanesPerKey / 2; o > 0; o >>= 1)
 #pragma unroll
@@ -116,17 +119,12 @@ __device__ __forceinline__ int attend(gqa_decode_split* s) {
   constexpr int B = G <= 2 ? KEY_BATCH_SMALL_GROUP : KEY_BATCH_LARGE_GROUP;
   const int lane = static_cast<int>(threadIdx.x) % 32, warp = static_cast<int>(threadIdx.x) / 32;
   const int sub = lane % kLanesPerKey, slot = lane / kLanesPerKey;
-  float q[G][P];
+  const float* q = s->q + sub * P;
+  const float scale = s->scale_log2;
   State<G, P> st;
 #pragma unroll
   for (int g = 0; g < G; ++g) {
     st.m[g] = -INFINITY, st.l[g] = 0.f;
-#pragma unroll
-    for (int e = 0; e < P; e += 4) {
-      const float4 x = *reinterpret_cast<const float4*>(s->q + g * D + sub * P + e);
-      q[g][e] = x.x * s->scale_log2, q[g][e + 1] = x.y * s->scale_log2;
-      q[g][e + 2] = x.z * s->scale_log2, q[g][e + 3] = x.w * s->scale_log2;
-    }
 #pragma unroll
     for (int e = 0; e < P; ++e) st.o[g][e] = 0.f;
   }
@@ -150,7 +148,7 @@ __device__ __forceinline__ int attend(gqa_decode_split* s) {
           }
         }
       }
-      attend_keys<D, G, P, B>(st, q, kk, vv, valid);
+      attend_keys<D, G, P, B>(st, q, scale, kk, vv, valid);
     }
     gqa_decode_tile_release(s);
   }
@@ -165,7 +163,7 @@ __device__ __forceinline__ int attend(gqa_decode_split* s) {
       }
     }
     const bool ok[1] = {slot == 0};
-    attend_keys<D, G, P, 1>(st, q, kk, vv, ok);
+    attend_keys<D, G, P, 1>(st, q, scale, kk, vv, ok);
   }
   // Merge the warp's lane groups, then write its state: one partial state per warp.
 #pragma unroll
@@ -205,6 +203,7 @@ GQA_DECODE_ENTRY int gqa_decode_attend_v2(gqa_decode_split* s) {
       case 1: return stock_decode::attend<128, 1>(s);
       case 2: return stock_decode::attend<128, 2>(s);
       case 4: return stock_decode::attend<128, 4>(s);
+      case 5: return stock_decode::attend<128, 5>(s);
       case 8: return stock_decode::attend<128, 8>(s);
     }
   } else if (s->head_dim == 64) {

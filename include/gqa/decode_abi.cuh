@@ -65,7 +65,7 @@
 
 typedef struct gqa_decode_split {
   int32_t head_dim;      /* 64 or 128 (a compile-time constant of the step's build for the model) */
-  int32_t group;         /* query heads per KV head: 1, 2, 4 or 8 (also a compile-time constant) */
+  int32_t group;         /* query heads per KV head: 1, 2, 4, 8, or 5 with head_dim 128 (a compile-time constant) */
   int32_t kv_head;       /* the KV head this split attends */
   int32_t split;         /* this split's index, 0 .. num_splits - 1 */
   int32_t num_splits;    /* splits of this KV head at this step */

@@ -439,15 +439,34 @@ TEST(PersistentPlan, FromTheModelShapesAndTheGpu) {
   q8.balance_tiles = 31;
   EXPECT_NE(cuda::persistent_decode_plan(q8, kSms, kOptin).find("qkv 8, o 8, gate/up 4 pairs, down 2,"),
             std::string::npos);
-  EXPECT_THROW(cuda::persistent_decode_plan(args(5120, 17408, 40), kSms, kOptin), Error);
+  // Qwen3-14B: 5 query heads per KV head; its intermediate's terms (103 KiB) leave room for two stages of 57 KiB,
+  // which hold one row of down (17,416 bf16).
+  const std::string q14 = cuda::persistent_decode_plan(args(5120, 17408, 40), kSms, kOptin);
+  std::printf("Qwen3-14B: %s\n", q14.c_str());
+  for (const char* want : {"wide build", "2 ring stages of 57 KiB", "down 1,", "input buffer 103 KiB"})
+    EXPECT_NE(q14.find(want), std::string::npos) << want << " in: " << q14;
+  // Qwen3-32B: two stages fit beside its intermediate's terms (150 KiB) only at 32 KiB, which a row of down
+  // (25,600 bf16, 50 KiB) does not.
+  try {
+    cuda::persistent_decode_plan(args(5120, 25600, 64), kSms, kOptin);
+    ADD_FAILURE() << "32B's down rows in 32 KiB stages";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("a weight row of 25600 bf16 does not fit a ring stage of 32 KiB"),
+              std::string::npos) << e.what();
+  }
   cuda::PersistentDecodeArgs fma = args(4096, 12288, 32);
   fma.fma_rows = 9;
   EXPECT_THROW(cuda::persistent_decode_plan(fma, kSms, kOptin), Error);
+  // Stages of which two do not fit beside 8B's input buffer shrink to the largest that do.
+  const std::string shrunk = cuda::persistent_decode_plan(args(4096, 12288, 32, 96), kSms, kOptin);
+  EXPECT_NE(shrunk.find("2 ring stages of 72 KiB"), std::string::npos) << shrunk;
+  // Not below 32 KiB: an intermediate of 30,720 leaves room for two stages of 32 KiB only, too small for its row.
   try {
-    cuda::persistent_decode_plan(args(4096, 12288, 32, 96), kSms, kOptin);
-    ADD_FAILURE() << "96 KiB stages beside 8B's input";
+    cuda::persistent_decode_plan(args(4096, 30720, 32), kSms, kOptin);
+    ADD_FAILURE() << "an intermediate of 30,720 beside two stages";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("two ring stages"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("a weight row of 30720 bf16 does not fit a ring stage of 32 KiB"),
+              std::string::npos) << e.what();
   }
 }
 

@@ -67,7 +67,8 @@ TEST(DecodeProgramLink, TheStockProgramLinksIntoTheStepAndTheLinkIsCached) {
   const std::string lto = compile_lto(std::string(stock_decode_program_text()), "stock");
   ASSERT_FALSE(lto.empty());
   EXPECT_GT(cuda::persistent_step_lto().size(), 1000u);
-  for (const auto& [D, G, wide] : {std::tuple{128, 2, false}, std::tuple{128, 4, true}, std::tuple{64, 4, false}}) {
+  for (const auto& [D, G, wide] :
+       {std::tuple{128, 2, false}, std::tuple{128, 4, true}, std::tuple{128, 5, true}, std::tuple{64, 4, false}}) {
     const std::string kernel = cuda::persistent_linkable_kernel_name(D, G, wide);
     const cuda::DecodeLink first = cuda::link_decode_program(lto, kernel, "sm_90a", cache_dir());
     EXPECT_FALSE(first.cached) << kernel;

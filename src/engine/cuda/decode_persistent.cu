@@ -16,7 +16,10 @@ __global__ void __launch_bounds__(kThreads, 1) persistent_decode_kernel(const __
   persistent_decode_body<D, G, N>(a, p);
 }
 
-PersistentKernel g_builtin[2][4][2];  // [D = 64 / 128][G = 1, 2, 4, 8][narrow / wide]
+// The groups the step is built for (query heads per KV head): Qwen3's 2 (0.6B, 1.7B), 4 (4B, 8B), 5 (14B, head_dim
+// 128 only) and 8 (32B), and the test models' 1.
+int group_index(int group) { return group == 1 ? 0 : group == 2 ? 1 : group == 4 ? 2 : group == 5 ? 3 : 4; }
+PersistentKernel g_builtin[2][5][2];  // [D = 64 / 128][group_index][narrow / wide]
 
 using KernelFn = void (*)(PersistentDecodeArgs, Plan);
 template <int D, int N>
@@ -25,6 +28,9 @@ KernelFn kernel_for(int group) {
     case 1: return persistent_decode_kernel<D, 1, N>;
     case 2: return persistent_decode_kernel<D, 2, N>;
     case 4: return persistent_decode_kernel<D, 4, N>;
+    case 5:
+      if constexpr (D == 128) return persistent_decode_kernel<D, 5, N>;
+      return nullptr;  // refused by persistent_decode_unsupported
     default: return persistent_decode_kernel<D, 8, N>;
   }
 }
@@ -42,8 +48,8 @@ std::string persistent_decode_unsupported(int hidden, int inter, int n_heads, in
   if (n_kv <= 0 || n_heads % n_kv != 0)
     return to_string(n_heads) + " query heads do not split over " + to_string(n_kv) + " KV heads";
   const int group = n_heads / n_kv;
-  if (group != 1 && group != 2 && group != 4 && group != 8)
-    return to_string(group) + " query heads per KV head (it takes 1, 2, 4 or 8)";
+  if (group != 1 && group != 2 && group != 4 && group != 8 && !(group == 5 && head_dim == 128))
+    return to_string(group) + " query heads per KV head (it takes 1, 2, 4 or 8, and 5 with head_dim 128)";
   // hidden_size feeds RMSNorm, whose input a block holds in registers whole; the others are read in parts.
   struct Input {
     const char* name;
@@ -88,6 +94,27 @@ struct PlanChoice {
   size_t smem;
   bool wide;
 };
+// Shared memory a block needs beside its ring stages: c.res, an attention split's q heads and new k/v (floats,
+// rounded up to 16 bytes so that c.xs after it stays aligned); c.xs, a GEMV input (kTerms bf16 per element of the
+// longest input) or attention's merge scratch (floats); and the kernel's static arrays.
+struct Beside {
+  int res_floats;
+  size_t xs_bytes, dynamic_bytes, bytes;  // dynamic: res + xs (the launch's dynamic shared memory beside the ring)
+};
+Beside beside_ring(const PersistentDecodeArgs& a) {
+  const int D = a.head_dim, group = a.n_heads / a.n_kv;
+  Beside b{};
+  b.res_floats = ((group + 1) * D + 3) / 4 * 4;
+  const size_t longest = static_cast<size_t>(std::max({a.hidden, a.inter, a.n_heads * D}));
+  const size_t xs_need = std::max<size_t>(2 * kTerms * (longest + kTermPad),
+                                          4 * static_cast<size_t>(kConsumerWarps) * group * (D + 2));
+  b.xs_bytes = (xs_need + 1023) / 1024 * 1024;
+  b.dynamic_bytes = static_cast<size_t>(b.res_floats) * 4 + b.xs_bytes;
+  const size_t static_bytes = 2 * kMaxStages * 8 + (2 * kPartFloats + kConsumerWarps) * 4 + kMaxRope * 8 + 1024;
+  b.bytes = b.dynamic_bytes + static_bytes;
+  return b;
+}
+
 PlanChoice plan_for_tile(const PersistentDecodeArgs& a, int sms, int optin) {
   const int D = a.head_dim;
   if (!persistent_decode_supported(a.hidden, a.inter, a.n_heads, a.n_kv, D))
@@ -105,6 +132,9 @@ PlanChoice plan_for_tile(const PersistentDecodeArgs& a, int sms, int optin) {
   if (a.balance_tiles < -1 || a.balance_tiles > 31) fail_unsupported("persistent_decode: balance_tiles must be -1..31");
   // Each matrix's rows per tile, balanced where its bit is set (-1: where balance_pays).
   auto rows = [&](int bit, int n, int k, int halves) {
+    if (2 * row_pitch(k) * halves > sb)  // a tile holds at least one row (pair): Qwen3-32B's down rows (50 KiB)
+      fail_unsupported(("persistent_decode: a weight row of " + std::to_string(k) + " bf16 does not fit a ring stage of " +
+                        std::to_string((sb - kStagePadBytes) / 1024) + " KiB").c_str());
     const bool bal = a.balance_tiles < 0 ? balance_pays(n, k, G, sb, halves, a.fma_rows) : (a.balance_tiles & bit) != 0;
     return rows_per_tile(n, k, G, sb, halves, bal);
   };
@@ -116,20 +146,15 @@ PlanChoice plan_for_tile(const PersistentDecodeArgs& a, int sms, int optin) {
   p.keys_per_tile = a.kv_tile_kib * 1024 / (4 * D);
   p.max_splits = persistent_decode_max_splits(G, a.n_kv);
   const int group = a.n_heads / a.n_kv;
-  // c.res holds an attention split's q heads and new k/v (floats, rounded up to 16 bytes so that c.xs after it
-  // stays aligned).
-  p.res_floats = ((group + 1) * D + 3) / 4 * 4;
-  // c.xs: a GEMV input (kTerms bf16 per element), or attention's merge scratch (floats).
-  const size_t longest = static_cast<size_t>(std::max({a.hidden, a.inter, qd}));
+  const Beside beside = beside_ring(a);
+  p.res_floats = beside.res_floats;
+  const size_t xs_bytes = beside.xs_bytes;
   // The narrowest build whose vectors hold the longest input (registers grow with the width).
   const bool wide = persistent_decode_wide(a.hidden, a.inter, a.n_heads, D);
   const int vec_floats = (wide ? kWideVec : kNarrowVec) * 4 * kConsumers;
-  const size_t xs_need = std::max<size_t>(2 * kTerms * (longest + kTermPad),
-                                          4 * static_cast<size_t>(kConsumerWarps) * group * (D + 2));
-  const size_t xs_bytes = (xs_need + 1023) / 1024 * 1024;
-  // The merging split stages merge_chunk splits' partials (G (D + 2) floats each) after the warps' scratch.
-  const int per = group * (D + 2), room = static_cast<int>(xs_bytes / 4) - kConsumerWarps * per;
-  p.merge_chunk = group % 2 == 0 ? std::min(vec_floats / per, room / per) : 0;
+  // The merging split stages merge_chunk splits' partials (part_stride floats each) after the warps' scratch.
+  const int per = part_stride(group, D), room = static_cast<int>(xs_bytes / 4) - kConsumerWarps * group * (D + 2);
+  p.merge_chunk = std::min(vec_floats / per, room / per);
   static_assert(kMaxFmaRows == 8, "the message below says 0..8");
   if (a.fma_rows < 0 || a.fma_rows > kMaxFmaRows) fail_unsupported("persistent_decode: fma_rows must be 0..8");
   p.fma_rows = a.fma_rows;
@@ -137,21 +162,30 @@ PlanChoice plan_for_tile(const PersistentDecodeArgs& a, int sms, int optin) {
   p.dynamic = a.dynamic_tiles;
   if (a.merge_chunk < 0) fail_unsupported("persistent_decode: merge_chunk must be >= 0");
   if (a.merge_chunk > 0) p.merge_chunk = std::min(p.merge_chunk, a.merge_chunk);  // 1: one split per poll (v7)
-  const size_t res_bytes = static_cast<size_t>(p.res_floats) * 4;
-  const size_t static_bytes = 2 * kMaxStages * 8 + (2 * kPartFloats + kConsumerWarps) * 4 + kMaxRope * 8 + 1024;
-  if (static_cast<size_t>(optin) < res_bytes + xs_bytes + static_bytes + 2 * static_cast<size_t>(sb))
+  if (static_cast<size_t>(optin) < beside.bytes + 2 * static_cast<size_t>(sb))
     fail_unsupported("persistent_decode: not enough shared memory per block for two ring stages (tile_kib too large)");
-  p.stages = static_cast<int>(std::min<size_t>(kMaxStages, (optin - res_bytes - xs_bytes - static_bytes) / sb));
+  p.stages = static_cast<int>(std::min<size_t>(kMaxStages, (optin - beside.bytes) / sb));
   p.xs_bytes = static_cast<int>(xs_bytes);
-  return PlanChoice{p, static_cast<size_t>(p.stages) * sb + res_bytes + xs_bytes, wide};
+  return PlanChoice{p, static_cast<size_t>(p.stages) * sb + beside.dynamic_bytes, wide};
+}
+
+// Whether two ring stages of tile_kib fit in optin bytes beside what beside_ring needs.
+bool two_stages_fit(const PersistentDecodeArgs& a, int optin) {
+  return persistent_decode_supported(a.hidden, a.inter, a.n_heads, a.n_kv, a.head_dim) &&
+         beside_ring(a).bytes + 2 * (static_cast<size_t>(a.tile_kib) * 1024 + kStagePadBytes) <= static_cast<size_t>(optin);
 }
 
 // tile_kib 0: the largest stage of at most 64 KiB that leaves room for three stages (a phase then starts with
 // two tiles in flight, not one), else 64 KiB. At Qwen3-4B and 8B the long inputs' three bf16 terms (57 and 72
-// KiB) leave room for only two 64 KiB stages.
+// KiB) leave room for only two 64 KiB stages. Any other tile_kib: that stage, or where two of it do not fit
+// beside the input buffer (Qwen3-14B's intermediate 17,408: 102 KiB of terms), the largest that does, down to
+// 32 KiB and the KV tile (below that: an error, and the engine decodes with the fused layout).
 PlanChoice choose_plan(const PersistentDecodeArgs& a, int sms, int optin) {
-  if (a.tile_kib != 0) return plan_for_tile(a, sms, optin);
   PersistentDecodeArgs t = a;
+  if (a.tile_kib != 0) {
+    while (t.tile_kib > std::max(32, a.kv_tile_kib) && !two_stages_fit(t, optin)) --t.tile_kib;
+    return plan_for_tile(t, sms, optin);
+  }
   t.tile_kib = 64;
   const PlanChoice two = plan_for_tile(t, sms, optin);  // throws like a fixed 64 when two stages do not fit
   if (two.plan.stages >= 3) return two;
@@ -185,7 +219,7 @@ Prepared prepare(const Exec& ex, const PersistentDecodeArgs& a, PersistentKernel
   const size_t smem = choice.smem;
   if (text) *text = describe(choice.plan, wide, ex.sms);
   PersistentKernel& cfg =
-      linked ? *linked : g_builtin[D == 64 ? 0 : 1][group == 1 ? 0 : group == 2 ? 1 : group == 4 ? 2 : 3][wide ? 1 : 0];
+      linked ? *linked : g_builtin[D == 64 ? 0 : 1][group_index(group)][wide ? 1 : 0];
   if (!linked) cfg.fn = reinterpret_cast<const void*>(kernel_for(D, group, wide));
   if (linked && linked->name != persistent_linkable_kernel_name(D, group, wide))
     fail_unsupported(("persistent_decode: the linked kernel " + linked->name + " is not this model's (" +

@@ -175,19 +175,19 @@ __device__ __forceinline__ void attention_inputs(Ctx& c, int l, const Split& sp)
 
 // The merging split's result: its own state, then the other splits' partials in split order, as in the
 // one-at-a-time merge of phase_att (the same arithmetic), but polled merge_chunk splits at a time into shared
-// memory after the warps' scratch (one L2 round trip per chunk instead of one per split). G even: a split's
-// G (D + 2) words are then a whole number of ll_read's 4-word groups.
+// memory after the warps' scratch (one L2 round trip per chunk instead of one per split). A split's partials are
+// part_stride(G, D) words, a whole number of ll_read's 4-word groups.
 template <int D, int G, int N>
 __device__ __forceinline__ void merge_splits(Ctx& c, int S, const float* scr, int parts, const Word* part, Word* out,
                                              unsigned tag) {
-  constexpr int W = D + 2, per = G * W, E = (G * D + kConsumers - 1) / kConsumers;
+  constexpr int W = D + 2, per = part_stride(G, D), E = (G * D + kConsumers - 1) / kConsumers;
   float M[E], L[E], O[E];
 #pragma unroll
   for (int e = 0; e < E; ++e) {
     const int i = static_cast<int>(threadIdx.x) + e * kConsumers;
     if (i < G * D) warps_merged<D, G>(scr, parts, i / D, i % D, M[e], L[e], O[e]);
   }
-  float* stage = c.xs + kConsumerWarps * per;
+  float* stage = c.xs + kConsumerWarps * G * W;
   for (int s0 = 0; s0 < S - 1; s0 += c.p.merge_chunk) {
     const int ns = min(c.p.merge_chunk, S - 1 - s0), n = ns * per;
     Vec<N> v;
@@ -249,13 +249,14 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
   // The block's result per (query head, dim). With several splits, the last one (which also attends the new
   // key) merges the others' partials into its own, in split order; the others publish theirs.
   const unsigned tag = tag_of(c, l, kAtt);
-  Word* part = c.part + static_cast<size_t>(sp.kvh) * S * G * W;  // [split][g][W] of this KV head
-  if constexpr (G % 2 == 0) {
-    if (S > 1 && sp.s == S - 1 && c.p.merge_chunk > 1) {
-      merge_splits<D, G, N>(c, S, scr, parts, part, c.att + static_cast<size_t>(sp.kvh) * G * D, tag);
-      return;
-    }
+  constexpr int PS = part_stride(G, D);
+  Word* part = c.part + static_cast<size_t>(sp.kvh) * S * PS;  // [split][PS] of this KV head
+  if (S > 1 && sp.s == S - 1 && c.p.merge_chunk > 1) {
+    merge_splits<D, G, N>(c, S, scr, parts, part, c.att + static_cast<size_t>(sp.kvh) * G * D, tag);
+    return;
   }
+  if (S > 1 && sp.s < S - 1)  // the padding after the split's partials, read with them by merge_splits
+    for (int i = G * W + static_cast<int>(threadIdx.x); i < PS; i += kConsumers) ll_store(part + sp.s * PS + i, 0.f, tag);
   for (int i = threadIdx.x; i < G * D; i += kConsumers) {
     const int g = i / D, d = i % D;
     float M, L, O;
@@ -264,12 +265,12 @@ __device__ __forceinline__ void phase_att(Ctx& c, int l) {
     if (S == 1) {
       ll_store(out, O / L, tag);
     } else if (sp.s < S - 1) {
-      Word* mine = part + (static_cast<size_t>(sp.s) * G + g) * W;
+      Word* mine = part + static_cast<size_t>(sp.s) * PS + g * W;
       ll_store(mine + d, O, tag);
       if (d == 0) ll_store(mine + D, M, tag), ll_store(mine + D + 1, L, tag);
     } else {
       for (int s = 0; s < S - 1; ++s) {
-        const Word* theirs = part + (static_cast<size_t>(s) * G + g) * W;
+        const Word* theirs = part + static_cast<size_t>(s) * PS + g * W;
         float v[3];  // m, l, o
         ll_gather<3>(tag, v, c.p.poll_ns, [&](int k) { return theirs + (k == 2 ? d : D + k); });
         const float Mn = fmaxf(M, v[0]);

@@ -11,16 +11,17 @@
     gqa::cuda::persistent_decode_body<D, G, N>(a, p);                                                       \
   }
 
-// Qwen3's dense models have head_dim 128 and 2, 4 or 8 query heads per KV head (the 14B's 5 is not a group
-// the step takes); 64 and 1 are the test models'. N: the narrow (3) and wide (6) input vectors (kNarrowVec,
-// kWideVec).
+// Qwen3's dense models have head_dim 128 and 2, 4, 5 (14B) or 8 query heads per KV head; 64 and 1 are the test
+// models'. N: the narrow (3) and wide (6) input vectors (kNarrowVec, kWideVec).
 GQA_LINKABLE_STEP(128, 1, 3)
 GQA_LINKABLE_STEP(128, 2, 3)
 GQA_LINKABLE_STEP(128, 4, 3)
+GQA_LINKABLE_STEP(128, 5, 3)
 GQA_LINKABLE_STEP(128, 8, 3)
 GQA_LINKABLE_STEP(128, 1, 6)
 GQA_LINKABLE_STEP(128, 2, 6)
 GQA_LINKABLE_STEP(128, 4, 6)
+GQA_LINKABLE_STEP(128, 5, 6)
 GQA_LINKABLE_STEP(128, 8, 6)
 GQA_LINKABLE_STEP(64, 1, 3)
 GQA_LINKABLE_STEP(64, 2, 3)

@@ -19,11 +19,13 @@ constexpr int kConsumers = 32 * kConsumerWarps, kThreads = kConsumers + 32;
 // Longest input vector held in registers at once (hidden, the RMSNorm inputs) of the two builds of the step: the
 // narrow one's vectors fill 3 float4 per compute thread (Qwen3-0.6B), the wide one's 6 (Qwen3-1.7B). Registers
 // grow with the width, so each model gets the narrowest build that holds its longest input. Longer plain inputs
-// (intermediate, q_dim) are read in parts (read_input), up to kMaxLongInput: their three bf16 terms in shared
-// memory (72 KiB at 12,288) leave room for two 64 KiB ring stages within Hopper's 227 KiB per block.
+// (intermediate, q_dim) are read in parts (read_input), up to kMaxLongInput, the engine's limit: their three bf16
+// terms in shared memory (72 KiB at 12,288, Qwen3-8B; 102 KiB at 17,408, 14B; 150 KiB at 25,600, 32B) must leave
+// room for two ring stages of at least 32 KiB within the GPU's shared memory per block (Hopper: 227 KiB), which
+// the plan checks (decode_persistent.cu).
 constexpr int kNarrowVec = 3, kWideVec = 6;
 constexpr int kMaxInput = kWideVec * 4 * kConsumers;
-constexpr int kMaxLongInput = 2 * kMaxInput;
+constexpr int kMaxLongInput = 32768;
 // A ring stage (PersistentDecodeArgs::tile_kib KiB and room for the padding) holds one KV tile (kv_tile_kib) or
 // one weight tile: rows of k bf16 each followed by 16 bytes of padding (row_pitch), so that the 8 rows an
 // ldmatrix reads fall into different banks.
@@ -43,6 +45,11 @@ static_assert(kPhases == kPersistentPhases);
 constexpr int kSyncStep = 0, kSyncExit = 1, kSyncWords = 2;
 __host__ __device__ __forceinline__ int sync_words(int layers) { return kSyncWords + 4 * layers + 1; }
 
+// Words per attention split in PersistentDecodeArgs::ll's partials: group (head_dim + 2) (o, m, l per query
+// head), padded to whole 4-word groups of ll_read, so that a merging split reads several splits' partials at once
+// whatever the group (Qwen3-14B's 5 heads: 650 words, padded to 652; the padding is written with the tag too).
+__host__ __device__ constexpr int part_stride(int group, int head_dim) { return (group * (head_dim + 2) + 3) / 4 * 4; }
+
 // Where each activation lives in PersistentDecodeArgs::ll (8-byte {value, tag} words); host and device.
 struct LLLayout {
   size_t xo, xd, qkv, att, h, part, total;
@@ -56,8 +63,8 @@ __host__ __device__ __forceinline__ LLLayout ll_layout(int hidden, int inter, in
   o.qkv = o.xd + hidden;
   o.att = o.qkv + qd + 2 * kvd;
   o.h = o.att + qd;
-  o.part = o.h + inter;  // [n_kv][splits][group][head_dim + 2]: a split's o, m, l per query head
-  o.total = o.part + static_cast<size_t>(max_splits) * n_heads * (head_dim + 2);
+  o.part = o.h + inter;  // [n_kv][splits][part_stride]: a split's o, m, l per query head ([group][head_dim + 2])
+  o.total = o.part + static_cast<size_t>(max_splits) * n_kv * part_stride(n_kv > 0 ? n_heads / n_kv : 0, head_dim);
   return o;
 }
 
