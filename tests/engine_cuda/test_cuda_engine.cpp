@@ -356,11 +356,19 @@ TEST(CudaEngine, PersistentStepIsDeterministicWhateverThePollPause) {
 }
 
 // The merging split's poll of many splits at once (merge_chunk) does v7's arithmetic in v7's order: with up to
-// 16 splits (a split every 3 keys) the logits are bit for bit those of one split per poll, and of two per poll.
+// 16 splits (a split every 3 keys) the logits are bit for bit those of one split per poll, and of two per poll,
+// and match the unfused step. Also with five query heads per KV head (Qwen3-14B's group, head_dim 128), whose
+// split partials are padded to whole 4-word groups of ll_read (part_stride: 650 words -> 652).
 TEST(CudaEngine, PersistentSplitMergeChunksGiveTheSameLogits) {
   GQA_REQUIRE_GPU();
-  for (const auto& p : kPresets) {
-    const auto dir = testing::tiny_model_dir(p.name, p.seed);
+  ModelConfig g5 = preset_config("tiny");  // Qwen3-14B's group: partials padded to whole ll_read groups
+  g5.num_attention_heads = 40;
+  g5.num_key_value_heads = 8;
+  g5.head_dim = 128;
+  const auto g5_dir = random_model(g5, 6, "g5-chunks");
+  const Preset models[] = {kPresets[0], kPresets[1], {"group 5", 0}};
+  for (const auto& p : models) {
+    const std::string dir = p.seed == 0 ? g5_dir.string() : testing::tiny_model_dir(p.name, p.seed);
     auto options = [](int chunk) {
       CudaEngineOptions o = with(Decode::Persistent);
       o.persistent_split_keys = 3;
@@ -370,8 +378,11 @@ TEST(CudaEngine, PersistentSplitMergeChunksGiveTheSameLogits) {
     auto a = open_cuda_engine(dir, options(0));
     auto one = open_cuda_engine(dir, options(1));
     auto two = open_cuda_engine(dir, options(2));
+    auto unfused = open_cuda_engine(dir, with(Decode::Unfused));
+    EXPECT_EQ(cuda_decode_plan(*a).find("merge chunk 0;"), std::string::npos) << p.name << ": " << cuda_decode_plan(*a);
     const int64_t V = a->config().vocab_size;
     const auto ids = test_prompt(60, 4);
+    decode_drift(*a, *unfused, ids, 30, std::string(p.name) + ", a split every 3 keys");
     for (auto* e : {a.get(), one.get(), two.get()}) {
       e->reset(80);
       e->forward(std::span<const int32_t>(ids.data(), 30));
@@ -386,6 +397,7 @@ TEST(CudaEngine, PersistentSplitMergeChunksGiveTheSameLogits) {
     }
     EXPECT_EQ(cuda_decode_layout(*a), Decode::Persistent);
   }
+  std::filesystem::remove_all(g5_dir);
 }
 
 // One query head per KV head, 16 KV heads of head_dim 64: the persistent step's smallest group and head size.

@@ -30,8 +30,9 @@ struct CudaEngineOptions {
   // An attention split of the persistent step covers at least this many keys (at most 16 splits per KV head
   // and one split per SM).
   int persistent_split_keys = 64;
-  // Weight bytes per ring stage of the persistent step, 32..192 KiB (rounding differs with the tile; a size
-  // whose two stages do not fit in shared memory means the fused layout).
+  // Weight bytes per ring stage of the persistent step, 32..192 KiB (rounding differs with the tile); where two
+  // stages of it do not fit in shared memory beside the input buffer, the largest that do, down to 32 KiB; where
+  // those do not hold a weight row, the fused layout.
   // 0: the largest stage up to 64 KiB that leaves room for three stages (else 64).
   int persistent_tile_kib = 64;
   // The persistent step's pause between two polls of activations other blocks have not written yet (ns).

@@ -133,8 +133,9 @@ struct PersistentDecodeArgs {
   unsigned* sync = nullptr;  // persistent_decode_sync_words(layers): step number, exit count, the dynamic tiles'
                              // claim counters; zeroed once (reset)
   int split_keys = 64;       // an attention split covers at least this many keys (tuning; same results)
-  int tile_kib = 64;         // weight bytes per ring stage, 32..192 KiB if two stages fit, or 0: the largest up to 64
-                             // KiB that leaves room for three stages (tuning; rounding differs)
+  int tile_kib = 64;         // weight bytes per ring stage, 32..192 KiB (shrunk to the largest two that fit, down to
+                             // 32), or 0: the largest up to 64 KiB that leaves room for three stages (tuning;
+                             // rounding differs)
   int poll_ns = 32;          // pause between two polls of words not written yet, 0..10000 ns (tuning; same results)
   // Profiling (null: off): thread 0 of every block writes %globaltimer at the start of each phase, when its
   // own input words have arrived, when the block's input is built, when its tiles are consumed, at its end,
