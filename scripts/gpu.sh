@@ -66,10 +66,11 @@
 #                              examples/qwen3_gqa/persistent_program.cu) linked into the persistent step against the
 #                              built-in step, alternated --rounds times per context (cuda_bench --decode-program):
 #                              compile and link times, median ratio per context -> program.log, program.json
-#   llamacpp [PRESET...] [--contexts 128,8192]
+#   llamacpp [PRESET...] [--contexts 128,8192] [--layouts persistent]
 #                              our engine against llama.cpp on the same weights, per size (default qwen3-0.6b
 #                              qwen3-1.7b qwen3-4b qwen3-8b): the random model (make-model), its F16 GGUF
-#                              (scripts/convert_to_gguf.py), cuda_bench --quick of our default step and llama-bench
+#                              (scripts/convert_to_gguf.py), cuda_bench --quick of our default step (--layouts:
+#                              these layouts, a table row each; persistent: the default step) and llama-bench
 #                              (-fa 1 -ngl 99, tg 256 at depth = context, 3 repetitions) from .llama-cuda.tgz
 #                              (scripts/llama_cuda_build.sh; needs assets/qwen3-tokenizer) -> llamacpp.log,
 #                              llamacpp.json, a table at the end; the model in /dev/shm when it has 32 GiB free
@@ -132,7 +133,7 @@ case $SUB in
   probes) FLAGS="--define" ;;
   sizes) FLAGS="--rebuild --contexts" ;;
   program) FLAGS="$F_RUN --contexts --program --rounds" ;;
-  llamacpp) FLAGS="--rebuild --contexts" ;;
+  llamacpp) FLAGS="--rebuild --contexts --layouts" ;;
   *) die "unknown subcommand '$SUB' (known: build test bench all ab variants trace evolve ncu sass probes sizes program llamacpp; --help)" ;;
 esac
 
@@ -943,7 +944,7 @@ cmd_llamacpp() {
     dir=$root/gqa-size-$preset gguf=/tmp/gqa-size-$preset.gguf
     section "$log" "$preset"
     size_model "$preset" "$dir" "$log" || continue
-    timeout -k 15 300 "$BIN/cuda_bench" --model "$dir" --contexts "$ctx" --layouts persistent --quick \
+    timeout -k 15 300 "$BIN/cuda_bench" --model "$dir" --contexts "$ctx" --layouts "${LAYOUTS:-persistent}" --quick \
       --json "$TMPD/ours-$preset.json" 2>&1 | tee -a "$log"
     rc=${PIPESTATUS[0]}; [[ $rc -eq 0 ]] || failed "cuda_bench $preset" "$rc"
     timeout -k 15 300 python3 "$REPO/scripts/convert_to_gguf.py" "$dir" "$gguf" --type f16 \
@@ -962,13 +963,13 @@ d, out, presets = sys.argv[1], sys.argv[2], sys.argv[3:]
 rows = []
 for p in presets:
     try:
-        ours = {r["context"]: r for r in json.load(open(f"{d}/ours-{p}.json"))["runs"]}
+        ours = json.load(open(f"{d}/ours-{p}.json"))["runs"]
         llama = {r["n_depth"]: r for r in json.load(open(f"{d}/llama-{p}.json"))}
     except Exception as e:
         print(f"{p:<12} | no result ({e})")
         continue
-    for ctx in sorted(ours):
-        o, l = ours[ctx], llama.get(ctx)
+    for o in sorted(ours, key=lambda r: r["context"]):
+        ctx, l = o["context"], llama.get(o["context"])
         rows.append({"model": p, "context": ctx, "ours_tokens_per_second": o["decode_tokens_per_second"],
                      "ours_layout": o["layout"], "ours_percent_of_roofline": o["percent_of_roofline"],
                      "llama_tokens_per_second": l["avg_ts"] if l else None,
