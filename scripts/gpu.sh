@@ -72,7 +72,8 @@
 #                              (scripts/convert_to_gguf.py), cuda_bench --quick of our default step (--layouts:
 #                              these layouts, a table row each; persistent: the default step) and llama-bench
 #                              (-fa 1 -ngl 99, tg 256 at depth = context, 3 repetitions) from .llama-cuda.tgz
-#                              (scripts/llama_cuda_build.sh; needs assets/qwen3-tokenizer) -> llamacpp.log,
+#                              (scripts/llama_cuda_build.sh; needs assets/qwen3-tokenizer or its pack
+#                              .qwen3-tokenizer.tgz, which llama_cuda_build.sh writes) -> llamacpp.log,
 #                              llamacpp.json, a table at the end; the model in /dev/shm when it has 32 GiB free
 #                              (qwen3-14b: its model and GGUF do not fit the disk together), else /tmp
 #   probes [NAME...] [--define KEY=VALUE]...
@@ -930,8 +931,15 @@ cmd_llamacpp() {
   rm -f "$log"
   need_bin cuda_bench
   [[ -f $REPO/.llama-cuda.tgz ]] || die "llamacpp: .llama-cuda.tgz is missing: scripts/llama_cuda_build.sh makes it"
-  [[ -f $REPO/assets/qwen3-tokenizer/tokenizer.json ]] ||
-    die "llamacpp: assets/qwen3-tokenizer is missing (scripts/setup.sh fetches it; carry it to a GPU machine)"
+  # The tokenizer's folder (11 MB), or its pack (2 MB) where a device call's 64 MiB do not hold the folder beside
+  # both bundles; scripts/llama_cuda_build.sh writes the pack.
+  local tok=$REPO/assets/qwen3-tokenizer
+  if [[ ! -f $tok/tokenizer.json && -f $REPO/.qwen3-tokenizer.tgz ]]; then
+    tar xzf "$REPO/.qwen3-tokenizer.tgz" -C "$TMPD" || die "llamacpp: cannot unpack .qwen3-tokenizer.tgz"
+    tok=$TMPD/qwen3-tokenizer
+  fi
+  [[ -f $tok/tokenizer.json ]] || die "llamacpp: neither assets/qwen3-tokenizer nor .qwen3-tokenizer.tgz is here" \
+    "(scripts/setup.sh fetches the folder, scripts/llama_cuda_build.sh packs it; carry one to a GPU machine)"
   tar xzf "$REPO/.llama-cuda.tgz" -C "$TMPD" || die "llamacpp: cannot unpack .llama-cuda.tgz"
   echo "llamacpp: $(cat "$lb/BUILD_INFO")" | tee -a "$OUT/env.log"
   local ctx=${CONTEXTS:-128,8192} root=/tmp avail
@@ -948,7 +956,7 @@ cmd_llamacpp() {
       --json "$TMPD/ours-$preset.json" 2>&1 | tee -a "$log"
     rc=${PIPESTATUS[0]}; [[ $rc -eq 0 ]] || failed "cuda_bench $preset" "$rc"
     timeout -k 15 300 python3 "$REPO/scripts/convert_to_gguf.py" "$dir" "$gguf" --type f16 \
-      --tokenizer-dir "$REPO/assets/qwen3-tokenizer" 2>&1 | tee -a "$log"
+      --tokenizer-dir "$tok" 2>&1 | tee -a "$log"
     rc=${PIPESTATUS[0]}
     rm -rf "$dir"
     [[ $rc -eq 0 ]] || { failed "convert_to_gguf $preset" "$rc"; rm -f "$gguf"; continue; }

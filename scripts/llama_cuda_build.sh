@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds llama.cpp's llama-bench with CUDA for Hopper (sm_90) from the same pinned source as the CPU checks
 # (scripts/llama_source.sh), once, into ~/.cache/gqa-evolve/llama.cpp/build-cuda, and packs it with its shared
-# libraries as .llama-cuda.tgz in the repository root, for `scripts/gpu.sh llamacpp` on a GPU machine (carry
-# it with the device tool). Runs on a machine without a GPU; needs the CUDA toolkit, cmake, ninja, g++, npm
-# (first run). About 25 minutes on 2 cores; --jobs N for more.
+# libraries as .llama-cuda.tgz in the repository root, and the tokenizer (assets/qwen3-tokenizer) as
+# .qwen3-tokenizer.tgz, for `scripts/gpu.sh llamacpp` on a GPU machine (carry both with the device tool). Runs on a
+# machine without a GPU; needs the CUDA toolkit, cmake, ninja, g++, npm (first run). About 45 minutes on 2 cores
+# (2,640 s on 2026-12-07); --jobs N for more.
 #
 #   scripts/llama_cuda_build.sh [--jobs N] [--cache DIR]
 set -euo pipefail
@@ -42,3 +43,10 @@ strip --strip-unneeded "$stage/llama-cuda/"* 2>/dev/null || true
 echo "llama.cpp $(git -C "$SRC" rev-parse --short HEAD), CUDA sm_90, built $(date -u +%FT%TZ)" >"$stage/llama-cuda/BUILD_INFO"
 tar czf .llama-cuda.tgz -C "$stage" llama-cuda
 du -h .llama-cuda.tgz
+# The tokenizer that gpu.sh llamacpp's GGUF conversion reads, packed (2 MB, the folder 11 MB): a device call carries
+# at most 64 MiB, which both bundles and the folder overflow.
+if [[ -f assets/qwen3-tokenizer/tokenizer.json ]]; then
+  tar czf .qwen3-tokenizer.tgz -C assets qwen3-tokenizer && du -h .qwen3-tokenizer.tgz
+else
+  echo "llama_cuda_build.sh: no assets/qwen3-tokenizer (scripts/setup.sh fetches it): .qwen3-tokenizer.tgz not written" >&2
+fi
