@@ -80,7 +80,7 @@ TEST(DecodeEntry, EveryCheatFailsNamingWhatStoppedIt) {
       {"never releases a tile", edited("    gqa_decode_tile_release(s);", ""), "release"},
       {"returns no partial states", edited("  return kWarps;\n}", "  return 0;\n}"), "partial states"},
       {"natural-log scores where the contract says log2",
-       edited("q[g][e] = x.x * s->scale_log2", "q[g][e] = x.x * s->scale_log2 * 0.6931472f"), "row error"},
+       edited("const float scale = s->scale_log2;", "const float scale = s->scale_log2 * 0.6931472f;"), "row error"},
       {"trusts full tiles (reads stale keys past the split's last key)",
        edited("const int n = gqa_decode_tile_keys(s, i);", "const int n = s->keys_per_tile;"), "row error"},
       {"skips the new key", edited("if (s->has_new_key && warp == 0) {", "if (false) {"), "row error"},
