@@ -61,7 +61,7 @@
 #                              decode speed of every dense Qwen3 size that fits (default qwen3-0.6b qwen3-1.7b
 #                              qwen3-4b qwen3-8b): each random model made in /tmp, cuda_bench --quick of the
 #                              default step at --contexts, the model deleted -> sizes.log, a table at the end
-#   program [--program P] [--contexts 128,8192,32768] [--rounds 3]
+#   program [--program P] [--contexts 128,8192,32768] [--rounds 3] [--cuda-option KEY=VALUE]...
 #                              P's device entry (include/gqa/decode_abi.cuh; default the stock program
 #                              examples/qwen3_gqa/persistent_program.cu) linked into the persistent step against the
 #                              built-in step, alternated --rounds times per context (cuda_bench --decode-program):
@@ -133,7 +133,7 @@ case $SUB in
   sass) FLAGS="$F_RUN --kernel" ;;
   probes) FLAGS="--define" ;;
   sizes) FLAGS="--rebuild --contexts" ;;
-  program) FLAGS="$F_RUN --contexts --program --rounds" ;;
+  program) FLAGS="$F_RUN --contexts --program --rounds --cuda-option" ;;
   llamacpp) FLAGS="--rebuild --contexts --layouts" ;;
   *) die "unknown subcommand '$SUB' (known: build test bench all ab variants trace evolve ncu sass probes sizes program llamacpp; --help)" ;;
 esac
@@ -916,9 +916,9 @@ cmd_program() {
   need_bin cuda_bench
   ensure_model
   local prog=${PROGRAM:-$REPO/examples/qwen3_gqa/persistent_program.cu}
-  section "$log" "device entry of $prog vs the built-in persistent step, $ROUNDS rounds"
+  section "$log" "device entry of $prog vs the built-in persistent step, $ROUNDS rounds${CUDA_OPTS[*]:+, ${CUDA_OPTS[*]}}"
   timeout -k 15 500 "$BIN/cuda_bench" --model "$MODEL" --decode-program "$prog" --rounds "$ROUNDS" \
-    --contexts "${CONTEXTS:-128,8192,32768}" --json "$OUT/program.json" 2>&1 | tee -a "$log"
+    --contexts "${CONTEXTS:-128,8192,32768}" --json "$OUT/program.json" "${CUDA_OPTS[@]}" 2>&1 | tee -a "$log"
   rc=${PIPESTATUS[0]}; [[ $rc -eq 0 ]] || failed "cuda_bench --decode-program" "$rc"
 }
 

@@ -28,8 +28,8 @@
  *    calls gqa_decode_tile_release(s) (converged, all 32 lanes) once after each acquire, when it has read
  *    that tile for the last time, and before the next acquire (one tile held at a time: the step's ring may
  *    have only two stages). Tile i of the split holds gqa_decode_tile_keys(s, i) keys: K as
- *    [keys][head_dim] bf16, then V as [keys][head_dim] bf16 right after it (16-byte aligned rows). A tile is
- *    read-only and must not be read after its release.
+ *    [keys][head_dim] bf16, then V as [keys][head_dim] bf16 right after it (the tile starts 128-byte aligned).
+ *    A tile is read-only and must not be read after its release.
  *  - Keys: the split's tiles cover its share of the cached keys 0 .. pos-1; with has_new_key the split also
  *    attends the new key at pos, given in new_kv (its value after it) and not in any tile.
  *  - Memory: read q, new_kv and the tiles; write only `scratch` (scratch_bytes bytes of shared memory,

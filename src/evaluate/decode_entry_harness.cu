@@ -111,7 +111,7 @@ namespace {
 template <int D, int G>
 __device__ __forceinline__ void harness_body(const gqa::eval::HarnessArgs& a) {
   using namespace gqa::eval;
-  extern __shared__ __align__(16) char smem[];
+  extern __shared__ __align__(128) char smem[];
   __shared__ unsigned flags;
   __shared__ int released[kWarps];
   const HarnessLayout L = harness_layout(D, G, a.stage_bytes, a.scratch_bytes);

@@ -30,14 +30,15 @@ constexpr int kCanaryWords = 64;  // 256 bytes of canary before q, between the s
 struct HarnessLayout {
   size_t canary0, q, new_kv, stage, canary1, scratch, canary2, total;
 };
-// Byte offsets in the block's dynamic shared memory, every part 16-byte aligned.
+// Byte offsets in the block's dynamic shared memory (128-byte aligned), every part 16-byte aligned and the tile
+// stage 128-byte aligned, as the contract promises (the engine's stages are 1024-byte aligned).
 GQA_HARNESS_HD inline HarnessLayout harness_layout(int D, int G, int stage_bytes, int scratch_bytes) {
   auto up = [](size_t x) { return (x + 15) / 16 * 16; };
   HarnessLayout l{};
   l.canary0 = 0;
   l.q = l.canary0 + kCanaryWords * 4;
   l.new_kv = up(l.q + static_cast<size_t>(G) * D * 4);
-  l.stage = up(l.new_kv + static_cast<size_t>(2) * D * 2);
+  l.stage = (l.new_kv + static_cast<size_t>(2) * D * 2 + 127) / 128 * 128;
   l.canary1 = up(l.stage + static_cast<size_t>(stage_bytes));
   l.scratch = l.canary1 + kCanaryWords * 4;
   l.canary2 = up(l.scratch + static_cast<size_t>(scratch_bytes));

@@ -386,7 +386,7 @@ TEST(CudaOps, DeviceSamplerPicksTheHostSamplersTokens) {
 // The persistent step's plan from the model's shapes and the GPU (host arithmetic; runs without a GPU): on an
 // H100/H200 (132 SMs, 227 KiB of shared memory per block) Qwen3-0.6B gets the narrow build and three 64 KiB
 // stages, Qwen3-8B the wide build, two stages (its 12,288-element input takes 73 KiB) and 2-row down tiles, which
-// (at most 4 rows) go to CUDA cores; 14B's intermediate size, tiles too large for two stages and more than 8 rows
+// (at most 4 rows) go to CUDA cores; 14B's intermediate size (unless 57 KiB stages are asked for), tiles too large for two stages and more than 8 rows
 // on CUDA cores are refused.
 TEST(PersistentPlan, FromTheModelShapesAndTheGpu) {
   auto args = [](int hidden, int inter, int heads, int tile_kib = 64) {
@@ -440,9 +440,17 @@ TEST(PersistentPlan, FromTheModelShapesAndTheGpu) {
   EXPECT_NE(cuda::persistent_decode_plan(q8, kSms, kOptin).find("qkv 8, o 8, gate/up 4 pairs, down 2,"),
             std::string::npos);
   // Qwen3-14B: 5 query heads per KV head; its intermediate's terms (103 KiB) leave room for two stages of 57 KiB,
-  // which hold one row of down (17,416 bf16).
-  const std::string q14 = cuda::persistent_decode_plan(args(5120, 17408, 40), kSms, kOptin);
-  std::printf("Qwen3-14B: %s\n", q14.c_str());
+  // which hold one row of down (17,416 bf16): refused when the stages shrink to that (the engine decodes fused,
+  // log v23), planned when 57 KiB is asked for.
+  try {
+    cuda::persistent_decode_plan(args(5120, 17408, 40), kSms, kOptin);
+    ADD_FAILURE() << "14B's stages shrunk to one row of down";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("fit beside the input buffer only at 57 KiB, where a tile holds one row of "
+                                         "down_proj (17408 bf16)"), std::string::npos) << e.what();
+  }
+  const std::string q14 = cuda::persistent_decode_plan(args(5120, 17408, 40, 57), kSms, kOptin);
+  std::printf("Qwen3-14B, tile_kib 57: %s\n", q14.c_str());
   for (const char* want : {"wide build", "2 ring stages of 57 KiB", "down 1,", "input buffer 103 KiB"})
     EXPECT_NE(q14.find(want), std::string::npos) << want << " in: " << q14;
   // Qwen3-32B: two stages fit beside its intermediate's terms (150 KiB) only at 32 KiB, which a row of down

@@ -179,12 +179,21 @@ bool two_stages_fit(const PersistentDecodeArgs& a, int optin) {
 // two tiles in flight, not one), else 64 KiB. At Qwen3-4B and 8B the long inputs' three bf16 terms (57 and 72
 // KiB) leave room for only two 64 KiB stages. Any other tile_kib: that stage, or where two of it do not fit
 // beside the input buffer (Qwen3-14B's intermediate 17,408: 102 KiB of terms), the largest that does, down to
-// 32 KiB and the KV tile (below that: an error, and the engine decodes with the fused layout).
+// 32 KiB and the KV tile (below that: an error, and the engine decodes with the fused layout). Shrunk stages
+// that hold a single row of down_proj are refused too (the engine decodes fused): at Qwen3-14B such a step was
+// 3.5% / 9.2% slower than the fused layout at ctx 128 / 8192 (log v23); asking for the shrunk size itself
+// (tile_kib 57 there) still gets it.
 PlanChoice choose_plan(const PersistentDecodeArgs& a, int sms, int optin) {
   PersistentDecodeArgs t = a;
   if (a.tile_kib != 0) {
     while (t.tile_kib > std::max(32, a.kv_tile_kib) && !two_stages_fit(t, optin)) --t.tile_kib;
-    return plan_for_tile(t, sms, optin);
+    PlanChoice c = plan_for_tile(t, sms, optin);
+    if (t.tile_kib < a.tile_kib && 2 * 2 * row_pitch(a.inter) > t.tile_kib * 1024)  // room for one row of down
+      fail_unsupported(("persistent_decode: two ring stages fit beside the input buffer only at " +
+                        std::to_string(t.tile_kib) + " KiB, where a tile holds one row of down_proj (" +
+                        std::to_string(a.inter) + " bf16), slower than the fused layout; tile_kib " +
+                        std::to_string(t.tile_kib) + " asks for them anyway").c_str());
+    return c;
   }
   t.tile_kib = 64;
   const PlanChoice two = plan_for_tile(t, sms, optin);  // throws like a fixed 64 when two stages do not fit
