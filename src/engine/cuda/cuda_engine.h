@@ -32,7 +32,8 @@ struct CudaEngineOptions {
   int persistent_split_keys = 64;
   // Weight bytes per ring stage of the persistent step, 32..192 KiB (rounding differs with the tile); where two
   // stages of it do not fit in shared memory beside the input buffer, the largest that do, down to 32 KiB; where
-  // those do not hold a weight row, the fused layout.
+  // those do not hold a weight row, or hold one row of down_proj (Qwen3-14B: 57 KiB, slower than fused), the fused
+  // layout.
   // 0: the largest stage up to 64 KiB that leaves room for three stages (else 64).
   int persistent_tile_kib = 64;
   // The persistent step's pause between two polls of activations other blocks have not written yet (ns).
