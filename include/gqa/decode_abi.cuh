@@ -47,7 +47,8 @@
  *     extern "C" __device__ const gqa_decode_plan_v2 gqa_decode_plan = {split_keys, kv_tile_kib, merge_chunk};
  * to set the step's split sizing (a split covers at least split_keys >= 1 keys; at most 16 splits per KV head
  * and one per SM), its K/V bytes per tile (kv_tile_kib KiB, 8..64, a whole number of keys) and how many
- * splits' partials the merging split polls at once (0: as many as fit; 1: one at a time). Without it the
+ * splits' partials the merging split polls at once (1: one at a time; 0: the step's choice, one at a time for
+ * groups of 4 or more, as many as fit for smaller ones). Without it the
  * engine's options (--cuda-option persistent_split_keys=, ...) apply. Out-of-range values fail the link.
  */
 #ifndef GQA_DECODE_ABI_CUH

@@ -428,6 +428,9 @@ TEST(PersistentPlan, FromTheModelShapesAndTheGpu) {
   q17_all.balance_tiles = 31;
   EXPECT_NE(cuda::persistent_decode_plan(q17_all, kSms, kOptin).find("down 4,"), std::string::npos);
   EXPECT_NE(small.find("lm_head 32;"), std::string::npos) << small;
+  // The merge chunk by default: as many splits as fit for groups of 2 (0.6B), one per poll for groups of 4 (8B).
+  EXPECT_EQ(small.find("merge chunk 1;"), std::string::npos) << small;
+  EXPECT_NE(large.find("merge chunk 1;"), std::string::npos) << large;
   q4.balance_tiles = 2;  // o_proj's bit only
   EXPECT_NE(cuda::persistent_decode_plan(q4, kSms, kOptin).find("qkv 13, o 5, gate/up 6 pairs, down 3,"),
             std::string::npos);
