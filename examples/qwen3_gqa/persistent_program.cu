@@ -12,7 +12,8 @@
 #include "gqa/decode_abi.cuh"
 
 // EVOLVE-BLOCK-START
-// The step's plan: a split covers at least SPLIT_KEYS keys; K/V KiB per tile; partials polled at once (0: the step's choice).
+// The step's plan: a split covers at least SPLIT_KEYS keys; K/V KiB per tile; partials polled at once (0: the
+// step's choice).
 constexpr int SPLIT_KEYS = 64;  // EVOLVE-KNOB values=32,64,128,256,512,1024
 constexpr int KV_TILE_KIB = 32;  // EVOLVE-KNOB values=8,16,32,64
 constexpr int MERGE_CHUNK = 0;  // EVOLVE-KNOB values=0,1,2,4,8

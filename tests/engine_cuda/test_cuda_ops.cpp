@@ -386,8 +386,8 @@ TEST(CudaOps, DeviceSamplerPicksTheHostSamplersTokens) {
 // The persistent step's plan from the model's shapes and the GPU (host arithmetic; runs without a GPU): on an
 // H100/H200 (132 SMs, 227 KiB of shared memory per block) Qwen3-0.6B gets the narrow build and three 64 KiB
 // stages, Qwen3-8B the wide build, two stages (its 12,288-element input takes 73 KiB) and 2-row down tiles, which
-// (at most 4 rows) go to CUDA cores; 14B's intermediate size (unless 57 KiB stages are asked for), tiles too large for two stages and more than 8 rows
-// on CUDA cores are refused.
+// (at most 4 rows) go to CUDA cores; 14B's intermediate size (unless 57 KiB stages are asked for), tiles too large
+// for two stages and more than 8 rows on CUDA cores are refused.
 TEST(PersistentPlan, FromTheModelShapesAndTheGpu) {
   auto args = [](int hidden, int inter, int heads, int tile_kib = 64) {
     cuda::PersistentDecodeArgs a;

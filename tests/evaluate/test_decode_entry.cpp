@@ -101,8 +101,9 @@ TEST(DecodeEntry, EveryCheatFailsNamingWhatStoppedIt) {
         EXPECT_NE(rep.text.find(c.stopped_by), std::string::npos) << c.name << ", G " << G << ":\n" << rep.text;
       }
       const size_t first_fail = rep.text.find("FAIL");
-      std::printf("%-66s G %d %s\n", c.name, G,
-                  first_fail == std::string::npos ? "?" : rep.text.substr(first_fail, rep.text.find('\n', first_fail) - first_fail).c_str());
+      const std::string line = first_fail == std::string::npos
+                                   ? "?" : rep.text.substr(first_fail, rep.text.find('\n', first_fail) - first_fail);
+      std::printf("%-66s G %d %s\n", c.name, G, line.c_str());
     }
 }
 
