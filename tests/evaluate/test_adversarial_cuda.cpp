@@ -271,6 +271,21 @@ TEST_F(AdversarialCuda, DeviceEntryThatHangsIsKilledAndTheNextEvaluationWorks) {
   EXPECT_EQ(r["metrics"]["entry"].get<std::string>(), "device");
 }
 
+// A device entry right at the scored model's group (Qwen3-0.6B: 2 query heads per KV head) and wrong at 4B's and
+// 8B's (4: it attends as if there were 2, leaving two heads' states unwritten): `generate --attention` would link it
+// into those models' steps, so the correctness stage, which checks every Qwen3 group, refuses it at group 4.
+TEST_F(AdversarialCuda, DeviceEntryRightOnlyAtTheScoredModelsGroup) {
+  std::string s(stock_decode_program_text());
+  const std::string right = "case 4: return stock_decode::attend<128, 4>(s);";
+  s.replace(s.find(right), right.size(), "case 4: return stock_decode::attend<128, 2>(s);");
+  const std::string path = cache_dir() + "/adversarial/device_group_2_only.cu";
+  write_file_atomic(path, s, "test");
+  std::printf("[device_group_2_only]\n");
+  const auto r = eval::evaluate(options(path));
+  expect_rejected(r, "correctness");
+  EXPECT_NE(r["metrics"].value("failure", std::string()).find("at group 4"), std::string::npos) << r.dump(2);
+}
+
 TEST_F(AdversarialCuda, EditsOutsideTheEvolveBlock) {
   std::string s = example("tunable_program.cu");
   const std::string entry = "{ return attention(args); }";

@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "engine/cuda/cuda_engine.h"
 #include "evaluate/decode_entry_check.h"
+#include "evaluate/decode_entry_harness.h"
 #include "programs/compiler.h"
 
 namespace gqa {
@@ -45,6 +46,13 @@ eval::DecodeEntryReport check(const std::string& text, int D = 128, int G = 2) {
   const CompileResult r = compile_program(text, "cheat", co);
   if (!r.ok) throw std::runtime_error("did not compile:\n" + r.log);
   return eval::check_decode_entry(read_file(r.so_path, "test"), D, G, 64, 32, 12345, cache_dir());
+}
+
+// The harness hands the entry its tile 128-byte aligned, as the contract promises (host arithmetic; no GPU).
+TEST(DecodeEntryHarness, TheTileStageIs128ByteAligned) {
+  for (const int D : {64, 128})
+    for (const int G : {1, 2, 4, 5, 8})
+      EXPECT_EQ(eval::harness_layout(D, G, 32 * 1024 + 2048, 1000).stage % 128, 0u) << "D " << D << " G " << G;
 }
 
 TEST(DecodeEntry, TheStockProgramPassesEveryCase) {
